@@ -1,0 +1,38 @@
+# graphblocks build helper. `make inspect` and `make test` are the README quick start.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup inspect test test-slow lint golden bench-startup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+inspect: $(STAMP)
+	$(VENV)/bin/graphblocks inspect resnet50
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check graphblocks trainers tests bench fixtures
+	$(VENV)/bin/ruff format --check graphblocks trainers tests bench fixtures
+	$(VENV)/bin/mypy
+
+golden: $(STAMP)
+	$(PY) fixtures/make_golden.py
+
+bench-startup: $(STAMP)
+	$(PY) bench/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,102 @@
+"""The partition rule: cut after delimiting cut vertices, then make every block weighted.
+
+Let v_1 < v_2 < … < v_n be the activation nodes in topological order and
+D the dominators of the output (:mod:`graphblocks.analysis.cuts`). The boundary set is
+
+    Β = { v ∈ D : delimiter(v) ∈ C  or  (merge ∈ C and v is a residual merge) }
+
+for the chosen classes C ⊆ {pool, norm, act, merge}. Cutting after each b ∈ Β gives
+segments S_0, S_1, …, S_k, contiguous in topological order. A segment without a
+weighted layer (conv, linear, embedding, weight matmul) joins the block before it, or
+the first weighted one when it leads; so consecutive boundaries collapse into one and
+a segment holding only normalization parameters never stands alone. The head's layers
+belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+
+@dataclass
+class Block:
+    """A contiguous run of activation nodes and the parameter-owning layers among them."""
+
+    nodes: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    weighted: bool = False
+
+    def absorb(self, other: Block) -> None:
+        """Append ``other``'s nodes and layers (``other`` follows ``self``)."""
+        self.nodes += other.nodes
+        self.layers += other.layers
+        self.weighted = self.weighted or other.weighted
+
+
+def is_boundary(data: dict[str, object], classes: Collection[str]) -> bool:
+    """Whether a dominating node of this kind ends a segment under ``classes``."""
+    return data["delimiter"] in classes or ("merge" in classes and bool(data["merge"]))
+
+
+def _segments(graph: nx.DiGraph, boundaries: set[str], head: set[str]) -> list[Block]:
+    segments = [Block()]
+    for node in graph:
+        data = graph.nodes[node]
+        if not data["activation"] or data["kind"] == "output" or node in head:
+            continue
+        current = segments[-1]
+        current.nodes.append(node)
+        if data["owned"]:
+            current.layers.append(node)
+            current.weighted = current.weighted or data["role"] == "weighted"
+        if node in boundaries:
+            segments.append(Block())
+    return [s for s in segments if s.nodes]
+
+
+def _merge_weightless(segments: Iterable[Block]) -> list[Block]:
+    blocks: list[Block] = []
+    leading = Block()
+    for segment in segments:
+        if segment.weighted:
+            leading.absorb(segment)
+            blocks.append(leading)
+            leading = Block()
+        elif blocks:
+            blocks[-1].absorb(segment)
+        else:
+            leading.absorb(segment)
+    if leading.layers and not blocks:
+        blocks.append(leading)  # a model without any weighted layer: one block
+    elif leading.nodes and blocks:
+        blocks[-1].absorb(leading)
+    return blocks
+
+
+def plan_blocks(
+    graph: nx.DiGraph, dominators: list[str], head: Collection[str], classes: Collection[str]
+) -> list[Block]:
+    """Cut the annotated graph into blocks under the partition rule (see module doc)."""
+    boundaries = {n for n in dominators if is_boundary(graph.nodes[n], classes)}
+    return _merge_weightless(_segments(graph, boundaries, set(head)))
+
+
+def coarsen(blocks: list[Block], sizes: list[int], max_blocks: int) -> tuple[list[Block], list[int]]:
+    """Merge adjacent blocks, the pair with the fewest parameters first, until at most
+    ``max_blocks`` remain; ties go to the earliest pair. ``sizes`` are parameter counts."""
+    blocks, sizes = list(blocks), list(sizes)
+    while len(blocks) > max(1, max_blocks):
+        pair = min(range(len(blocks) - 1), key=lambda i: (sizes[i] + sizes[i + 1], i))
+        merged = Block(list(blocks[pair].nodes), list(blocks[pair].layers), blocks[pair].weighted)
+        merged.absorb(blocks[pair + 1])
+        blocks[pair : pair + 2] = [merged]
+        sizes[pair : pair + 2] = [sizes[pair] + sizes[pair + 1]]
+    return blocks, sizes
+
+
+def quartile_of(index: int, count: int) -> int:
+    """Quartile (1..4) of block ``index`` (0-based) among ``count`` blocks: ⌊4i/N⌋ + 1."""
+    return (4 * index) // count + 1

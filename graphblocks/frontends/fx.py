@@ -1,0 +1,131 @@
+"""torch.fx frontend: symbolic tracing with scopes, then meta-tensor shape propagation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+
+from graphblocks.frontends import leaves
+from graphblocks.graph import GraphBuilder, function_node_hint
+from graphblocks.params import ParamTable
+
+
+class ScopeTracer(fx.Tracer):
+    """An ``fx.Tracer`` that keeps leaf modules whole and records each node's scope.
+
+    ``node.meta["scope"]`` is the path of the module whose ``forward`` created the node.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(autowrap_functions=leaves.autowrap_functions(), param_shapes_constant=True)
+        self._is_leaf = leaves.make_leaf_predicate()
+        self._scopes: list[str] = [""]
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return self._is_leaf(m)
+
+    def call_module(
+        self, m: nn.Module, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        self._scopes.append(self.path_of_module(m))
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        finally:
+            self._scopes.pop()
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        node.meta["scope"] = self._scopes[-1]
+        return node
+
+
+def _value_info(node: fx.Node, shapes_known: bool) -> tuple[list[int] | None, str | None, bool | None]:
+    meta = node.meta.get("tensor_meta")
+    if isinstance(meta, TensorMetadata):
+        return list(meta.shape), str(meta.dtype).removeprefix("torch."), True
+    if meta is not None:
+        return None, None, True  # a container that holds tensors
+    return None, None, (False if shapes_known else None)
+
+
+def _target_name(target: Any) -> str:
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def capture_fx(
+    model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable, *, require_shapes: bool = True
+) -> nx.DiGraph:
+    """Trace ``model`` symbolically and return the annotated-ready graph.
+
+    Raises whatever tracing raises; with ``require_shapes`` also what shape
+    propagation raises.
+    """
+    tracer = ScopeTracer()
+    graph = tracer.trace(model)
+    gm = fx.GraphModule(tracer.root, graph)
+    shapes_known = True
+    try:
+        ShapeProp(gm).propagate(*example)
+    except Exception:
+        if require_shapes:
+            raise
+        shapes_known = False
+    buffers = {name for name, _ in model.named_buffers(remove_duplicate=False)}
+    is_leaf = leaves.make_leaf_predicate()
+    builder = GraphBuilder()
+    names: dict[fx.Node, str] = {}
+    for node in graph.nodes:
+        shape, dtype, is_tensor = _value_info(node, shapes_known)
+        inputs = [names[i] for i in node.all_input_nodes]
+        scope = node.meta.get("scope", "")
+        if node.op == "placeholder":
+            names[node] = builder.add("input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor)
+        elif node.op == "output":
+            names[node] = builder.add("output", kind="output", op="output", inputs=inputs)
+        elif node.op == "get_attr":
+            target = str(node.target)
+            canon = table.canonical(target)
+            kind = "parameter" if canon else "buffer"
+            names[node] = builder.add(
+                canon or target,
+                kind=kind,
+                op=kind if canon or target in buffers else "constant",
+                module=target.rpartition(".")[0],
+                params=[canon] if canon else [],
+                shape=shape,
+                dtype=dtype,
+                tensor=True,
+            )
+        elif node.op == "call_module":
+            path = str(node.target)
+            sub = model.get_submodule(path)
+            assert is_leaf(sub), path
+            names[node] = builder.add(
+                path,
+                kind="module",
+                op=type(sub).__name__,
+                inputs=inputs,
+                module=path,
+                bases=leaves.class_lineage(sub),
+                params=table.canonical_all(leaves.module_params(sub, path)),
+                shape=shape,
+                dtype=dtype,
+                tensor=is_tensor,
+            )
+        else:
+            op = _target_name(node.target)
+            names[node] = builder.add(
+                function_node_hint(scope, op),
+                kind="method" if node.op == "call_method" else "function",
+                op=op,
+                inputs=inputs,
+                module=scope,
+                shape=shape,
+                dtype=dtype,
+                tensor=is_tensor,
+            )
+    return builder.graph

@@ -1,0 +1,214 @@
+"""Registries that classify an operation: delimiter class, weighted op, merge op.
+
+Operations are named one way whatever the frontend: a module node by its class
+name (looked up along the class's MRO, so subclasses inherit their base's class),
+a function, method or ATen node by its bare name with in-place and alias spellings
+folded (``relu_`` → ``relu``, ``iadd`` → ``add``, ``aten.cat.default`` → ``cat``).
+Extend the tables with :func:`register_module_class` and
+:func:`register_function_class`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+DelimiterClass = Literal["pool", "norm", "act"]
+DELIMITER_CLASSES: tuple[str, ...] = ("pool", "norm", "act")
+ALL_BOUNDARY_CLASSES: tuple[str, ...] = ("pool", "norm", "act", "merge")
+
+_MODULE_CLASS: dict[str, str] = {}
+_FUNCTION_CLASS: dict[str, str] = {}
+
+
+def register_module_class(delimiter: str, *class_names: str) -> None:
+    """Declare module classes (by ``__name__``) as delimiters of one class."""
+    for name in class_names:
+        _MODULE_CLASS[name] = delimiter
+
+
+def register_function_class(delimiter: str, *op_names: str) -> None:
+    """Declare canonical function / method / ATen op names as delimiters of one class."""
+    for name in op_names:
+        _FUNCTION_CLASS[name] = delimiter
+
+
+register_module_class(
+    "pool",
+    *(f"{kind}Pool{d}d" for kind in ("Max", "Avg", "AdaptiveAvg", "AdaptiveMax", "LP") for d in (1, 2, 3)),
+    "FractionalMaxPool2d",
+    "FractionalMaxPool3d",
+    "SelectAdaptivePool2d",
+    "AdaptiveAvgMaxPool2d",
+    "AdaptiveCatAvgMaxPool2d",
+)
+register_module_class(
+    "norm",
+    "_NormBase",
+    "_BatchNorm",
+    "_InstanceNorm",
+    "LayerNorm",
+    "GroupNorm",
+    "LocalResponseNorm",
+    "RMSNorm",
+    "RmsNorm",
+    "CrossMapLRN2d",
+)
+register_module_class(
+    "act",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "PReLU",
+    "RReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Hardswish",
+    "Hardsigmoid",
+    "Hardtanh",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Softsign",
+    "LogSigmoid",
+    "GLU",
+    "Tanhshrink",
+    "Threshold",
+)
+register_function_class(
+    "pool",
+    *(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp") for d in (1, 2, 3)),
+    "max_pool2d_with_indices",
+    "adaptive_avgmax_pool2d",
+    "select_adaptive_pool2d",
+    "mean",
+    "amax",
+)
+register_function_class(
+    "norm",
+    "batch_norm",
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training",
+    "layer_norm",
+    "native_layer_norm",
+    "group_norm",
+    "native_group_norm",
+    "instance_norm",
+    "local_response_norm",
+    "rms_norm",
+    "fast_layer_norm",
+)
+register_function_class(
+    "act",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "prelu",
+    "rrelu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "hardswish",
+    "hard_swish",
+    "hardsigmoid",
+    "hard_sigmoid",
+    "hard_mish",
+    "hardtanh",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "softsign",
+    "logsigmoid",
+    "glu",
+    "threshold",
+    "gelu_tanh",
+    "quick_gelu",
+)
+
+#: Operations whose parameter input is a weight in the layer sense (not a scale/shift).
+WEIGHTED_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "linear",
+        "bilinear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "convolution",
+        "_convolution",
+        "embedding",
+        "embedding_bag",
+        "matmul",
+        "mm",
+        "bmm",
+        "addmm",
+        "baddbmm",
+        "einsum",
+        "scaled_dot_product_attention",
+        "multi_head_attention_forward",
+        "lstm",
+        "gru",
+        "rnn_tanh",
+        "rnn_relu",
+    }
+)
+
+#: Operations that join activation paths (a residual merge when two paths meet).
+MERGE_FUNCTIONS: frozenset[str] = frozenset({"add", "cat", "sum"})
+
+#: Spellings folded into one canonical name.
+_ALIASES: dict[str, str] = {
+    "iadd": "add",
+    "concat": "cat",
+    "concatenate": "cat",
+    "_convolution": "convolution",
+}
+
+
+def canonical_function(name: str) -> str:
+    """Fold a function / method / ATen spelling into the name the registries use.
+
+    ``aten.add_.Tensor`` → ``add``, ``relu_`` → ``relu``, ``iadd`` → ``add``,
+    ``__iadd__`` → ``add``.
+    """
+    name = name.rsplit("::", 1)[-1]
+    if name.startswith("aten."):
+        name = name.split(".")[1]
+    if name.startswith("__") and name.endswith("__"):
+        name = name.strip("_")
+    if name.endswith("_") and not name.startswith("_"):
+        name = name[:-1]
+    return _ALIASES.get(name, name)
+
+
+def module_delimiter(mro_names: list[str]) -> str | None:
+    """Delimiter class of a module given its class MRO names, most derived first."""
+    for name in mro_names:
+        if name in _MODULE_CLASS:
+            return _MODULE_CLASS[name]
+    return None
+
+
+def function_delimiter(canonical_name: str) -> str | None:
+    """Delimiter class of a canonical function / method / ATen name."""
+    return _FUNCTION_CLASS.get(canonical_name)
+
+
+def is_weighted_function(canonical_name: str) -> bool:
+    """True for ops that apply a weight tensor (conv, linear, embedding, matmul...)."""
+    return canonical_name in WEIGHTED_FUNCTIONS
+
+
+def is_merge_function(canonical_name: str) -> bool:
+    """True for ops that can join two activation paths (add, cat, sum)."""
+    return canonical_name in MERGE_FUNCTIONS
