@@ -5,12 +5,16 @@ D the dominators of the output (:mod:`graphblocks.analysis.cuts`). The boundary 
 
     Β = { v ∈ D : delimiter(v) ∈ C  or  (merge ∈ C and v is a residual merge) }
 
-for the chosen classes C ⊆ {pool, norm, act, merge}. Cutting after each b ∈ Β gives
-segments S_0, S_1, …, S_k, contiguous in topological order. A segment without a
-weighted layer (conv, linear, embedding, weight matmul) joins the block before it, or
-the first weighted one when it leads; so consecutive boundaries collapse into one and
-a segment holding only normalization parameters never stands alone. The head's layers
-belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
+for the chosen classes C ⊆ {pool, norm, act, merge}. With ``merge`` ∈ C, the entry of
+a residual unit (a dominator whose output forks, followed in D by the merge that
+joins the paths again) is a boundary too, so both ends of a unit are cut even where
+no delimiter precedes it (a ViT stem). Cutting after each b ∈ Β gives segments
+S_0, S_1, …, S_k, contiguous in topological order. A segment without a weighted layer
+(conv, linear, embedding, weight matmul) is merged away: one that owns no parameters
+(an activation or pooling tail) closes the block before it; one that owns some
+(a pre-norm, a position embedding) opens the block after it, or closes the last
+block when none follows. So consecutive boundaries collapse into one. The head's
+layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 """
 
 from __future__ import annotations
@@ -59,21 +63,33 @@ def _segments(graph: nx.DiGraph, boundaries: set[str], head: set[str]) -> list[B
 
 def _merge_weightless(segments: Iterable[Block]) -> list[Block]:
     blocks: list[Block] = []
-    leading = Block()
+    pending = Block()  # segments waiting to open the next weighted block
     for segment in segments:
         if segment.weighted:
-            leading.absorb(segment)
-            blocks.append(leading)
-            leading = Block()
-        elif blocks:
-            blocks[-1].absorb(segment)
+            pending.absorb(segment)
+            blocks.append(pending)
+            pending = Block()
+        elif blocks and not segment.layers and not pending.nodes:
+            blocks[-1].absorb(segment)  # an activation / pooling tail closes the block before
         else:
-            leading.absorb(segment)
-    if leading.layers and not blocks:
-        blocks.append(leading)  # a model without any weighted layer: one block
-    elif leading.nodes and blocks:
-        blocks[-1].absorb(leading)
+            pending.absorb(segment)  # a pre-norm belongs to the layer it feeds
+    if pending.nodes and blocks:
+        blocks[-1].absorb(pending)
+    elif pending.layers:
+        blocks.append(pending)  # a model without any weighted layer: one block
     return blocks
+
+
+def residual_entries(graph: nx.DiGraph, dominators: list[str]) -> set[str]:
+    """Dominators that open a residual unit: their output forks into two or more
+    activation paths and the next dominator is the merge that joins them again."""
+    entries = set()
+    for node, following in zip(dominators, dominators[1:], strict=False):
+        if graph.nodes[following]["merge"]:
+            forks = sum(graph.nodes[s]["activation"] for s in graph.successors(node))
+            if forks >= 2:
+                entries.add(node)
+    return entries
 
 
 def plan_blocks(
@@ -81,6 +97,8 @@ def plan_blocks(
 ) -> list[Block]:
     """Cut the annotated graph into blocks under the partition rule (see module doc)."""
     boundaries = {n for n in dominators if is_boundary(graph.nodes[n], classes)}
+    if "merge" in classes:
+        boundaries |= residual_entries(graph, dominators)
     return _merge_weightless(_segments(graph, boundaries, set(head)))
 
 

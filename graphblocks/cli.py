@@ -1,0 +1,185 @@
+"""``graphblocks`` command line: parses arguments, calls the API, prints.
+
+Heavy modules (torch, timm, networkx) are imported inside the commands so that
+``--help`` is instant and start-up stays close to bare ``import timm``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from graphblocks import __version__
+from graphblocks.errors import GraphblocksError
+
+if TYPE_CHECKING:
+    from graphblocks.pipeline import Analysis, Settings
+
+_DEBUG_KEY = "graphblocks.debug"
+F = Callable[..., Any]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns errors into one line on stderr and a non-zero exit (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GraphblocksError as exc:
+            if ctx.meta.get(_DEBUG_KEY):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if ctx.meta.get(_DEBUG_KEY):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            _fail(f"internal error: {type(exc).__name__}: {first}; rerun with --debug for the traceback", 1)
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_DEBUG_KEY] = True
+    return value
+
+
+def _debug_option(fn: F) -> F:
+    return click.option(
+        "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+        help="Show full tracebacks instead of one-line errors.",
+    )(fn)  # fmt: skip
+
+
+def _analysis_options(fn: F) -> F:
+    """Options shared by every command that analyzes a model."""
+    options = [
+        click.argument("model"),
+        click.option("--input-size", metavar="C,H,W", help="Input shape without batch (default: timm's pretrained_cfg, else 3,224,224)."),
+        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. num_classes=10)."),
+        click.option("--delimiters", default="pool,norm,act,merge", show_default=True, metavar="LIST", help="Which cut-vertex classes may end a block: any of pool, norm, act, merge."),
+        click.option("--max-blocks", type=click.IntRange(min=1), help="Merge adjacent blocks, smallest pair first, until at most N remain."),
+        click.option("--frontend", type=click.Choice(["auto", "fx", "export"]), default="auto", show_default=True, help="Capture with this frontend only (auto: fx, then torch.export)."),
+        _debug_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(
+    input_size: str | None, model_args: tuple[str, ...], delimiters: str, max_blocks: int | None, frontend: str
+) -> Settings:
+    from graphblocks.frontends import FALLBACK_CHAIN
+    from graphblocks.pipeline import Settings
+    from graphblocks.sources import parse_input_size, parse_model_args
+
+    return Settings(
+        delimiters=tuple(d.strip() for d in delimiters.split(",") if d.strip()),
+        max_blocks=max_blocks,
+        input_size=parse_input_size(input_size) if input_size else None,
+        model_args=parse_model_args(model_args),
+        frontends=FALLBACK_CHAIN if frontend == "auto" else (frontend,),
+    )
+
+
+def _run(model: str, **options: Any) -> Analysis:
+    import warnings
+
+    from graphblocks.pipeline import analyze_model
+
+    settings = _settings(**options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # factories' deprecation chatter is not the user's problem
+        return analyze_model(model, settings)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="graphblocks")
+@_debug_option
+def cli() -> None:
+    """Cut a network into residual-safe blocks and quartiles.
+
+    MODEL is a timm name (resnet50), torchvision:NAME, package.module:factory or
+    path/to/file.py:factory. No weights are downloaded: analysis needs only structure.
+    """
+
+
+@cli.command()
+@_analysis_options
+@click.option("--json", "as_json", is_flag=True, help="Print the partition JSON instead of the table.")
+def inspect(model: str, as_json: bool, **options: Any) -> None:
+    """Show the blocks of MODEL: quartile, layer range, parameters and share.
+
+    \b
+    Examples:
+      graphblocks inspect resnet50
+      graphblocks inspect torchvision:vgg16 --max-blocks 8
+      graphblocks inspect my_models.py:build --model-arg width=64 --json
+    """
+    result = _run(model, **options)
+    if as_json:
+        click.echo(result.partition.to_json(), nl=False)
+        return
+    from graphblocks.report import print_partition
+
+    print_partition(result.partition, seconds=result.seconds)
+
+
+@cli.command()
+@_analysis_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the partition JSON.")
+def partition(model: str, output: Path, **options: Any) -> None:
+    """Write the partition of MODEL as JSON (schema-checked, byte-stable).
+
+    \b
+    Example:
+      graphblocks partition resnet50 -o resnet50.blocks.json
+    """
+    result = _run(model, **options)
+    result.partition.save(output)
+    p = result.partition
+    click.echo(f"wrote {output}: {p.num_blocks} blocks + head, {p.model.num_params:,} parameters")
+
+
+@cli.command()
+@_analysis_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.graphml or FILE.json (node-link).")
+def graph(model: str, output: Path, **options: Any) -> None:
+    """Write the annotated DAG of MODEL as GraphML or node-link JSON.
+
+    Each node carries kind, op, module, params, shape, dtype, the delimiter and
+    merge flags, and its block (-1 for the head, -2 for nodes in no block).
+
+    \b
+    Example:
+      graphblocks graph resnet18 -o resnet18.graphml
+    """
+    from graphblocks.graph_io import GRAPH_WRITERS, write_graph
+
+    suffix = output.suffix.lower()
+    if suffix not in GRAPH_WRITERS:
+        raise GraphblocksError(f"cannot write a graph as {suffix or 'no extension'!r}", f"use one of {', '.join(GRAPH_WRITERS)}")
+    result = _run(model, **options)
+    write_graph(result.graph, result.partition, output)
+    click.echo(f"wrote {output}: {result.graph.number_of_nodes()} nodes, {result.graph.number_of_edges()} edges")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="graphblocks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Human-readable views of a partition (rich tables)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from graphblocks.partition import Partition
+
+
+def human_count(n: int) -> str:
+    """``25557032`` → ``25.56M``."""
+    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _span(layers: list[str]) -> str:
+    if not layers:
+        return "-"
+    return layers[0] if len(layers) == 1 else f"{layers[0]} → {layers[-1]}"
+
+
+def partition_table(partition: Partition) -> Table:
+    """One row per block, then the head."""
+    table = Table(title=f"{partition.model.name}: {partition.num_blocks} blocks + head", title_justify="left")
+    for column, justify in (("block", "right"), ("Q", "right"), ("layers (first → last)", "left"),
+                            ("#layers", "right"), ("params", "right"), ("share", "right"), ("res", "center")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for block in partition.blocks:
+        table.add_row(
+            str(block.index), f"Q{block.quartile}", _span(block.layers), str(len(block.layers)),
+            human_count(block.num_params), f"{100 * block.share:.1f}%", "✓" if block.has_residual else "",
+        )  # fmt: skip
+    head = partition.head
+    share = head.num_params / max(partition.model.num_params, 1)
+    table.add_row("head", "", _span(head.layers), str(len(head.layers)), human_count(head.num_params),
+                  f"{100 * share:.1f}%", "", style="dim")  # fmt: skip
+    return table
+
+
+def summary_line(partition: Partition, seconds: float | None = None) -> str:
+    """frontend, nodes, blocks, params (and seconds) on one line."""
+    m = partition.model
+    quartiles = " ".join(f"Q{q}:{len(v)}" for q, v in partition.quartiles.items())
+    parts = [
+        f"frontend {m.frontend}",
+        f"{m.num_nodes} nodes",
+        f"{partition.num_blocks} blocks ({quartiles})",
+        f"{human_count(m.num_params)} params",
+        f"input {'x'.join(map(str, m.input_size))}",
+    ]
+    if seconds is not None:
+        parts.append(f"{seconds:.2f} s")
+    return " · ".join(parts)
+
+
+def print_partition(partition: Partition, seconds: float | None = None, console: Console | None = None) -> None:
+    """Print the block table and the summary line."""
+    console = console or Console()
+    console.print(partition_table(partition))
+    console.print(summary_line(partition, seconds), highlight=False)
+    if partition.unused:
+        console.print(f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')", style="yellow")
