@@ -102,11 +102,14 @@ def layer_macs(graph: nx.DiGraph, node: str, table: ParamTable) -> int | None:
 
 def _layer_name(graph: nx.DiGraph, node: str, taken: set[str]) -> str:
     """A module call is named by its path; other owners by the module owning their
-    parameters when that name is free, else by their node name."""
+    parameters (a lone root parameter by its own name) when that name is free, else
+    by their node name."""
     data = graph.nodes[node]
     if data["kind"] == "module":
         return node
     owner = _common_module(data["owned"])
+    if not owner and len(data["owned"]) == 1:
+        owner = data["owned"][0]
     return owner if owner and owner not in taken else node
 
 

@@ -10,8 +10,11 @@ ATen op (``aten.add.Tensor`` → ``add``), scoped by the innermost module of the
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +93,29 @@ def _innermost_scope(node: fx.Node) -> str:
     return normalize_fqn(list(stack.values())[-1][0]) if stack else ""
 
 
+_NOISY_LOGGERS = ("torch.fx.experimental.symbolic_shapes", "torch._dynamo", "torch.export", "torch._export")
+
+
+@contextlib.contextmanager
+def _quiet_torch_logs() -> Iterator[None]:
+    """torch.export logs warnings and prints partial graphs to stderr when it fails;
+    a failed capture is reported by the frontend chain instead, in one line."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def capture_export(model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable) -> nx.DiGraph:
     """Export ``model`` with ``torch.export`` (non-strict) and return the graph."""
-    program = torch.export.export(model, example, strict=False)
+    with _quiet_torch_logs():
+        program = torch.export.export(model, example, strict=False)
     signature = program.graph_signature
     param_of: dict[str, str] = dict(signature.inputs_to_parameters)
     buffer_of: dict[str, str] = dict(signature.inputs_to_buffers)

@@ -1,0 +1,52 @@
+"""Shared checks: the invariants every partition must satisfy, whatever the model."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+from graphblocks.graph import inputs_of, output_of
+from graphblocks.pipeline import Analysis, Settings, analyze_model
+
+
+def cuts_input_from_output(graph: nx.DiGraph, node: str) -> bool:
+    """Brute force: with ``node`` removed, no activation path joins input and output."""
+    active = [n for n, a in graph.nodes(data="activation") if a and n != node]
+    out = output_of(graph)
+    sub = graph.subgraph([*active, out])
+    return not any(nx.has_path(sub, i, out) for i in inputs_of(graph) if i in sub)
+
+
+def check_invariants(result: Analysis) -> None:
+    """Coverage, contiguity, cut vertices, weighted blocks, quartiles."""
+    p, graph = result.partition, result.graph
+    names = [n for n, _ in result.model.named_parameters()]
+    placed = [x for b in p.blocks for x in b.params] + p.head.params
+    assert sorted(placed) == sorted(names), "every parameter in exactly one block or the head"
+    order = [layer.block for layer in p.layers if layer.block is not None]
+    assert order == sorted(order), "blocks are contiguous in topological order"
+    layer_role = {layer.name: layer.role for layer in p.layers}
+    for block in p.blocks:
+        assert any(layer_role[name] == "weighted" for name in block.layers), f"block {block.index} has no weighted layer"
+        assert block.quartile == 4 * block.index // p.num_blocks + 1
+    for block in p.blocks[:-1]:
+        assert cuts_input_from_output(graph, block.exit), f"block {block.index} exit {block.exit} is not a cut vertex"
+    for q, indices in p.quartiles.items():
+        assert all(p.blocks[i].quartile == int(q) for i in indices)
+    assert sum(len(v) for v in p.quartiles.values()) == p.num_blocks
+
+
+def block_of_layer(result: Analysis) -> dict[str, int | None]:
+    return {layer.name: layer.block for layer in result.partition.layers}
+
+
+@pytest.fixture
+def analyze():
+    """Analyze a model with the default settings and check the invariants."""
+
+    def run(model, **settings):
+        result = analyze_model(model, Settings(**settings))
+        check_invariants(result)
+        return result
+
+    return run
