@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SOURCES := graphblocks trainers tests bench fixtures
 
 .PHONY: setup inspect test test-slow lint golden bench-startup clean
 
@@ -17,15 +18,15 @@ $(STAMP): pyproject.toml
 inspect: $(STAMP)
 	$(VENV)/bin/graphblocks inspect resnet50
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -n 2 -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check graphblocks trainers tests bench fixtures
-	$(VENV)/bin/ruff format --check graphblocks trainers tests bench fixtures
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
 
 golden: $(STAMP)

@@ -48,7 +48,11 @@ def measure(name: str, limit: int) -> dict[str, object]:
             warnings.simplefilter("ignore")
             result = analyze_model(name)
         groups = timm_groups(result.model)
-        row.update(status="ok", frontend=result.partition.model.frontend, blocks=result.partition.num_blocks)
+        row.update(
+            status="ok",
+            frontend=result.partition.model.frontend,
+            blocks=result.partition.num_blocks,
+        )
         if groups is not None:
             agree = agreement(result.partition, groups)
             row.update(groups=len(set(groups.values())), refines=int(agree.refines),
@@ -57,7 +61,10 @@ def measure(name: str, limit: int) -> dict[str, object]:
     except _Timeout:
         row.update(status="timeout", error=f"over {limit} s")
     except Exception as exc:
-        row.update(status="error", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200])
+        row.update(
+            status="error",
+            error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200],
+        )
     finally:
         signal.alarm(0)
     row["seconds"] = round(time.perf_counter() - start, 2)
@@ -88,7 +95,10 @@ def run(args: argparse.Namespace) -> None:
             row = measure(name, args.limit)
             writer.writerow(row)
             f.flush()
-            print(f"[{i + 1}/{len(names)}] {name}: {row['status']} {row.get('refines', '')} {row['seconds']}s", flush=True)
+            print(
+                f"[{i + 1}/{len(names)}] {name}: {row['status']} {row.get('refines', '')} {row['seconds']}s",
+                flush=True,
+            )
 
 
 def report(rows: list[dict[str, str]]) -> str:
@@ -123,21 +133,35 @@ def report(rows: list[dict[str, str]]) -> str:
         b = sum(int(r["boundaries"]) for r in fam_cmp)
         c = sum(int(r["boundaries_cut"]) for r in fam_cmp)
         recall = f"{100 * c / b:.0f}%" if b else "-"
-        lines.append(f"| {family} | {len(fam)} | {len(fam_ok)} | {len(fam_cmp)} | {fam_ref} | {recall} |")
+        lines.append(
+            f"| {family} | {len(fam)} | {len(fam_ok)} | {len(fam_cmp)} | {fam_ref} | {recall} |"
+        )
     failing = [r for r in rows if r["status"] != "ok"]
     if failing:
-        lines += ["", "## Models not partitioned", "", "| model | status | reason |", "|---|---|---|"]
-        lines += [f"| {r['model']} | {r['status']} | {r['error'].replace('|', '/')} |" for r in failing]
+        lines += [
+            "",
+            "## Models not partitioned",
+            "",
+            "| model | status | reason |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['status']} | {r['error'].replace('|', '/')} |" for r in failing
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-o", "--output", default="bench/results/timm_agreement.csv")
     parser.add_argument("--pattern", default="*", help="fnmatch pattern over timm model names")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th model starting at i")
     parser.add_argument("--limit", type=int, default=120, help="seconds per model")
-    parser.add_argument("--report", metavar="MD", help="write the markdown report from the CSV and exit")
+    parser.add_argument(
+        "--report", metavar="MD", help="write the markdown report from the CSV and exit"
+    )
     args = parser.parse_args()
     if args.report:
         with open(args.output) as f:

@@ -46,7 +46,10 @@ class _Group(click.Group):
             if ctx.meta.get(_DEBUG_KEY):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            _fail(f"internal error: {type(exc).__name__}: {first}; rerun with --debug for the traceback", 1)
+            _fail(
+                f"internal error: {type(exc).__name__}: {first}; rerun with --debug for the traceback",
+                1,
+            )
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -64,7 +67,7 @@ def _debug_option(fn: F) -> F:
 
 def _analysis_options(fn: F) -> F:
     """Options shared by every command that analyzes a model."""
-    options = [
+    options: list[Callable[[F], F]] = [
         click.argument("model"),
         click.option("--input-size", metavar="C,H,W", help="Input shape without batch (default: timm's pretrained_cfg, else 3,224,224)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. num_classes=10)."),
@@ -79,7 +82,11 @@ def _analysis_options(fn: F) -> F:
 
 
 def _settings(
-    input_size: str | None, model_args: tuple[str, ...], delimiters: str, max_blocks: int | None, frontend: str
+    input_size: str | None,
+    model_args: tuple[str, ...],
+    delimiters: str,
+    max_blocks: int | None,
+    frontend: str,
 ) -> Settings:
     from graphblocks.frontends import FALLBACK_CHAIN
     from graphblocks.pipeline import Settings
@@ -118,7 +125,9 @@ def cli() -> None:
 
 @cli.command()
 @_analysis_options
-@click.option("--json", "as_json", is_flag=True, help="Print the partition JSON instead of the table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the partition JSON instead of the table."
+)
 def inspect(model: str, as_json: bool, **options: Any) -> None:
     """Show the blocks of MODEL: quartile, layer range, parameters and share.
 
@@ -139,7 +148,13 @@ def inspect(model: str, as_json: bool, **options: Any) -> None:
 
 @cli.command()
 @_analysis_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the partition JSON.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the partition JSON.",
+)
 def partition(model: str, output: Path, **options: Any) -> None:
     """Write the partition of MODEL as JSON (schema-checked, byte-stable).
 
@@ -155,7 +170,13 @@ def partition(model: str, output: Path, **options: Any) -> None:
 
 @cli.command()
 @_analysis_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.graphml or FILE.json (node-link).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="FILE.graphml or FILE.json (node-link).",
+)
 def graph(model: str, output: Path, **options: Any) -> None:
     """Write the annotated DAG of MODEL as GraphML or node-link JSON.
 
@@ -170,10 +191,15 @@ def graph(model: str, output: Path, **options: Any) -> None:
 
     suffix = output.suffix.lower()
     if suffix not in GRAPH_WRITERS:
-        raise GraphblocksError(f"cannot write a graph as {suffix or 'no extension'!r}", f"use one of {', '.join(GRAPH_WRITERS)}")
+        raise GraphblocksError(
+            f"cannot write a graph as {suffix or 'no extension'!r}",
+            f"use one of {', '.join(GRAPH_WRITERS)}",
+        )
     result = _run(model, **options)
     write_graph(result.graph, result.partition, output)
-    click.echo(f"wrote {output}: {result.graph.number_of_nodes()} nodes, {result.graph.number_of_edges()} edges")
+    click.echo(
+        f"wrote {output}: {result.graph.number_of_nodes()} nodes, {result.graph.number_of_edges()} edges"
+    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ Two measures, for a grouping g: parameter name → group ordinal:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -62,5 +63,5 @@ def agreement(partition: Partition, groups: Mapping[str, int]) -> Agreement:
         if name in unit_of:
             units_by_group.setdefault(group, set()).add(unit_of[name])
     ordinals = sorted(units_by_group)
-    cut = sum(not (units_by_group[a] & units_by_group[b]) for a, b in zip(ordinals, ordinals[1:], strict=False))
+    cut = sum(not (units_by_group[a] & units_by_group[b]) for a, b in itertools.pairwise(ordinals))
     return Agreement(straddling, max(len(ordinals) - 1, 0), cut)

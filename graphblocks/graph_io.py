@@ -37,7 +37,7 @@ def _scalar(value: Any) -> str | int | float | bool:
         return ""
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def graphml_text(view: nx.DiGraph) -> str:
@@ -56,7 +56,10 @@ def node_link_text(view: nx.DiGraph) -> str:
     return json.dumps(nx.node_link_data(view, edges="edges"), indent=1) + "\n"
 
 
-GRAPH_WRITERS: dict[str, Callable[[nx.DiGraph], str]] = {".graphml": graphml_text, ".json": node_link_text}
+GRAPH_WRITERS: dict[str, Callable[[nx.DiGraph], str]] = {
+    ".graphml": graphml_text,
+    ".json": node_link_text,
+}
 
 
 def write_graph(graph: nx.DiGraph, partition: Partition, path: Path) -> None:

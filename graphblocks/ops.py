@@ -34,7 +34,11 @@ def register_function_class(delimiter: str, *op_names: str) -> None:
 
 register_module_class(
     "pool",
-    *(f"{kind}Pool{d}d" for kind in ("Max", "Avg", "AdaptiveAvg", "AdaptiveMax", "LP") for d in (1, 2, 3)),
+    *(
+        f"{kind}Pool{d}d"
+        for kind in ("Max", "Avg", "AdaptiveAvg", "AdaptiveMax", "LP")
+        for d in (1, 2, 3)
+    ),
     "FractionalMaxPool2d",
     "FractionalMaxPool3d",
     "SelectAdaptivePool2d",
@@ -80,7 +84,11 @@ register_module_class(
 )
 register_function_class(
     "pool",
-    *(f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp") for d in (1, 2, 3)),
+    *(
+        f"{kind}_pool{d}d"
+        for kind in ("max", "avg", "adaptive_avg", "adaptive_max", "lp")
+        for d in (1, 2, 3)
+    ),
     "max_pool2d_with_indices",
     "adaptive_avgmax_pool2d",
     "select_adaptive_pool2d",

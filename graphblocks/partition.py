@@ -134,7 +134,9 @@ class Partition:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SchemaError(f"not a partition JSON file ({exc})", "pass a file written by graphblocks partition") from exc
+            raise SchemaError(
+                f"not a partition JSON file ({exc})", "pass a file written by graphblocks partition"
+            ) from exc
         if not isinstance(data, dict):
             raise SchemaError("not a partition JSON file (top level is not an object)")
         return cls.from_dict(data)
@@ -145,7 +147,9 @@ class Partition:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise PartitionError(f"cannot read partition {os.fspath(path)!r} ({exc.strerror})", "check the path") from exc
+            raise PartitionError(
+                f"cannot read partition {os.fspath(path)!r} ({exc.strerror})", "check the path"
+            ) from exc
         return cls.from_json(text)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -167,7 +171,11 @@ class Partition:
     def check_coverage(self, parameter_names: Sequence[str]) -> None:
         """Assert every canonical parameter lands in exactly one block or the head."""
         placed = [p for b in self.blocks for p in b.params] + list(self.head.params)
-        doubled = sorted({p for p in placed if placed.count(p) > 1}) if len(set(placed)) != len(placed) else []
+        doubled = (
+            sorted({p for p in placed if placed.count(p) > 1})
+            if len(set(placed)) != len(placed)
+            else []
+        )
         missing = sorted(set(parameter_names) - set(placed))
         extra = sorted(set(placed) - set(parameter_names))
         if doubled or missing or extra:
@@ -212,14 +220,19 @@ class Partition:
         return [g for g in groups if g["params"]]
 
 
-def _rates_by_group(lrs: Sequence[float] | Mapping[str | int, float] | None, names: list[str]) -> dict[str, float]:
+def _rates_by_group(
+    lrs: Sequence[float] | Mapping[str | int, float] | None, names: list[str]
+) -> dict[str, float]:
     if lrs is None:
         return {}
     if isinstance(lrs, Mapping):
         rates = {(f"block{k}" if isinstance(k, int) else k): float(v) for k, v in lrs.items()}
         unknown = sorted(set(rates) - set(names))
         if unknown:
-            raise PartitionError(f"learning rates for unknown groups {unknown}", f"use block indices 0..{len(names) - 2} or 'head'")
+            raise PartitionError(
+                f"learning rates for unknown groups {unknown}",
+                f"use block indices 0..{len(names) - 2} or 'head'",
+            )
         return rates
     if len(lrs) not in (len(names) - 1, len(names)):
         raise PartitionError(

@@ -71,13 +71,20 @@ def _capture_with_fallback(
 ) -> tuple[nn.Module, Captured]:
     """Capture on the model as given; a meta-built model that fails is rebuilt on the CPU."""
     try:
-        return model, capture(model, _example_input(model, input_size), ParamTable.from_module(model), settings.frontends)
+        return model, capture(
+            model,
+            _example_input(model, input_size),
+            ParamTable.from_module(model),
+            settings.frontends,
+        )
     except CaptureError:
         on_meta = any(p.is_meta for p in model.parameters())
         if source is None or not on_meta:
             raise
     model = source.build("cpu")
-    return model, capture(model, _example_input(model, input_size), ParamTable.from_module(model), settings.frontends)
+    return model, capture(
+        model, _example_input(model, input_size), ParamTable.from_module(model), settings.frontends
+    )
 
 
 def layer_macs(graph: nx.DiGraph, node: str, table: ParamTable) -> int | None:
@@ -200,7 +207,9 @@ def build_partition(
                 params=params,
                 num_params=table.count(params),
                 share=round(table.count(params) / total, 6),
-                macs=sum(m for m in macs if m is not None) if any(m is not None for m in macs) else None,
+                macs=sum(m for m in macs if m is not None)
+                if any(m is not None for m in macs)
+                else None,
                 entry=entry,
                 exit=exit_node,
                 exit_shape=graph.nodes[exit_node]["shape"],
@@ -221,7 +230,9 @@ def build_partition(
         blocks=infos,
         quartiles=quartiles,
         quartile_params=quartile_params,
-        head=Head([names[n] for n in head_nodes], head_params, table.count(head_params), head_entry),
+        head=Head(
+            [names[n] for n in head_nodes], head_params, table.count(head_params), head_entry
+        ),
         tied=table.tied_groups(),
         unused=sorted(unused),
     )

@@ -24,7 +24,9 @@ def _span(layers: list[str]) -> str:
 
 def partition_table(partition: Partition) -> Table:
     """One row per block, then the head."""
-    table = Table(title=f"{partition.model.name}: {partition.num_blocks} blocks + head", title_justify="left")
+    table = Table(
+        title=f"{partition.model.name}: {partition.num_blocks} blocks + head", title_justify="left"
+    )
     for column, justify in (("block", "right"), ("Q", "right"), ("layers (first → last)", "left"),
                             ("#layers", "right"), ("params", "right"), ("share", "right"), ("res", "center")):  # fmt: skip
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -56,10 +58,15 @@ def summary_line(partition: Partition, seconds: float | None = None) -> str:
     return " · ".join(parts)
 
 
-def print_partition(partition: Partition, seconds: float | None = None, console: Console | None = None) -> None:
+def print_partition(
+    partition: Partition, seconds: float | None = None, console: Console | None = None
+) -> None:
     """Print the block table and the summary line."""
     console = console or Console()
     console.print(partition_table(partition))
     console.print(summary_line(partition, seconds), highlight=False)
     if partition.unused:
-        console.print(f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')", style="yellow")
+        console.print(
+            f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')",
+            style="yellow",
+        )

@@ -93,7 +93,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
         parts = ()
     if len(parts) != 3 or min(parts) <= 0:
         raise ModelBuildError(f"bad input size {text!r}", "write it as C,H,W, e.g. 3,224,224")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 def _timm_source(name: str, kwargs: Mapping[str, Any]) -> ModelSource:
@@ -130,11 +130,15 @@ def _python_source(spec: str, kwargs: Mapping[str, Any]) -> ModelSource:
     module = _import_python_location(location)
     factory = getattr(module, attr, None)
     if not callable(factory):
-        candidates = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        candidates = [
+            n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")
+        ]
         close = difflib.get_close_matches(attr, candidates, n=3, cutoff=0.0)
         raise UnknownModelError(
             f"{location!r} has no callable {attr!r}",
-            f"closest: {', '.join(close)}" if close else "name a function that returns an nn.Module",
+            f"closest: {', '.join(close)}"
+            if close
+            else "name a function that returns an nn.Module",
         )
     return ModelSource(spec, "python", factory, dict(kwargs))
 
@@ -152,7 +156,9 @@ def _import_python_location(location: str) -> Any:
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise ModelBuildError(f"importing {location!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise ModelBuildError(
+                f"importing {location!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         return module
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))

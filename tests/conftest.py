@@ -27,10 +27,14 @@ def check_invariants(result: Analysis) -> None:
     assert order == sorted(order), "blocks are contiguous in topological order"
     layer_role = {layer.name: layer.role for layer in p.layers}
     for block in p.blocks:
-        assert any(layer_role[name] == "weighted" for name in block.layers), f"block {block.index} has no weighted layer"
+        assert any(layer_role[name] == "weighted" for name in block.layers), (
+            f"block {block.index} has no weighted layer"
+        )
         assert block.quartile == 4 * block.index // p.num_blocks + 1
     for block in p.blocks[:-1]:
-        assert cuts_input_from_output(graph, block.exit), f"block {block.index} exit {block.exit} is not a cut vertex"
+        assert cuts_input_from_output(graph, block.exit), (
+            f"block {block.index} exit {block.exit} is not a cut vertex"
+        )
     for q, indices in p.quartiles.items():
         assert all(p.blocks[i].quartile == int(q) for i in indices)
     assert sum(len(v) for v in p.quartiles.values()) == p.num_blocks

@@ -48,7 +48,11 @@ def test_settings_reach_the_partition(runner):
     result = runner.invoke(cli, ["inspect", "tests/toy_models.py:widened", "--model-arg", "width=6",
                                  *SMALL, "--delimiters", "pool,merge", "--max-blocks", "1", "--json"])  # fmt: skip
     data = json.loads(result.stdout)
-    assert data["settings"] == {"delimiters": ["pool", "merge"], "max_blocks": 1, "model_args": {"width": 6}}
+    assert data["settings"] == {
+        "delimiters": ["pool", "merge"],
+        "max_blocks": 1,
+        "model_args": {"width": 6},
+    }
     assert data["layers"][0]["num_params"] == 6 * 3 * 3 * 3  # conv without bias
 
 
@@ -61,7 +65,9 @@ def test_graph_files_load_back(runner, tmp_path, suffix):
         graph = nx.read_graphml(path)
     else:
         graph = nx.node_link_graph(json.loads(path.read_text()), edges="edges")
-    assert graph.nodes["features.0.0"]["op"] == "Conv2d" and graph.nodes["features.0.0"]["block"] == 0
+    assert (
+        graph.nodes["features.0.0"]["op"] == "Conv2d" and graph.nodes["features.0.0"]["block"] == 0
+    )
     assert graph.nodes["fc"]["block"] == -1 and nx.is_directed_acyclic_graph(graph)
 
 
@@ -85,7 +91,9 @@ def test_bad_input_is_one_line(runner, args, code, text):
 
 
 def test_debug_shows_the_exception(runner):
-    result = runner.invoke(cli, ["inspect", "tests/toy_models.py:data_dependent", *SMALL, "--debug"])
+    result = runner.invoke(
+        cli, ["inspect", "tests/toy_models.py:data_dependent", *SMALL, "--debug"]
+    )
     assert isinstance(result.exception, CaptureError)
 
 
@@ -95,7 +103,11 @@ def test_console_script_exit_code_and_no_traceback():
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == "error: 'tests/toy_models.py' has no callable 'nothing_here'; closest: " + proc.stderr.split("closest: ")[1].strip()
+    assert (
+        proc.stderr.strip()
+        == "error: 'tests/toy_models.py' has no callable 'nothing_here'; closest: "
+        + proc.stderr.split("closest: ")[1].strip()
+    )
 
 
 def test_help_is_useful(runner):

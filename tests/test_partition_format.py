@@ -15,7 +15,9 @@ from tests import toy_models as toys
 
 @pytest.fixture(scope="module")
 def tiny():
-    return analyze_model(toys.TinyResNet().eval(), Settings(input_size=(3, 16, 16)), name="tiny_resnet")
+    return analyze_model(
+        toys.TinyResNet().eval(), Settings(input_size=(3, 16, 16)), name="tiny_resnet"
+    )
 
 
 def test_round_trip_is_lossless_and_byte_stable(tiny, tmp_path):
@@ -32,9 +34,25 @@ def test_documented_keys(tiny):
     data = json.loads(tiny.partition.to_json())
     assert data["schema_version"] == 1
     assert data["model"]["name"] == "tiny_resnet" and data["model"]["source"] == "module"
-    assert set(data["blocks"][0]) >= {"index", "layers", "params", "num_params", "quartile", "entry", "exit", "has_residual"}
+    assert set(data["blocks"][0]) >= {
+        "index",
+        "layers",
+        "params",
+        "num_params",
+        "quartile",
+        "entry",
+        "exit",
+        "has_residual",
+    }
     assert set(data["quartiles"]) == {"1", "2", "3", "4"}
-    assert abs(sum(q["share"] for q in data["quartile_params"].values()) + data["head"]["num_params"] / data["model"]["num_params"] - 1) < 1e-4
+    assert (
+        abs(
+            sum(q["share"] for q in data["quartile_params"].values())
+            + data["head"]["num_params"] / data["model"]["num_params"]
+            - 1
+        )
+        < 1e-4
+    )
     assert partition_schema()["properties"]["schema_version"]["const"] == 1
 
 

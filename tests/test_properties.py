@@ -15,7 +15,7 @@ UNITS = ("conv", "residual", "branches", "pool", "dense", "prenorm")
 
 
 class RandomNet(nn.Module):
-    """A stack of randomly chosen units on an 8-channel 16×16 feature map."""
+    """A stack of randomly chosen units on an 8-channel 16x16 feature map."""
 
     def __init__(self, units: list[str], width: int) -> None:
         super().__init__()
@@ -59,11 +59,17 @@ nets = st.tuples(st.lists(st.sampled_from(UNITS), min_size=1, max_size=8), st.sa
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nets, st.sets(st.sampled_from(("pool", "norm", "act", "merge")), min_size=1), st.none() | st.integers(1, 6))
+@given(
+    nets,
+    st.sets(st.sampled_from(("pool", "norm", "act", "merge")), min_size=1),
+    st.none() | st.integers(1, 6),
+)
 def test_random_residual_nets(spec, delimiters, max_blocks):
     units, width = spec
     model = RandomNet(units, width).eval()
-    config = Settings(delimiters=tuple(sorted(delimiters)), max_blocks=max_blocks, input_size=(3, 8, 8))
+    config = Settings(
+        delimiters=tuple(sorted(delimiters)), max_blocks=max_blocks, input_size=(3, 8, 8)
+    )
     first = analyze_model(model, config)
     check_invariants(first)
     if max_blocks is not None:

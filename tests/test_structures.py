@@ -15,17 +15,27 @@ def groups(result) -> list[list[str]]:
 
 def test_plain_stack_cuts_after_each_conv_unit(analyze):
     result = analyze(toys.VGGLike().eval(), input_size=(3, 16, 16))
-    assert groups(result) == [["features.0.0", "features.0.1"], ["features.1.0", "features.1.1"], ["features.3"]]
+    assert groups(result) == [
+        ["features.0.0", "features.0.1"],
+        ["features.1.0", "features.1.1"],
+        ["features.3"],
+    ]
     assert result.partition.head.layers == ["fc"]
     assert [b.has_residual for b in result.partition.blocks] == [False, False, False]
 
 
-@pytest.mark.parametrize("factory", [toys.TinyResNet, toys.tiny_resnet_inplace], ids=["plain-ops", "inplace-ops"])
+@pytest.mark.parametrize(
+    "factory", [toys.TinyResNet, toys.tiny_resnet_inplace], ids=["plain-ops", "inplace-ops"]
+)
 def test_residual_units_are_never_split(analyze, factory):
     result = analyze(factory().eval(), input_size=(3, 16, 16))
     blocks = groups(result)
     assert blocks[0] == ["stem.0", "stem.1"]
-    assert [sorted({name.split(".")[0] for name in b}) for b in blocks[1:]] == [["unit1"], ["unit2"], ["unit3"]]
+    assert [sorted({name.split(".")[0] for name in b}) for b in blocks[1:]] == [
+        ["unit1"],
+        ["unit2"],
+        ["unit3"],
+    ]
     assert [b.has_residual for b in result.partition.blocks] == [False, True, True, True]
     assert result.partition.head.layers == ["fc"]
 
@@ -93,7 +103,9 @@ def test_tied_weight_belongs_to_its_first_user(analyze):
     owner = {param: b.index for b in p.blocks for param in b.params}
     assert "conv_b.weight" not in owner and owner["conv_a.weight"] is not None
     layer = {x.name: x for x in p.layers}
-    assert layer["conv_a"].params == ["conv_a.weight", "conv_a.bias"] and layer["conv_b"].params == ["conv_b.bias"]
+    assert layer["conv_a"].params == ["conv_a.weight", "conv_a.bias"] and layer[
+        "conv_b"
+    ].params == ["conv_b.bias"]
     assert p.model.num_params == sum(t.numel() for t in result.model.parameters())
 
 
@@ -113,7 +125,9 @@ def test_shape_control_flow_falls_back_to_export(analyze):
     assert result.partition.model.frontend == "export"
     assert "fx" in result.partition.model.frontend_failures
     assert [sorted({n.split(".")[0] for n in b}) for b in groups(result)] == [["stem"], ["large"]]
-    assert set(result.partition.unused) == {p for p, _ in result.model.named_parameters() if p.startswith("small.")}
+    assert set(result.partition.unused) == {
+        p for p, _ in result.model.named_parameters() if p.startswith("small.")
+    }
 
 
 def test_fx_and_export_agree(analyze):
@@ -137,7 +151,10 @@ def test_untraceable_model_names_every_frontend():
 def test_delimiter_classes_and_max_blocks(analyze):
     model = toys.VGGLike().eval()
     only_pool = analyze(model, input_size=(3, 16, 16), delimiters=("pool",))
-    assert groups(only_pool) == [["features.0.0", "features.0.1", "features.1.0", "features.1.1"], ["features.3"]]
+    assert groups(only_pool) == [
+        ["features.0.0", "features.0.1", "features.1.0", "features.1.1"],
+        ["features.3"],
+    ]
     coarse = analyze(toys.TinyResNet().eval(), input_size=(3, 16, 16), max_blocks=2)
     assert coarse.partition.num_blocks == 2
     assert coarse.partition.settings["max_blocks"] == 2

@@ -14,7 +14,9 @@ from graphblocks.compare import agreement, timm_groups
 def test_golden_partition(analyze, name):
     result = analyze(name)
     expected = Path(GOLDEN_DIR / f"{name}.json").read_text()
-    assert result.partition.to_json() == expected, f"partition of {name} changed; run `make golden` if intended"
+    assert result.partition.to_json() == expected, (
+        f"partition of {name} changed; run `make golden` if intended"
+    )
 
 
 def test_resnet50_is_a_stem_and_sixteen_bottlenecks(analyze):

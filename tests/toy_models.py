@@ -12,11 +12,13 @@ from torch import nn
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
 
 
 class VGGLike(nn.Module):
-    """conv-bn-relu ×2, pool, conv-relu, pool, then a global pool and a linear head."""
+    """conv-bn-relu x2, pool, conv-relu, pool, then a global pool and a linear head."""
 
     def __init__(self, num_classes: int = 5) -> None:
         super().__init__()
@@ -92,15 +94,19 @@ def tiny_resnet_inplace() -> TinyResNet:
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 unit: expand 1×1, depthwise 3×3, project 1×1; skip when shapes allow."""
+    """MobileNetV2 unit: expand 1x1, depthwise 3x3, project 1x1; skip when shapes allow."""
 
     def __init__(self, cin: int, cout: int, stride: int, expand: int = 4) -> None:
         super().__init__()
         mid = cin * expand
         self.use_skip = stride == 1 and cin == cout
-        self.conv_pw = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6())
+        self.conv_pw = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6()
+        )
         self.conv_dw = nn.Sequential(
-            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.ReLU6()
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU6(),
         )
         self.conv_pwl = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
@@ -128,7 +134,11 @@ class DenseBlock(nn.Module):
     def __init__(self, cin: int, growth: int, layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm2d(cin + i * growth), nn.ReLU(), nn.Conv2d(cin + i * growth, growth, 3, padding=1))
+            nn.Sequential(
+                nn.BatchNorm2d(cin + i * growth),
+                nn.ReLU(),
+                nn.Conv2d(cin + i * growth, growth, 3, padding=1),
+            )
             for i in range(layers)
         )
 
@@ -144,7 +154,9 @@ class TinyDenseNet(nn.Module):
         super().__init__()
         self.stem = conv_bn_relu(3, 8)
         self.dense = DenseBlock(8, 4, 3)
-        self.transition = nn.Sequential(nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 8, 1), nn.AvgPool2d(2))
+        self.transition = nn.Sequential(
+            nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 8, 1), nn.AvgPool2d(2)
+        )
         self.fc = nn.Linear(8, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,7 +220,12 @@ class PreNormBlock(nn.Module):
 
     def attn(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = (
+            self.qkv(x)
+            .reshape(b, n, 3, self.heads, c // self.heads)
+            .permute(2, 0, 3, 1, 4)
+            .unbind(0)
+        )
         weights = (q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5).softmax(-1)
         return self.proj((weights @ v).transpose(1, 2).reshape(b, n, c))
 
@@ -315,7 +332,9 @@ def failing_factory(width: int = 4) -> nn.Module:
 
 
 def widened(width: int = 8) -> nn.Module:
-    return nn.Sequential(conv_bn_relu(3, width), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 2))
+    return nn.Sequential(
+        conv_bn_relu(3, width), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 2)
+    )
 
 
 def shape_branching() -> ShapeBranching:

@@ -3,12 +3,12 @@
 Let v_1 < v_2 < … < v_n be the activation nodes in topological order and
 D the dominators of the output (:mod:`graphblocks.analysis.cuts`). The boundary set is
 
-    Β = { v ∈ D : delimiter(v) ∈ C  or  (merge ∈ C and v is a residual merge) }
+    B = { v ∈ D : delimiter(v) ∈ C  or  (merge ∈ C and v is a residual merge) }
 
 for the chosen classes C ⊆ {pool, norm, act, merge}. With ``merge`` ∈ C, the entry of
 a residual unit (a dominator whose output forks, followed in D by the merge that
 joins the paths again) is a boundary too, so both ends of a unit are cut even where
-no delimiter precedes it (a ViT stem). Cutting after each b ∈ Β gives segments
+no delimiter precedes it (a ViT stem). Cutting after each b ∈ B gives segments
 S_0, S_1, …, S_k, contiguous in topological order. A segment without a weighted layer
 (conv, linear, embedding, weight matmul) is merged away: one that owns no parameters
 (an activation or pooling tail) closes the block before it; one that owns some
@@ -19,6 +19,7 @@ layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -84,7 +85,7 @@ def residual_entries(graph: nx.DiGraph, dominators: list[str]) -> set[str]:
     """Dominators that open a residual unit: their output forks into two or more
     activation paths and the next dominator is the merge that joins them again."""
     entries = set()
-    for node, following in zip(dominators, dominators[1:], strict=False):
+    for node, following in itertools.pairwise(dominators):
         if graph.nodes[following]["merge"]:
             forks = sum(graph.nodes[s]["activation"] for s in graph.successors(node))
             if forks >= 2:
@@ -102,7 +103,9 @@ def plan_blocks(
     return _merge_weightless(_segments(graph, boundaries, set(head)))
 
 
-def coarsen(blocks: list[Block], sizes: list[int], max_blocks: int) -> tuple[list[Block], list[int]]:
+def coarsen(
+    blocks: list[Block], sizes: list[int], max_blocks: int
+) -> tuple[list[Block], list[int]]:
     """Merge adjacent blocks, the pair with the fewest parameters first, until at most
     ``max_blocks`` remain; ties go to the earliest pair. ``sizes`` are parameter counts."""
     blocks, sizes = list(blocks), list(sizes)

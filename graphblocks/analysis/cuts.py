@@ -31,7 +31,9 @@ def output_dominators(graph: nx.DiGraph) -> list[str]:
     reach = nx.DiGraph()
     reach.add_node(_SOURCE)
     reach.add_edges_from((_SOURCE, n) for n in active if graph.nodes[n]["kind"] == "input")
-    reach.add_edges_from((u, v) for u, v in graph.edges if u in active and (v in active or v == out))
+    reach.add_edges_from(
+        (u, v) for u, v in graph.edges if u in active and (v in active or v == out)
+    )
     if out not in reach:
         return []
     idom = nx.immediate_dominators(reach, _SOURCE)

@@ -41,7 +41,9 @@ def is_global_pool(graph: nx.DiGraph, node: str) -> bool:
     sample than the activation it reads.
     """
     data = graph.nodes[node]
-    if not data["activation"] or not (data["delimiter"] == "pool" or data["canonical"] in _TOKEN_SELECT):
+    if not data["activation"] or not (
+        data["delimiter"] == "pool" or data["canonical"] in _TOKEN_SELECT
+    ):
         return False
     sources = [p for p in graph.predecessors(node) if graph.nodes[p]["activation"]]
     out, src = data["shape"], graph.nodes[sources[0]]["shape"] if sources else None

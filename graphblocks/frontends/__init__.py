@@ -34,7 +34,9 @@ def _export(model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTab
     return capture_export(model, example, table)
 
 
-def _fx_without_shapes(model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable) -> nx.DiGraph:
+def _fx_without_shapes(
+    model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable
+) -> nx.DiGraph:
     from graphblocks.frontends.fx import capture_fx
 
     return capture_fx(model, example, table, require_shapes=False)

@@ -93,7 +93,12 @@ def _innermost_scope(node: fx.Node) -> str:
     return normalize_fqn(list(stack.values())[-1][0]) if stack else ""
 
 
-_NOISY_LOGGERS = ("torch.fx.experimental.symbolic_shapes", "torch._dynamo", "torch.export", "torch._export")
+_NOISY_LOGGERS = (
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._dynamo",
+    "torch.export",
+    "torch._export",
+)
 
 
 @contextlib.contextmanager
@@ -112,7 +117,9 @@ def _quiet_torch_logs() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def capture_export(model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable) -> nx.DiGraph:
+def capture_export(
+    model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable
+) -> nx.DiGraph:
     """Export ``model`` with ``torch.export`` (non-strict) and return the graph."""
     with _quiet_torch_logs():
         program = torch.export.export(model, example, strict=False)
@@ -155,7 +162,9 @@ def capture_export(model: nn.Module, example: tuple[torch.Tensor, ...], table: P
     for key in order:
         unit = units[key]
         inputs = [names[p] for p in contracted.predecessors(key)]
-        names[key] = _add_unit(builder, model, table, unit, inputs, param_of, buffer_of, unit_of, key)
+        names[key] = _add_unit(
+            builder, model, table, unit, inputs, param_of, buffer_of, unit_of, key
+        )
     return builder.graph
 
 
@@ -203,11 +212,15 @@ def _add_unit(
                 fqn, kind="buffer", op="buffer", module=fqn.rpartition(".")[0],
                 shape=shape, dtype=dtype, tensor=True,
             )  # fmt: skip
-        return builder.add("input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor)
+        return builder.add(
+            "input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor
+        )
     if node.op == "output":
         return builder.add("output", kind="output", op="output", inputs=inputs)
     if node.op == "get_attr":
-        return builder.add(str(node.target), kind="buffer", op="constant", inputs=inputs, tensor=True)
+        return builder.add(
+            str(node.target), kind="buffer", op="constant", inputs=inputs, tensor=True
+        )
     scope = _innermost_scope(node)
     op = aten_name(node.target)
     return builder.add(

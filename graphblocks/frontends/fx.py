@@ -43,7 +43,9 @@ class ScopeTracer(fx.Tracer):
         return node
 
 
-def _value_info(node: fx.Node, shapes_known: bool) -> tuple[list[int] | None, str | None, bool | None]:
+def _value_info(
+    node: fx.Node, shapes_known: bool
+) -> tuple[list[int] | None, str | None, bool | None]:
     meta = node.meta.get("tensor_meta")
     if isinstance(meta, TensorMetadata):
         return list(meta.shape), str(meta.dtype).removeprefix("torch."), True
@@ -57,7 +59,11 @@ def _target_name(target: Any) -> str:
 
 
 def capture_fx(
-    model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable, *, require_shapes: bool = True
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    table: ParamTable,
+    *,
+    require_shapes: bool = True,
 ) -> nx.DiGraph:
     """Trace ``model`` symbolically and return the annotated-ready graph.
 
@@ -83,7 +89,9 @@ def capture_fx(
         inputs = [names[i] for i in node.all_input_nodes]
         scope = node.meta.get("scope", "")
         if node.op == "placeholder":
-            names[node] = builder.add("input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor)
+            names[node] = builder.add(
+                "input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor
+            )
         elif node.op == "output":
             names[node] = builder.add("output", kind="output", op="output", inputs=inputs)
         elif node.op == "get_attr":
