@@ -64,7 +64,7 @@ def print_partition(
     """Print the block table and the summary line."""
     console = console or Console()
     console.print(partition_table(partition))
-    console.print(summary_line(partition, seconds), highlight=False)
+    console.print(summary_line(partition, seconds), highlight=False, soft_wrap=True)
     if partition.unused:
         console.print(
             f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')",
