@@ -22,14 +22,20 @@ GOAL = 1.5
 
 def timed(command: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
     return time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--model", action="append", help="timm model name (repeatable); default resnet50")
+    parser.add_argument(
+        "--model", action="append", help="timm model name (repeatable); default resnet50"
+    )
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "startup.md"))
     args = parser.parse_args()
     models = args.model or ["resnet50"]
@@ -45,7 +51,9 @@ def main() -> None:
             ours.append(timed(inspect))
         b, o = statistics.median(base_times), statistics.median(ours)
         rows.append((model, b, o, o / b))
-        print(f"{model}: create_model {b:.2f} s, inspect {o:.2f} s, ratio {o / b:.2f} (goal <= {GOAL})")
+        print(
+            f"{model}: create_model {b:.2f} s, inspect {o:.2f} s, ratio {o / b:.2f} (goal <= {GOAL})"
+        )
     lines = [
         "# Start-up: `graphblocks inspect` vs bare `timm.create_model`",
         "",
@@ -56,7 +64,7 @@ def main() -> None:
         "| model | `import timm; timm.create_model(m)` | `graphblocks inspect m` | ratio | goal |",
         "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {m} | {b:.2f} s | {o:.2f} s | {r:.2f}× | ≤ {GOAL}× |" for m, b, o, r in rows]
+    lines += [f"| {m} | {b:.2f} s | {o:.2f} s | {r:.2f}x | <= {GOAL}x |" for m, b, o, r in rows]
     lines += [
         "",
         "The CLI keeps torch, timm and networkx out of its import path until a command runs,",

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -171,11 +172,7 @@ class Partition:
     def check_coverage(self, parameter_names: Sequence[str]) -> None:
         """Assert every canonical parameter lands in exactly one block or the head."""
         placed = [p for b in self.blocks for p in b.params] + list(self.head.params)
-        doubled = (
-            sorted({p for p in placed if placed.count(p) > 1})
-            if len(set(placed)) != len(placed)
-            else []
-        )
+        doubled = sorted(p for p, n in Counter(placed).items() if n > 1)
         missing = sorted(set(parameter_names) - set(placed))
         extra = sorted(set(placed) - set(parameter_names))
         if doubled or missing or extra:

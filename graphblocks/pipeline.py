@@ -14,7 +14,7 @@ from torch import nn
 
 from graphblocks import analysis, ops
 from graphblocks.errors import CaptureError, GraphblocksError
-from graphblocks.frontends import FALLBACK_CHAIN, Captured, capture
+from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS, Captured, capture
 from graphblocks.graph import annotate, graph_hash, inputs_of, output_of
 from graphblocks.params import ParamTable
 from graphblocks.partition import BlockInfo, Head, Layer, ModelInfo, Partition
@@ -37,6 +37,11 @@ class Settings:
             raise GraphblocksError(
                 f"bad delimiters {list(self.delimiters)!r}",
                 f"choose from {','.join(ops.ALL_BOUNDARY_CLASSES)}",
+            )
+        unknown_frontends = sorted(set(self.frontends) - set(FRONTENDS))
+        if unknown_frontends or not self.frontends:
+            raise GraphblocksError(
+                f"bad frontends {list(self.frontends)!r}", f"choose from {', '.join(FRONTENDS)}"
             )
         if self.max_blocks is not None and self.max_blocks < 1:
             raise GraphblocksError(f"bad --max-blocks {self.max_blocks}", "give a positive number")
@@ -68,22 +73,24 @@ def _example_input(model: nn.Module, input_size: Sequence[int]) -> tuple[torch.T
 
 def _capture_with_fallback(
     source: ModelSource | None, model: nn.Module, input_size: Sequence[int], settings: Settings
-) -> tuple[nn.Module, Captured]:
+) -> tuple[nn.Module, ParamTable, Captured]:
     """Capture on the model as given; a meta-built model that fails is rebuilt on the CPU."""
+    table = ParamTable.from_module(model)
     try:
-        return model, capture(
+        return (
             model,
-            _example_input(model, input_size),
-            ParamTable.from_module(model),
-            settings.frontends,
+            table,
+            capture(model, _example_input(model, input_size), table, settings.frontends),
         )
     except CaptureError:
-        on_meta = any(p.is_meta for p in model.parameters())
-        if source is None or not on_meta:
+        if source is None or not any(p.is_meta for p in model.parameters()):
             raise
     model = source.build("cpu")
-    return model, capture(
-        model, _example_input(model, input_size), ParamTable.from_module(model), settings.frontends
+    table = ParamTable.from_module(model)
+    return (
+        model,
+        table,
+        capture(model, _example_input(model, input_size), table, settings.frontends),
     )
 
 
@@ -270,8 +277,7 @@ def analyze_model(
         module = model.eval()
         input_size = tuple(settings.input_size or DEFAULT_INPUT_SIZE)
     with torch.no_grad():
-        module, captured = _capture_with_fallback(source, module, input_size, settings)
-    table = ParamTable.from_module(module)
+        module, table, captured = _capture_with_fallback(source, module, input_size, settings)
     graph = annotate(captured.graph, table)
     info = ModelInfo(
         name=source.name if source else (name or type(module).__name__),
