@@ -15,7 +15,8 @@ Node attributes set by the frontends:
 ``op``        the module's class name or the function / method / ATen op name
 ``module``    the called module's path (module nodes) or the enclosing one
 ``bases``     module nodes: the class names along the MRO, most derived first
-``params``    canonical ``state_dict`` names the node reads directly
+``params``    canonical ``state_dict`` names the node reads directly (a module
+              call: its module's parameters; a parameter read: that parameter)
 ``shape``     output shape (list of ints) or None when unknown / not a tensor
 ``dtype``     output dtype name or None
 ``tensor``    True when the output is a tensor (or holds tensors), False for
@@ -162,6 +163,8 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
     """Add the analysis flags to every node of ``graph``; return ``graph``.
 
     * ``activation``: the node's value is a tensor reached from the input;
+    * ``params`` (activation nodes): every parameter the node reads, directly or through
+      parameter-only computations, so ``F.linear(x, self.w.t())`` lists ``w``;
     * ``canonical``: the op name the registries in :mod:`graphblocks.ops` use;
     * ``delimiter``: ``pool``, ``norm``, ``act`` or None;
     * ``merge``: an add / cat / sum with two or more distinct activation inputs;
@@ -233,6 +236,7 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
             delimiter=delimiter,
             merge=bool(merge),
             weighted=bool(weighted),
+            params=weights_in[node] if is_active else data["params"],
             owned=node_owned,
             num_params=table.count(node_owned),
             role=role,

@@ -118,6 +118,14 @@ def test_functional_parameters_are_found(analyze):
     assert by_param["w1"].op == "linear" and by_param["w1"].params == ["w1", "b1"]
     assert by_param["w2"].op == "matmul" and by_param["w2"].role == "weighted"
     assert set(result.partition.head.params) == {"w1", "b1", "w2"}
+    uses = {
+        d["op"]: d["params"]
+        for _, d in result.graph.nodes(data=True)
+        if d["activation"] and d["params"]
+    }
+    assert (
+        uses["matmul"] == ["w2"] and uses["linear"] == ["w1", "b1"] and uses["conv2d"] == ["kernel"]
+    )
 
 
 def test_shape_control_flow_falls_back_to_export(analyze):
