@@ -21,6 +21,7 @@ Node attributes set by the frontends:
 ``dtype``     output dtype name or None
 ``tensor``    True when the output is a tensor (or holds tensors), False for
               Python values such as sizes, None when unknown
+``opaque``    module nodes: a registered not-traceable module, seen only whole
 ============  =================================================================
 
 :func:`annotate` adds the analysis flags (``activation``, ``canonical``,
@@ -71,6 +72,7 @@ class GraphBuilder:
         shape: Sequence[int] | None = None,
         dtype: str | None = None,
         tensor: bool | None = None,
+        opaque: bool = False,
     ) -> str:
         """Add one node after every node already added; return its unique name."""
         assert kind in NODE_KINDS, kind
@@ -85,6 +87,7 @@ class GraphBuilder:
             shape=None if shape is None else [int(s) for s in shape],
             dtype=dtype,
             tensor=tensor,
+            opaque=opaque,
         )
         for src in dict.fromkeys(inputs):
             assert src in self.graph, f"{src} must be added before {name}"
@@ -173,7 +176,9 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
     * ``num_params``: element count of ``owned`` (tied weights once);
     * ``weighted``: applies a weight (conv, linear, embedding, weight matmul, or a
       parameter-owning module that is no delimiter);
-    * ``role``: ``weighted``, ``norm`` or ``other`` for parameter owners, else None.
+    * ``role``: ``weighted``, ``norm`` or ``other`` for parameter owners, else None;
+    * ``unit``: an opaque module that applies weights and is no delimiter, taken as a
+      whole residual-unit-like block (timm registers e.g. NFNet's residual block so).
     """
     active = _activation_nodes(graph)
     canonical: dict[str, str] = {}
@@ -236,6 +241,7 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
             delimiter=delimiter,
             merge=bool(merge),
             weighted=bool(weighted),
+            unit=bool(kind == "module" and data["opaque"] and weighted),
             params=weights_in[node] if is_active else data["params"],
             owned=node_owned,
             num_params=table.count(node_owned),

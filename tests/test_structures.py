@@ -47,6 +47,18 @@ def test_inplace_merges_are_recognised(analyze):
     assert merges == {"unit1.add": "add", "unit2.add": "add", "unit3.add_": "add_"}
 
 
+def test_merges_by_mutation_are_followed(analyze):
+    """torch.fx keeps reading ``y`` after ``y.add_(x)`` (pytorch#68301); the frontend
+    rewires later reads to the mutation so the residual unit is not cut."""
+    result = analyze(toys.MutatingNet().eval(), input_size=(3, 8, 8))
+    assert [sorted({n.split(".")[0] for n in b}) for b in groups(result)] == [
+        ["stem"],
+        ["unit1"],
+        ["unit2"],
+    ]
+    assert all(b.has_residual for b in result.partition.blocks[1:])
+
+
 def test_inverted_residual_with_and_without_skip(analyze):
     result = analyze(toys.TinyMobileNetV2().eval(), input_size=(3, 32, 32))
     blocks = groups(result)

@@ -89,6 +89,32 @@ class TinyResNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class MutatingUnit(nn.Module):
+    """A residual unit that merges by mutation, never reassigning: ``y.add_(x); y.relu_()``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        y.add_(x)
+        y.relu_()
+        return y
+
+
+class MutatingNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, 8)
+        self.unit1, self.unit2 = MutatingUnit(8), MutatingUnit(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.unit2(self.unit1(self.stem(x))).mean((2, 3)))
+
+
 def tiny_resnet_inplace() -> TinyResNet:
     return TinyResNet(inplace=True)
 

@@ -11,16 +11,18 @@ joins the paths again) is a boundary too, so both ends of a unit are cut even wh
 no delimiter precedes it (a ViT stem). Cutting after each b ∈ B gives segments
 S_0, S_1, …, S_k, contiguous in topological order. A segment without a weighted layer
 (conv, linear, embedding, weight matmul) is merged away: one that owns no parameters
-(an activation or pooling tail) closes the block before it; one that owns some
-(a pre-norm, a position embedding) opens the block after it, or closes the last
-block when none follows. So consecutive boundaries collapse into one. The head's
+(an activation or pooling tail) closes the block before it; one that owns some (a
+norm, a position embedding) joins the neighbour whose adjacent layer shares the longer
+module path with it (a stage's post-norm stays in its stage), the block after it on a
+tie (a pre-norm belongs to the layer it feeds), the block before when none follows.
+So consecutive boundaries collapse into one. The head's
 layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -43,7 +45,9 @@ class Block:
 
 def is_boundary(data: dict[str, object], classes: Collection[str]) -> bool:
     """Whether a dominating node of this kind ends a segment under ``classes``."""
-    return data["delimiter"] in classes or ("merge" in classes and bool(data["merge"]))
+    return data["delimiter"] in classes or (
+        "merge" in classes and bool(data["merge"] or data["unit"])
+    )
 
 
 def _segments(graph: nx.DiGraph, boundaries: set[str], head: set[str]) -> list[Block]:
@@ -62,18 +66,40 @@ def _segments(graph: nx.DiGraph, boundaries: set[str], head: set[str]) -> list[B
     return [s for s in segments if s.nodes]
 
 
-def _merge_weightless(segments: Iterable[Block]) -> list[Block]:
+def shared_path(a: str, b: str) -> int:
+    """How many leading dotted components module paths ``a`` and ``b`` share."""
+    count = 0
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _merge_weightless(segments: list[Block], module_of: Callable[[str], str]) -> list[Block]:
     blocks: list[Block] = []
     pending = Block()  # segments waiting to open the next weighted block
-    for segment in segments:
+    for i, segment in enumerate(segments):
         if segment.weighted:
             pending.absorb(segment)
             blocks.append(pending)
             pending = Block()
-        elif blocks and not segment.layers and not pending.nodes:
+        elif not blocks or pending.nodes:
+            pending.absorb(segment)  # leading, or after a segment already bound forward
+        elif not segment.layers:
             blocks[-1].absorb(segment)  # an activation / pooling tail closes the block before
         else:
-            pending.absorb(segment)  # a pre-norm belongs to the layer it feeds
+            following = next((s for s in segments[i + 1 :] if s.weighted), None)
+            back = shared_path(module_of(segment.layers[0]), module_of(blocks[-1].layers[-1]))
+            ahead = (
+                -1
+                if following is None
+                else shared_path(module_of(segment.layers[-1]), module_of(following.layers[0]))
+            )
+            if back > ahead:
+                blocks[-1].absorb(segment)  # a post-norm closes its own stage
+            else:
+                pending.absorb(segment)  # a pre-norm belongs to the layer it feeds
     if pending.nodes and blocks:
         blocks[-1].absorb(pending)
     elif pending.layers:
@@ -83,10 +109,13 @@ def _merge_weightless(segments: Iterable[Block]) -> list[Block]:
 
 def residual_entries(graph: nx.DiGraph, dominators: list[str]) -> set[str]:
     """Dominators that open a residual unit: their output forks into two or more
-    activation paths and the next dominator is the merge that joins them again."""
+    activation paths and the next dominator is the merge that joins them again; or
+    the next dominator is an opaque unit (whose fork is hidden inside it)."""
     entries = set()
     for node, following in itertools.pairwise(dominators):
-        if graph.nodes[following]["merge"]:
+        if graph.nodes[following]["unit"]:
+            entries.add(node)
+        elif graph.nodes[following]["merge"]:
             forks = sum(graph.nodes[s]["activation"] for s in graph.successors(node))
             if forks >= 2:
                 entries.add(node)
@@ -100,7 +129,8 @@ def plan_blocks(
     boundaries = {n for n in dominators if is_boundary(graph.nodes[n], classes)}
     if "merge" in classes:
         boundaries |= residual_entries(graph, dominators)
-    return _merge_weightless(_segments(graph, boundaries, set(head)))
+    segments = _segments(graph, boundaries, set(head))
+    return _merge_weightless(segments, lambda node: str(graph.nodes[node]["module"]))
 
 
 def coarsen(

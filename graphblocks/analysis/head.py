@@ -56,21 +56,34 @@ def is_global_pool(graph: nx.DiGraph, node: str) -> bool:
 def find_head(graph: nx.DiGraph, classifier: set[str], dominators: list[str]) -> list[str]:
     """Parameter-owning nodes that form the classifier head, in topological order.
 
-    1. the nodes whose parameters all belong to ``classifier`` (timm's ``get_classifier``);
+    1. the nodes whose parameters all belong to ``classifier`` (timm's ``get_classifier``),
+       together with the owners between the last global pooling before them and them
+       (a post-pool norm such as ConvNeXt's ``head.norm``, as timm's head modules do);
     2. else the owners after the last global pooling that dominates the output;
-    3. else the last weighted owner (the layer that produces the output).
+    3. else the layer that produces the output: walking back from the output along the
+       dominators, the first parameter owner when it is weighted; none when a norm, a
+       merge or an opaque unit comes first (a headless model, ``num_classes=0``).
     """
     owners = [n for n in graph if graph.nodes[n]["owned"]]
+    feeding = nx.ancestors(graph, output_of(graph))
+    position = {n: i for i, n in enumerate(graph)}
     if classifier:
         head = [n for n in owners if set(graph.nodes[n]["owned"]) <= classifier]
         if head:
+            first = position[head[0]]
+            pools = [n for n in dominators if position[n] < first and is_global_pool(graph, n)]
+            if pools:
+                start = position[pools[-1]]
+                between = {n for n in owners if start < position[n] < first and n in feeding}
+                head = [n for n in owners if n in between or n in head]
             return head
-    feeding = nx.ancestors(graph, output_of(graph))
-    position = {n: i for i, n in enumerate(graph)}
     pools = [n for n in dominators if is_global_pool(graph, n)]
     if pools:
         after = [n for n in owners if position[n] > position[pools[-1]] and n in feeding]
         if any(graph.nodes[n]["role"] == "weighted" for n in after):
             return after
-    weighted = [n for n in owners if graph.nodes[n]["role"] == "weighted" and n in feeding]
-    return weighted[-1:]
+    for node in reversed(dominators):
+        data = graph.nodes[node]
+        if data["merge"] or data["unit"] or data["owned"]:
+            return [node] if data["role"] == "weighted" and not data["unit"] else []
+    return []

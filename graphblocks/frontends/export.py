@@ -10,11 +10,8 @@ ATen op (``aten.add.Tensor`` → ``add``), scoped by the innermost module of the
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +20,7 @@ import torch
 from torch import fx, nn
 
 from graphblocks.frontends import leaves
+from graphblocks.frontends.quiet import quiet_torch
 from graphblocks.graph import GraphBuilder, function_node_hint
 from graphblocks.params import ParamTable
 
@@ -93,63 +91,51 @@ def _innermost_scope(node: fx.Node) -> str:
     return normalize_fqn(list(stack.values())[-1][0]) if stack else ""
 
 
-_NOISY_LOGGERS = (
-    "torch.fx.experimental.symbolic_shapes",
-    "torch._dynamo",
-    "torch.export",
-    "torch._export",
-)
+@dataclass
+class _Context:
+    """What turning one export unit into a graph node needs to know."""
 
-
-@contextlib.contextmanager
-def _quiet_torch_logs() -> Iterator[None]:
-    """torch.export logs warnings and prints partial graphs to stderr when it fails;
-    a failed capture is reported by the frontend chain instead, in one line."""
-    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    model: nn.Module
+    table: ParamTable
+    param_of: dict[str, str]
+    buffer_of: dict[str, str]
+    unit_of: dict[fx.Node, str] = field(default_factory=dict)
+    is_opaque: Callable[[nn.Module], bool] = field(default_factory=leaves.make_opaque_predicate)
 
 
 def capture_export(
     model: nn.Module, example: tuple[torch.Tensor, ...], table: ParamTable
 ) -> nx.DiGraph:
     """Export ``model`` with ``torch.export`` (non-strict) and return the graph."""
-    with _quiet_torch_logs():
+    with quiet_torch():
         program = torch.export.export(model, example, strict=False)
     signature = program.graph_signature
-    param_of: dict[str, str] = dict(signature.inputs_to_parameters)
-    buffer_of: dict[str, str] = dict(signature.inputs_to_buffers)
-    buffer_of.update(getattr(signature, "inputs_to_lifted_tensor_constants", {}) or {})
+    ctx = _Context(
+        model, table, dict(signature.inputs_to_parameters), dict(signature.inputs_to_buffers)
+    )
+    ctx.buffer_of.update(getattr(signature, "inputs_to_lifted_tensor_constants", {}) or {})
     find_leaf_call = _leaf_call_finder(model)
 
     units: dict[str, _Unit] = {}
-    unit_of: dict[fx.Node, str] = {}
     for index, node in enumerate(program.graph.nodes):
         call = find_leaf_call(node) if node.op == "call_function" else None
         key = f"module:{call[0]}" if call else f"node:{node.name}"
         unit = units.setdefault(key, _Unit(first=index, module_path=call[1] if call else None))
         unit.members.append(node)
-        unit_of[node] = key
+        ctx.unit_of[node] = key
 
     # Parameter and buffer inputs read only inside leaf modules (or never) are implied.
     for node in program.graph.nodes:
-        if node.op == "placeholder" and (node.name in param_of or node.name in buffer_of):
-            if all(units[unit_of[u]].module_path is not None for u in node.users):
-                del units[unit_of[node]]
+        if node.op == "placeholder" and (node.name in ctx.param_of or node.name in ctx.buffer_of):
+            if all(units[ctx.unit_of[u]].module_path is not None for u in node.users):
+                del units[ctx.unit_of[node]]
 
     contracted = nx.DiGraph()
     contracted.add_nodes_from(units)
     for node in program.graph.nodes:
-        dst = unit_of[node]
+        dst = ctx.unit_of[node]
         for src_node in node.all_input_nodes:
-            src = unit_of[src_node]
+            src = ctx.unit_of[src_node]
             if src != dst and src in units and dst in units:
                 contracted.add_edge(src, dst)
     try:
@@ -160,61 +146,32 @@ def capture_export(
     builder = GraphBuilder()
     names: dict[str, str] = {}
     for key in order:
-        unit = units[key]
         inputs = [names[p] for p in contracted.predecessors(key)]
-        names[key] = _add_unit(
-            builder, model, table, unit, inputs, param_of, buffer_of, unit_of, key
-        )
+        names[key] = _add_unit(builder, ctx, key, units[key], inputs)
     return builder.graph
 
 
 def _add_unit(
-    builder: GraphBuilder,
-    model: nn.Module,
-    table: ParamTable,
-    unit: _Unit,
-    inputs: list[str],
-    param_of: dict[str, str],
-    buffer_of: dict[str, str],
-    unit_of: dict[fx.Node, str],
-    key: str,
+    builder: GraphBuilder, ctx: _Context, key: str, unit: _Unit, inputs: list[str]
 ) -> str:
     if unit.module_path is not None:
         path = unit.module_path
-        sub = model.get_submodule(path)
-        leaving = [m for m in unit.members if any(unit_of[u] != key for u in m.users)]
+        sub = ctx.model.get_submodule(path)
+        leaving = [m for m in unit.members if any(ctx.unit_of[u] != key for u in m.users)]
         shape, dtype, is_tensor = _value_info((leaving or unit.members)[-1])
         return builder.add(
             path,
             kind="module",
-            op=type(sub).__name__,
             inputs=inputs,
-            module=path,
-            bases=leaves.class_lineage(sub),
-            params=table.canonical_all(leaves.module_params(sub, path)),
             shape=shape,
             dtype=dtype,
             tensor=is_tensor,
+            **leaves.module_node_attrs(sub, path, ctx.table, ctx.is_opaque),
         )
     (node,) = unit.members
     shape, dtype, is_tensor = _value_info(node)
     if node.op == "placeholder":
-        if node.name in param_of:
-            fqn = param_of[node.name]
-            canon = table.canonical(fqn) or fqn
-            return builder.add(
-                canon, kind="parameter", op="parameter", module=fqn.rpartition(".")[0],
-                params=[canon], shape=shape, dtype=dtype, tensor=True,
-            )  # fmt: skip
-        if node.name in buffer_of:
-            fqn = buffer_of[node.name]
-            return builder.add(
-                fqn, kind="buffer", op="buffer", module=fqn.rpartition(".")[0],
-                shape=shape, dtype=dtype, tensor=True,
-            )  # fmt: skip
-        return builder.add(
-            "input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor
-        )
+        return _add_placeholder(builder, ctx, node, shape, dtype, is_tensor)
     if node.op == "output":
         return builder.add("output", kind="output", op="output", inputs=inputs)
     if node.op == "get_attr":
@@ -232,4 +189,30 @@ def _add_unit(
         shape=shape,
         dtype=dtype,
         tensor=is_tensor,
+    )
+
+
+def _add_placeholder(
+    builder: GraphBuilder,
+    ctx: _Context,
+    node: fx.Node,
+    shape: list[int] | None,
+    dtype: str | None,
+    is_tensor: bool | None,
+) -> str:
+    if node.name in ctx.param_of:
+        fqn = ctx.param_of[node.name]
+        canon = ctx.table.canonical(fqn) or fqn
+        return builder.add(
+            canon, kind="parameter", op="parameter", module=fqn.rpartition(".")[0],
+            params=[canon], shape=shape, dtype=dtype, tensor=True,
+        )  # fmt: skip
+    if node.name in ctx.buffer_of:
+        fqn = ctx.buffer_of[node.name]
+        return builder.add(
+            fqn, kind="buffer", op="buffer", module=fqn.rpartition(".")[0],
+            shape=shape, dtype=dtype, tensor=True,
+        )  # fmt: skip
+    return builder.add(
+        "input", kind="input", op="input", shape=shape, dtype=dtype, tensor=is_tensor
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import networkx as nx
@@ -10,6 +11,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from graphblocks.frontends import leaves
+from graphblocks.frontends.quiet import quiet_torch
 from graphblocks.graph import GraphBuilder, function_node_hint
 from graphblocks.params import ParamTable
 
@@ -54,6 +56,60 @@ def _value_info(
     return None, None, (False if shapes_known else None)
 
 
+def optional_defaults(model: nn.Module, given: int) -> dict[str, Any]:
+    """Defaults of ``forward``'s arguments past the ``given`` positional inputs.
+
+    Traced as constants, ``mask=None`` keeps ``if mask is not None:`` on the branch the
+    caller actually runs, instead of tracing a Proxy that is never None.
+    """
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    plain = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    return {
+        p.name: p.default
+        for p in parameters[given:]
+        if p.kind in plain and p.default is not inspect.Parameter.empty
+    }
+
+
+def _mutates_first_argument(node: fx.Node, root: nn.Module) -> bool:
+    """``x.add_(y)``, ``torch.relu_(x)``, ``F.relu(x, inplace=True)``, ``nn.ReLU(inplace=True)(x)``."""
+    if not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    if node.op == "call_module":
+        return bool(getattr(root.get_submodule(str(node.target)), "inplace", False))
+    if node.op not in ("call_method", "call_function"):
+        return False
+    name = _target_name(node.target)
+    in_place_name = name.endswith("_") and not name.startswith("_")
+    return in_place_name or node.kwargs.get("inplace") is True
+
+
+def follow_mutations(graph: fx.Graph, root: nn.Module) -> None:
+    """Make in-place updates visible as data flow.
+
+    torch.fx records ``y.add_(x)`` as a node but keeps later reads of ``y`` on the
+    node that produced ``y`` before the mutation (pytorch#68301), so a residual merge
+    written as a mutation would dangle. Every read of ``y`` after an in-place node is
+    rewired to read that node, which holds the same tensor at run time.
+    """
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    for node in list(graph.nodes):
+        if not _mutates_first_argument(node, root):
+            continue
+        mutated = node.args[0]
+        assert isinstance(mutated, fx.Node)
+        for user in list(mutated.users):
+            if user is not node and order[user] > order[node]:
+                user.replace_input_with(mutated, node)
+
+
 def _target_name(target: Any) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 
@@ -71,17 +127,20 @@ def capture_fx(
     propagation raises.
     """
     tracer = ScopeTracer()
-    graph = tracer.trace(model)
+    graph = tracer.trace(model, concrete_args=optional_defaults(model, len(example)))
+    follow_mutations(graph, tracer.root)
     gm = fx.GraphModule(tracer.root, graph)
     shapes_known = True
     try:
-        ShapeProp(gm).propagate(*example)
+        with quiet_torch():
+            ShapeProp(gm).propagate(*example)
     except Exception:
         if require_shapes:
             raise
         shapes_known = False
     buffers = {name for name, _ in model.named_buffers(remove_duplicate=False)}
     is_leaf = leaves.make_leaf_predicate()
+    is_opaque = leaves.make_opaque_predicate()
     builder = GraphBuilder()
     names: dict[fx.Node, str] = {}
     for node in graph.nodes:
@@ -115,14 +174,11 @@ def capture_fx(
             names[node] = builder.add(
                 path,
                 kind="module",
-                op=type(sub).__name__,
                 inputs=inputs,
-                module=path,
-                bases=leaves.class_lineage(sub),
-                params=table.canonical_all(leaves.module_params(sub, path)),
                 shape=shape,
                 dtype=dtype,
                 tensor=is_tensor,
+                **leaves.module_node_attrs(sub, path, table, is_opaque),
             )
         else:
             op = _target_name(node.target)

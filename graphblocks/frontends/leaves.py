@@ -19,6 +19,8 @@ from typing import Any
 
 from torch import nn
 
+from graphblocks.params import ParamTable
+
 _EXTRA_LEAVES: list[type[nn.Module]] = []
 _EXTRA_FUNCTIONS: list[Callable[..., Any]] = []
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -74,6 +76,29 @@ def make_leaf_predicate() -> Callable[[nn.Module], bool]:
         return isinstance(module, registered) or is_builtin_leaf(module)
 
     return is_leaf
+
+
+def make_opaque_predicate() -> Callable[[nn.Module], bool]:
+    """A predicate for *opaque* leaves: registered ones, whose inside no frontend sees."""
+    registered = leaf_module_types()
+
+    def is_opaque(module: nn.Module) -> bool:
+        return isinstance(module, registered) and not is_builtin_leaf(module)
+
+    return is_opaque
+
+
+def module_node_attrs(
+    module: nn.Module, path: str, table: ParamTable, is_opaque: Callable[[nn.Module], bool]
+) -> dict[str, Any]:
+    """The graph attributes of a call of leaf ``module`` at ``path`` (see graphblocks.graph)."""
+    return {
+        "op": type(module).__name__,
+        "module": path,
+        "bases": class_lineage(module),
+        "params": table.canonical_all(module_params(module, path)),
+        "opaque": is_opaque(module),
+    }
 
 
 def class_lineage(module: nn.Module) -> list[str]:
