@@ -5,7 +5,8 @@ a CSV as it goes (``--resume`` skips rows already there), with a per-model time 
 Then writes ``docs/timm-agreement.md`` from the CSV with ``--report``.
 
     python bench/timm_agreement.py -o bench/results/timm_agreement.csv --shard 0/2
-    python bench/timm_agreement.py -o bench/results/timm_agreement.csv --report docs/timm-agreement.md
+    python bench/timm_agreement.py -o bench/results/timm_agreement.csv --report docs/timm-agreement.md \
+        [--merge shard0.csv shard1.csv]
 """
 
 from __future__ import annotations
@@ -101,6 +102,32 @@ def run(args: argparse.Namespace) -> None:
             )
 
 
+WHY = """
+## Why some models disagree
+
+timm's groups are written by hand for layer-wise learning-rate decay; ours come from one rule
+with no per-model code. Where a block straddles two timm groups, it is one of these:
+
+- **A skip spans several of timm's groups, so no single-tensor cut exists between them.**
+  DenseNet's dense blocks (every layer's output reaches the block's final concatenation),
+  CSPNet / CSPNeXt stages (half the channels bypass the stage's blocks), DLA and HRNet
+  (tree and multi-resolution aggregation), CrossViT (two branches), CaiT's class-attention
+  blocks (the patch tokens feed every one of them). timm groups per layer there; cutting
+  between those layers would split a residual structure, which the rule forbids by design.
+- **Shared or late-used parameters.** A parameter belongs to its first user: CoaT's `crpe`
+  relative-position modules are shared by a stage's blocks and first used inside the first
+  block; CaiT's `cls_token` is first used by the class-attention blocks. timm files both under
+  the stem.
+- **Headless or unusual heads.** Models created with `num_classes=0` (MIM-pretrained EVA-02)
+  have no classifier; a post-pool `fc_norm` then stays in the last block, while timm groups it
+  with the (absent) head.
+
+Families not listed as disagreeing refine timm's groups: every timm group boundary is a
+boundary of ours or lies inside one of our blocks' neighbours, and none of our blocks
+crosses one.
+"""
+
+
 def report(rows: list[dict[str, str]]) -> str:
     """Markdown summary: totals, per-family table, and the disagreeing models."""
     ok = [r for r in rows if r["status"] == "ok"]
@@ -136,6 +163,16 @@ def report(rows: list[dict[str, str]]) -> str:
         lines.append(
             f"| {family} | {len(fam)} | {len(fam_ok)} | {len(fam_cmp)} | {fam_ref} | {recall} |"
         )
+    lines.append(WHY)
+    disagree = [r for r in compared if r["refines"] == "0"]
+    if disagree:
+        lines += ["## Models whose blocks straddle timm groups", "",
+                  "| model | family | blocks | straddling blocks | boundary recall |", "|---|---|---:|---:|---:|"]  # fmt: skip
+        for r in sorted(disagree, key=lambda r: (r["family"], r["model"])):
+            recall = int(r["boundaries_cut"]) / max(int(r["boundaries"]), 1)
+            lines.append(
+                f"| {r['model']} | {r['family']} | {r['blocks']} | {r['straddling']} | {100 * recall:.0f}% |"
+            )
     failing = [r for r in rows if r["status"] != "ok"]
     if failing:
         lines += [
@@ -151,6 +188,17 @@ def report(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merge(shards: list[str], out: Path) -> None:
+    rows = []
+    for path in shards:
+        with open(path) as f:
+            rows += list(csv.DictReader(f))
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: r["model"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,10 +208,19 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th model starting at i")
     parser.add_argument("--limit", type=int, default=120, help="seconds per model")
     parser.add_argument(
-        "--report", metavar="MD", help="write the markdown report from the CSV and exit"
+        "--report", metavar="MD", help="write the markdown report from the CSV(s) and exit"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="CSV",
+        help="with --report: merge these shard CSVs into -o first",
     )
     args = parser.parse_args()
     if args.report:
+        if args.merge:
+            _merge(args.merge, Path(args.output))
         with open(args.output) as f:
             rows = list(csv.DictReader(f))
         Path(args.report).write_text(report(rows))

@@ -29,7 +29,7 @@ def test_resnet50_is_a_stem_and_sixteen_bottlenecks(analyze):
 @pytest.mark.parametrize(
     "name",
     ["resnet50", "mobilenetv2_100", "efficientnet_b0", "vit_tiny_patch16_224", "swin_tiny_patch4_window7_224",
-     "regnetx_002", "inception_v3", "mixer_s16_224"],
+     "regnetx_002", "inception_v3", "mixer_s16_224", "convnext_atto", "pvt_v2_b0", "nf_resnet26", "hiera_tiny_224"],
 )  # fmt: skip
 def test_blocks_refine_timm_groups(analyze, name):
     result = analyze(name)
@@ -45,3 +45,27 @@ def test_torchvision_models(analyze):
     assert resnet.num_blocks == 9 and resnet.head.layers == ["fc"]
     vgg = analyze("torchvision:vgg11").partition
     assert vgg.head.layers == ["classifier.6"]
+
+
+def test_post_pool_norm_belongs_to_the_head(analyze):
+    """timm's get_classifier() is head.fc; the LayerNorm applied after pooling joins it."""
+    p = analyze("convnext_atto").partition
+    assert p.head.layers == ["head.norm", "head.fc"]
+
+
+def test_opaque_registered_units_are_blocks(analyze):
+    """timm registers NFNet's residual block as not traceable: each is one block."""
+    p = analyze("nf_resnet26").partition
+    assert all(len(b.layers) == 1 and b.layers[0].startswith("stages.") for b in p.blocks[1:])
+
+
+def test_headless_model_has_no_head(analyze):
+    p = analyze("resnet18", model_args={"num_classes": 0}).partition
+    assert p.head.layers == [] and p.head.params == [] and p.head.entry is None
+    assert p.blocks[-1].layers[-1] == "layer4.1.bn2"
+
+
+def test_optional_forward_arguments_are_traced_as_constants(analyze):
+    """hiera's forward(x, mask=None): tracing mask as a Proxy broke shape propagation."""
+    p = analyze("hiera_tiny_224").partition
+    assert p.model.frontend == "fx" and p.model.frontend_failures == {}
