@@ -175,37 +175,42 @@ def build_partition(
     if settings.max_blocks is not None:
         blocks, sizes = analysis.coarsen(blocks, sizes, settings.max_blocks)
 
-    taken: set[str] = set()
+    owners = [n for n in graph if graph.nodes[n]["owned"]]
+    taken = {n for n in owners if graph.nodes[n]["kind"] == "module"}
     names: dict[str, str] = {}
-    for node in graph:
-        if graph.nodes[node]["owned"]:
-            names[node] = _layer_name(graph, node, taken)
-            taken.add(names[node])
+    for node in owners:
+        names[node] = _layer_name(graph, node, taken)
+        taken.add(names[node])
+    macs = {node: layer_macs(graph, node, table) for node in owners}
     block_of_node = {n: i for i, b in enumerate(blocks) for n in b.layers}
+    head_set = set(head_nodes)
     owner_block: dict[str, int | None] = {}
     layers: list[Layer] = []
     for node, name in names.items():
         data = graph.nodes[node]
         index = block_of_node.get(node)
-        if index is None and node not in head_nodes:
+        if index is None and node not in head_set:
             raise AssertionError(f"layer {name} is in no block and not in the head")
         layers.append(
             Layer(name, node, data["op"], data["role"], list(data["owned"]), data["num_params"],
-                  layer_macs(graph, node, table), index)
+                  macs[node], index)
         )  # fmt: skip
         owner_block.update(dict.fromkeys(data["owned"], index))
     unused = _place_unused(table, owner_block)
     owner_block.update(unused)
 
     total = table.total or 1
-    head_params = [p for p in table.numel if owner_block[p] is None]
     head_entry = _head_entry(graph, head_nodes)
     infos: list[BlockInfo] = []
+    params_of: dict[int | None, list[str]] = {}
+    for name in table.numel:
+        params_of.setdefault(owner_block[name], []).append(name)
+    head_params = params_of.get(None, [])
     entry = inputs_of(graph)[0] if inputs_of(graph) else "input"
     for i, block in enumerate(blocks):
-        params = [p for p in table.numel if owner_block[p] == i]
+        params = params_of.get(i, [])
         exit_node = _block_exit(graph, block, head_entry if i == len(blocks) - 1 else None)
-        macs = [layer_macs(graph, n, table) for n in block.layers]
+        block_macs = [m for m in (macs[n] for n in block.layers) if m is not None]
         infos.append(
             BlockInfo(
                 index=i,
@@ -214,9 +219,7 @@ def build_partition(
                 params=params,
                 num_params=table.count(params),
                 share=round(table.count(params) / total, 6),
-                macs=sum(m for m in macs if m is not None)
-                if any(m is not None for m in macs)
-                else None,
+                macs=sum(block_macs) if block_macs else None,
                 entry=entry,
                 exit=exit_node,
                 exit_shape=graph.nodes[exit_node]["shape"],
