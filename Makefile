@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test test-slow lint golden bench-startup clean
+.PHONY: setup inspect test lint golden bench-startup clean
 
 setup: $(STAMP)
 
@@ -20,9 +20,6 @@ inspect: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -n 2 -q
-
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)

@@ -106,25 +106,29 @@ WHY = """
 ## Why some models disagree
 
 timm's groups are written by hand for layer-wise learning-rate decay; ours come from one rule
-with no per-model code. Where a block straddles two timm groups, it is one of these:
+with no per-model code. Each disagreement we examined is one of these:
 
-- **A skip spans several of timm's groups, so no single-tensor cut exists between them.**
-  DenseNet's dense blocks (every layer's output reaches the block's final concatenation),
-  CSPNet / CSPNeXt stages (half the channels bypass the stage's blocks), DLA and HRNet
-  (tree and multi-resolution aggregation), CrossViT (two branches), CaiT's class-attention
-  blocks (the patch tokens feed every one of them). timm groups per layer there; cutting
-  between those layers would split a residual structure, which the rule forbids by design.
-- **Shared or late-used parameters.** A parameter belongs to its first user: CoaT's `crpe`
-  relative-position modules are shared by a stage's blocks and first used inside the first
-  block; CaiT's `cls_token` is first used by the class-attention blocks. timm files both under
-  the stem.
-- **Headless or unusual heads.** Models created with `num_classes=0` (MIM-pretrained EVA-02)
-  have no classifier; a post-pool `fc_norm` then stays in the last block, while timm groups it
-  with the (absent) head.
-
-Families not listed as disagreeing refine timm's groups: every timm group boundary is a
-boundary of ours or lies inside one of our blocks' neighbours, and none of our blocks
-crosses one.
+- **A skip or a second stream spans several of timm's groups, so no single-tensor cut exists
+  between them.** DenseNet's dense blocks (every layer's output reaches the block's last
+  concatenation), CSPNet / CSPNeXt stages (half the channels bypass the stage's blocks), DLA
+  and HRNet (tree and multi-resolution aggregation), CrossViT (two branches), TNT (the pixel
+  stream runs beside the patch stream), SelecSLS (skips across blocks), MobileNetV5's
+  multi-scale fusion adapter, EfficientViM's multi-stage heads, CaiT / XCiT / ConViT class
+  attention (the patch tokens feed every class-attention block). timm groups per layer there;
+  cutting between those layers would split a residual structure, which the rule forbids.
+- **A parameter belongs to its first user.** Shared modules (CoaT's `crpe`, the shared
+  relative-position MLP of `vit_srelpos_*`) and late-used tokens (the `cls_token` of CaiT,
+  XCiT, ConViT; VOLO's `pos_embed`, added after the first stage) are first used inside a later
+  block; timm files them under the stem.
+- **timm's groups are finer than a layer.** VGG-BN's matcher gives every `features.N` module its
+  own group, so each conv and its BatchNorm fall in different groups; a block is at least one
+  weighted layer, and a lone BatchNorm never forms one.
+- **No delimiter where timm draws a line.** A pre-activation network's first norm sits on the
+  trunk before the first fork (RegNetV: `stem` conv → `s1.b1.norm1`), and HGNet ends a block with
+  an ESE gate `x * sigmoid(conv(mean(x)))`, which is neither a delimiter nor a residual merge.
+- **Headless models.** Feature models created with `num_classes=0` (EVA-02 MIM, DaViT `_fl`,
+  SAM2 Hiera) have no classifier, so the norm after their pooling stays in the last block
+  where timm would put it in the head.
 """
 
 

@@ -35,8 +35,9 @@ def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
     from graphblocks.pipeline import Settings, analyze_model
 
     name = settings.pop("name", None)
-    if "delimiters" in settings:
-        settings["delimiters"] = tuple(settings["delimiters"])
+    for key in ("delimiters", "frontends", "input_size"):
+        if settings.get(key) is not None:
+            settings[key] = tuple(settings[key])
     return analyze_model(model_or_name, Settings(**settings), name=name).partition
 
 

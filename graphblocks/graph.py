@@ -49,14 +49,16 @@ class GraphBuilder:
 
     def __init__(self, **graph_attrs: Any) -> None:
         self.graph: nx.DiGraph = nx.DiGraph(**graph_attrs)
+        self._next_suffix: dict[str, int] = {}
 
     def unique_name(self, hint: str) -> str:
-        """``hint`` itself when free, else ``hint_1``, ``hint_2``..."""
+        """``hint`` itself when free, else ``hint_1``, ``hint_2``... (amortized O(1))."""
         if hint not in self.graph:
             return hint
-        i = 1
+        i = self._next_suffix.get(hint, 1)
         while f"{hint}_{i}" in self.graph:
             i += 1
+        self._next_suffix[hint] = i + 1
         return f"{hint}_{i}"
 
     def add(

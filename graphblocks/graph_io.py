@@ -15,7 +15,7 @@ from graphblocks.partition import Partition, write_atomic
 HEAD_BLOCK = -1
 NO_BLOCK = -2
 _EXPORTED = ("kind", "op", "module", "params", "shape", "dtype", "activation", "delimiter",
-             "merge", "weighted", "role", "num_params")  # fmt: skip
+             "merge", "unit", "weighted", "role", "num_params")  # fmt: skip
 
 
 def export_view(graph: nx.DiGraph, partition: Partition) -> nx.DiGraph:

@@ -90,8 +90,14 @@ register_function_class(
         for d in (1, 2, 3)
     ),
     "max_pool2d_with_indices",
+    # timm's pooling functions, autowrapped as single nodes
     "adaptive_avgmax_pool2d",
+    "adaptive_catavgmax_pool2d",
     "select_adaptive_pool2d",
+    "avg_pool2d_same",
+    "max_pool2d_same",
+    "global_pool_nlc",
+    "global_pool_naflex",
     "mean",
     "amax",
 )

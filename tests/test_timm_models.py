@@ -29,7 +29,9 @@ def test_resnet50_is_a_stem_and_sixteen_bottlenecks(analyze):
 @pytest.mark.parametrize(
     "name",
     ["resnet50", "mobilenetv2_100", "efficientnet_b0", "vit_tiny_patch16_224", "swin_tiny_patch4_window7_224",
-     "regnetx_002", "inception_v3", "mixer_s16_224", "convnext_atto", "pvt_v2_b0", "nf_resnet26", "hiera_tiny_224"],
+     "regnetx_002", "inception_v3", "mixer_s16_224", "convnext_atto", "pvt_v2_b0", "nf_resnet26", "hiera_tiny_224",
+     # Conv2dSame stem, `+ pos_embed` after a normed patch embedding, timm's pool function
+     "tf_mobilenetv3_small_100", "aimv2_large_patch14_224", "naflexvit_base_patch16_gap"],
 )  # fmt: skip
 def test_blocks_refine_timm_groups(analyze, name):
     result = analyze(name)

@@ -10,11 +10,11 @@ a residual unit (a dominator whose output forks, followed in D by the merge that
 joins the paths again) is a boundary too, so both ends of a unit are cut even where
 no delimiter precedes it (a ViT stem). Cutting after each b ∈ B gives segments
 S_0, S_1, …, S_k, contiguous in topological order. A segment without a weighted layer
-(conv, linear, embedding, weight matmul) is merged away: one that owns no parameters
-(an activation or pooling tail) closes the block before it; one that owns some (a
-norm, a position embedding) joins the neighbour whose adjacent layer shares the longer
-module path with it (a stage's post-norm stays in its stage), the block after it on a
-tie (a pre-norm belongs to the layer it feeds), the block before when none follows.
+(conv, linear, embedding, weight matmul) is merged away: one without normalization
+parameters (an activation or pooling tail, ``+ pos_embed``) closes the block before it;
+one with a norm joins the neighbour whose adjacent layer shares the longer module path
+with it (a stage's post-norm stays in its stage), the block after it on a tie (a
+pre-norm belongs to the layer it feeds), the block before when none follows.
 So consecutive boundaries collapse into one. The head's
 layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 """
@@ -76,7 +76,9 @@ def shared_path(a: str, b: str) -> int:
     return count
 
 
-def _merge_weightless(segments: list[Block], module_of: Callable[[str], str]) -> list[Block]:
+def _merge_weightless(
+    segments: list[Block], module_of: Callable[[str], str], role_of: Callable[[str], str]
+) -> list[Block]:
     blocks: list[Block] = []
     pending = Block()  # segments waiting to open the next weighted block
     for i, segment in enumerate(segments):
@@ -86,8 +88,8 @@ def _merge_weightless(segments: list[Block], module_of: Callable[[str], str]) ->
             pending = Block()
         elif not blocks or pending.nodes:
             pending.absorb(segment)  # leading, or after a segment already bound forward
-        elif not segment.layers:
-            blocks[-1].absorb(segment)  # an activation / pooling tail closes the block before
+        elif not any(role_of(n) == "norm" for n in segment.layers):
+            blocks[-1].absorb(segment)  # an activation / pooling tail, or `+ pos_embed`
         else:
             following = next((s for s in segments[i + 1 :] if s.weighted), None)
             back = shared_path(module_of(segment.layers[0]), module_of(blocks[-1].layers[-1]))
@@ -130,7 +132,11 @@ def plan_blocks(
     if "merge" in classes:
         boundaries |= residual_entries(graph, dominators)
     segments = _segments(graph, boundaries, set(head))
-    return _merge_weightless(segments, lambda node: str(graph.nodes[node]["module"]))
+    return _merge_weightless(
+        segments,
+        module_of=lambda node: str(graph.nodes[node]["module"]),
+        role_of=lambda node: str(graph.nodes[node]["role"]),
+    )
 
 
 def coarsen(

@@ -79,11 +79,17 @@ def make_leaf_predicate() -> Callable[[nn.Module], bool]:
 
 
 def make_opaque_predicate() -> Callable[[nn.Module], bool]:
-    """A predicate for *opaque* leaves: registered ones, whose inside no frontend sees."""
+    """A predicate for *opaque* leaves: registered composite modules (with children),
+    whose inside no frontend sees. A registered module without children, such as timm's
+    ``Conv2dSame``, is a plain layer."""
     registered = leaf_module_types()
 
     def is_opaque(module: nn.Module) -> bool:
-        return isinstance(module, registered) and not is_builtin_leaf(module)
+        return (
+            isinstance(module, registered)
+            and not is_builtin_leaf(module)
+            and next(module.children(), None) is not None
+        )
 
     return is_opaque
 
