@@ -81,6 +81,17 @@ def _analysis_options(fn: F) -> F:
     return fn
 
 
+def _output_option(help_text: str) -> Callable[[F], F]:
+    """The required ``-o/--output FILE`` option."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help=help_text,
+    )
+
+
 def _settings(
     input_size: str | None,
     model_args: tuple[str, ...],
@@ -148,13 +159,7 @@ def inspect(model: str, as_json: bool, **options: Any) -> None:
 
 @cli.command()
 @_analysis_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Where to write the partition JSON.",
-)
+@_output_option("Where to write the partition JSON.")
 def partition(model: str, output: Path, **options: Any) -> None:
     """Write the partition of MODEL as JSON (schema-checked, byte-stable).
 
@@ -170,13 +175,7 @@ def partition(model: str, output: Path, **options: Any) -> None:
 
 @cli.command()
 @_analysis_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="FILE.graphml or FILE.json (node-link).",
-)
+@_output_option("FILE.graphml or FILE.json (node-link).")
 def graph(model: str, output: Path, **options: Any) -> None:
     """Write the annotated DAG of MODEL as GraphML or node-link JSON.
 
