@@ -15,10 +15,11 @@ import argparse
 import csv
 import fnmatch
 import signal
+import statistics
 import sys
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from types import FrameType
 
@@ -135,6 +136,7 @@ with no per-model code. Each disagreement we examined is one of these:
 def report(rows: list[dict[str, str]]) -> str:
     """Markdown summary: totals, per-family table, and the disagreeing models."""
     ok = [r for r in rows if r["status"] == "ok"]
+    seconds = [float(r["seconds"]) for r in rows] or [0.0]
     compared = [r for r in ok if r["refines"] != ""]
     refines = [r for r in compared if r["refines"] == "1"]
     cut = sum(int(r["boundaries_cut"]) for r in compared)
@@ -149,6 +151,9 @@ def report(rows: list[dict[str, str]]) -> str:
         f"- **no block straddles two timm groups: {len(refines)} of {len(compared)} "
         f"({100 * len(refines) / max(len(compared), 1):.1f}%)**",
         f"- timm group boundaries we also cut at: {cut} of {total} ({100 * cut / max(total, 1):.1f}%)",
+        f"- frontends: {', '.join(f'{k} {v}' for k, v in sorted(Counter(r['frontend'] for r in ok).items()))}",
+        f"- analysis time per model (build on meta, capture, partition, compare): median "
+        f"{statistics.median(seconds):.2f} s, max {max(seconds):.1f} s, total {sum(seconds) / 60:.1f} min of one core",
         "",
         "| family | models | partitioned | with groups | refine timm | boundary recall |",
         "|---|---:|---:|---:|---:|---:|",
