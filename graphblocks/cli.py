@@ -201,6 +201,93 @@ def graph(model: str, output: Path, **options: Any) -> None:
     )
 
 
+@cli.command()
+@click.option(
+    "--source",
+    type=click.Choice(["timm", "torchvision", "all"]),
+    default="all",
+    show_default=True,
+    help="Which zoo to run.",
+)
+@click.option(
+    "--pattern",
+    default="*",
+    show_default=True,
+    help="Glob over model names (torchvision names without the prefix).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    help="Run a stratified sample: one model from each of N families.",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds per model before its worker is killed.",
+)
+@click.option(
+    "--memory-gb",
+    type=click.FloatRange(min=0.5),
+    default=8,
+    show_default=True,
+    help="Address-space cap per worker.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Skip models already in the report and append the rest."
+)
+@_output_option("The report CSV, one row per model.")
+@_debug_option
+def zoo(
+    source: str,
+    pattern: str,
+    sample: int | None,
+    jobs: int,
+    timeout: float,
+    memory_gb: float,
+    resume: bool,
+    output: Path,
+) -> None:
+    """Partition every model of a zoo and validate it: coverage, agreement, timings.
+
+    Each model runs in a worker process with a time limit and a memory cap; a
+    crash, hang or OOM in one model never stops the run. Rows are appended as
+    models finish, so an interrupted run continues with --resume.
+
+    \b
+    Examples:
+      graphblocks zoo --source all -o zoo.csv
+      graphblocks zoo --source timm --pattern 'resnet*' --jobs 2 -o resnets.csv
+      graphblocks zoo --sample 30 -o sample.csv
+    """
+    from graphblocks.report import run_zoo_with_progress
+
+    run_zoo_with_progress(source, pattern, sample, jobs, timeout, memory_gb, resume, output)
+
+
+@cli.command("zoo-report")
+@click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_output_option("Where to write the markdown (e.g. docs/zoo.md).")
+@_debug_option
+def zoo_report(report: Path, output: Path) -> None:
+    """Write the markdown summary of a zoo REPORT: coverage per family, agreement with
+    timm's groups (with the reasons for disagreement), timings.
+
+    \b
+    Example:
+      graphblocks zoo-report zoo.csv -o docs/zoo.md
+    """
+    from graphblocks.partition import write_atomic
+    from graphblocks.zoo.report import zoo_markdown
+
+    write_atomic(output, zoo_markdown(report))
+    click.echo(f"wrote {output}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="graphblocks")

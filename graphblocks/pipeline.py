@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from graphblocks import analysis, ops
-from graphblocks.errors import CaptureError, GraphblocksError
+from graphblocks.errors import CaptureError, GraphblocksError, ModelBuildError
 from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS, Captured, capture
 from graphblocks.graph import annotate, graph_hash, inputs_of, output_of
 from graphblocks.params import ParamTable
@@ -63,6 +63,15 @@ class Analysis:
     graph: nx.DiGraph
     model: nn.Module
     seconds: float
+
+
+def _build_on_meta_else_cpu(source: ModelSource) -> nn.Module:
+    """The meta device allocates nothing; a factory that reads its own initial values
+    (``.item()``, copies) cannot run there and is built on the CPU instead."""
+    try:
+        return source.build("meta")
+    except ModelBuildError:
+        return source.build("cpu")
 
 
 def _example_input(model: nn.Module, input_size: Sequence[int]) -> tuple[torch.Tensor, ...]:
@@ -274,7 +283,7 @@ def analyze_model(
     source: ModelSource | None = None
     if isinstance(model, str):
         source = resolve(model, settings.model_args)
-        module = source.build("meta")
+        module = _build_on_meta_else_cpu(source)
         input_size = tuple(settings.input_size or source.default_input_size(module))
     else:
         module = model.eval()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
+from graphblocks.errors import GraphblocksError
 from graphblocks.partition import Partition
 
 
@@ -70,3 +73,53 @@ def print_partition(
             f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')",
             style="yellow",
         )
+
+
+def run_zoo_with_progress(
+    source: str,
+    pattern: str,
+    sample: int | None,
+    jobs: int,
+    timeout: float,
+    memory_gb: float,
+    resume: bool,
+    output: Path,
+) -> None:
+    """List the zoo, run what is pending with a progress bar, print the outcome."""
+    from collections import Counter
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from graphblocks.zoo.models import list_zoo, stratified_sample
+    from graphblocks.zoo.run import pending_models, run_zoo
+
+    console = Console(stderr=True)
+    models = list_zoo(source, pattern)
+    if sample:
+        models = stratified_sample(models, sample)
+    todo = pending_models(models, output, resume)
+    if not models:
+        raise GraphblocksError(f"no {source} model matches {pattern!r}", "check --pattern")
+    outcome: Counter[str] = Counter()
+    columns = (TextColumn("zoo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("{task.fields[last]}", style="dim"))  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("zoo", total=len(todo), rate="", last="")
+
+        def on_row(row: dict[str, object]) -> None:
+            outcome[str(row["status"])] += 1
+            done = sum(outcome.values())
+            progress.update(
+                task,
+                advance=1,
+                rate=f"{100 * outcome['ok'] / done:.1f}% valid",
+                last=str(row["model"]),
+            )
+
+        run_zoo(todo, output, jobs=jobs, timeout=timeout, memory_gb=memory_gb, on_row=on_row)
+    skipped = len(models) - len(todo)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items()))
+    console.print(
+        f"{len(todo)} models run ({counts or 'none'}){f', {skipped} already in the report' if skipped else ''}; report: {output}",
+        highlight=False,
+    )

@@ -369,3 +369,24 @@ def shape_branching() -> ShapeBranching:
 
 def data_dependent() -> DataDependent:
     return DataDependent()
+
+
+def sleeper() -> nn.Module:
+    """Hangs: the zoo's time limit must kill its worker."""
+    import time
+
+    time.sleep(600)
+    return vgg_like()
+
+
+def crasher() -> nn.Module:
+    """Takes its worker process down with it."""
+    import os
+
+    os._exit(3)
+
+
+def memory_hog() -> nn.Module:
+    """Asks for 6 GiB of real memory, past the zoo's per-worker cap in the tests."""
+    torch.ones(6 * 2**30, dtype=torch.uint8, device="cpu")
+    return vgg_like()

@@ -1,0 +1,1 @@
+"""Run the analyzer over whole model zoos and report coverage, agreement and timings."""
