@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden bench-startup clean
+.PHONY: setup inspect test lint golden bench-startup zoo clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ golden: $(STAMP)
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
+
+zoo: $(STAMP)
+	$(VENV)/bin/graphblocks zoo --source all --jobs 2 --resume -o bench/results/zoo.csv
+	$(VENV)/bin/graphblocks zoo-report bench/results/zoo.csv -o docs/zoo.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
