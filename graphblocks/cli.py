@@ -242,16 +242,7 @@ def graph(model: str, output: Path, **options: Any) -> None:
 )
 @_output_option("The report CSV, one row per model.")
 @_debug_option
-def zoo(
-    source: str,
-    pattern: str,
-    sample: int | None,
-    jobs: int,
-    timeout: float,
-    memory_gb: float,
-    resume: bool,
-    output: Path,
-) -> None:
+def zoo(**options: Any) -> None:
     """Partition every model of a zoo and validate it: coverage, agreement, timings.
 
     Each model runs in a worker process with a time limit and a memory cap; a
@@ -265,8 +256,9 @@ def zoo(
       graphblocks zoo --sample 30 -o sample.csv
     """
     from graphblocks.report import run_zoo_with_progress
+    from graphblocks.zoo.run import ZooRun
 
-    run_zoo_with_progress(source, pattern, sample, jobs, timeout, memory_gb, resume, output)
+    run_zoo_with_progress(ZooRun(**options))
 
 
 @cli.command("zoo-report")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from graphblocks.errors import GraphblocksError
 from graphblocks.partition import Partition
+
+if TYPE_CHECKING:
+    from graphblocks.zoo.run import ZooRun
 
 
 def human_count(n: int) -> str:
@@ -75,16 +78,7 @@ def print_partition(
         )
 
 
-def run_zoo_with_progress(
-    source: str,
-    pattern: str,
-    sample: int | None,
-    jobs: int,
-    timeout: float,
-    memory_gb: float,
-    resume: bool,
-    output: Path,
-) -> None:
+def run_zoo_with_progress(config: ZooRun) -> None:
     """List the zoo, run what is pending with a progress bar, print the outcome."""
     from collections import Counter
 
@@ -94,12 +88,14 @@ def run_zoo_with_progress(
     from graphblocks.zoo.run import pending_models, run_zoo
 
     console = Console(stderr=True)
-    models = list_zoo(source, pattern)
-    if sample:
-        models = stratified_sample(models, sample)
-    todo = pending_models(models, output, resume)
+    models = list_zoo(config.source, config.pattern)
     if not models:
-        raise GraphblocksError(f"no {source} model matches {pattern!r}", "check --pattern")
+        raise GraphblocksError(
+            f"no {config.source} model matches {config.pattern!r}", "check --pattern"
+        )
+    if config.sample:
+        models = stratified_sample(models, config.sample)
+    todo = pending_models(models, config.output, config.resume)
     outcome: Counter[str] = Counter()
     columns = (TextColumn("zoo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("{task.fields[last]}", style="dim"))  # fmt: skip
@@ -116,10 +112,17 @@ def run_zoo_with_progress(
                 last=str(row["model"]),
             )
 
-        run_zoo(todo, output, jobs=jobs, timeout=timeout, memory_gb=memory_gb, on_row=on_row)
+        run_zoo(
+            todo,
+            config.output,
+            jobs=config.jobs,
+            timeout=config.timeout,
+            memory_gb=config.memory_gb,
+            on_row=on_row,
+        )
     skipped = len(models) - len(todo)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items()))
     console.print(
-        f"{len(todo)} models run ({counts or 'none'}){f', {skipped} already in the report' if skipped else ''}; report: {output}",
+        f"{len(todo)} models run ({counts or 'none'}){f', {skipped} already in the report' if skipped else ''}; report: {config.output}",
         highlight=False,
     )

@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,6 +17,20 @@ from graphblocks.partition import write_atomic
 from graphblocks.zoo.models import FIELDS, Row, ZooModel, read_done
 from graphblocks.zoo.pool import WorkerPool
 from graphblocks.zoo.report import run_info_path
+
+
+@dataclass(frozen=True)
+class ZooRun:
+    """What ``graphblocks zoo`` runs and how."""
+
+    output: Path
+    source: str = "all"
+    pattern: str = "*"
+    sample: int | None = None
+    jobs: int = 2
+    timeout: float = 300.0
+    memory_gb: float | None = 8.0
+    resume: bool = False
 
 
 def _version(package: str) -> str:
