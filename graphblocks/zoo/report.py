@@ -52,6 +52,14 @@ def run_info_path(report: Path) -> Path:
     return report.with_suffix(".run.json")
 
 
+def _by_family(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """Rows grouped by family, families in name order."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[row["family"]].append(row)
+    return sorted(groups.items())
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
@@ -74,11 +82,7 @@ def _coverage(rows: list[Row]) -> list[str]:
         "| family | models | valid | fx | export | failed |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    by_family: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        by_family[r["family"]].append(r)
-    for family in sorted(by_family):
-        fam = by_family[family]
+    for family, fam in _by_family(rows):
         good = [r for r in fam if r["status"] == "ok"]
         lines.append(
             f"| {family} | {len(fam)} | {len(good)} | {sum(r['frontend'] == 'fx' for r in good)} | "
@@ -112,11 +116,7 @@ def _agreement(rows: list[Row]) -> list[str]:
         "| family | with groups | refine timm | boundary recall |",
         "|---|---:|---:|---:|",
     ]
-    by_family: dict[str, list[Row]] = defaultdict(list)
-    for r in compared:
-        by_family[r["family"]].append(r)
-    for family in sorted(by_family):
-        fam = by_family[family]
+    for family, fam in _by_family(compared):
         b = sum(int(r["boundaries"]) for r in fam)
         c = sum(int(r["boundaries_cut"]) for r in fam)
         lines.append(
