@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from graphblocks import __version__
-from graphblocks.errors import GraphblocksError
+from graphblocks.errors import GraphblocksError, first_line
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis, Settings
@@ -45,7 +45,7 @@ class _Group(click.Group):
         except Exception as exc:
             if ctx.meta.get(_DEBUG_KEY):
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = first_line(exc)
             _fail(
                 f"internal error: {type(exc).__name__}: {first}; rerun with --debug for the traceback",
                 1,

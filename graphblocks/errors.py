@@ -8,6 +8,11 @@ line (no traceback unless ``--debug``) and exits with :attr:`GraphblocksError.ex
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters."""
+    return (str(exc).strip().splitlines() or [""])[0][:limit]
+
+
 class GraphblocksError(Exception):
     """A problem with the user's input, reported as one actionable line."""
 

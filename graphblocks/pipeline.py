@@ -104,23 +104,15 @@ def _capture_with_fallback(
     source: ModelSource | None, model: nn.Module, input_size: Sequence[int], settings: Settings
 ) -> tuple[nn.Module, ParamTable, Captured]:
     """Capture on the model as given; a meta-built model that fails is rebuilt on the CPU."""
-    table = ParamTable.from_module(model)
-    try:
-        return (
-            model,
-            table,
-            capture(model, _example_input(model, input_size), table, settings.frontends),
-        )
-    except CaptureError:
-        if source is None or not any(p.is_meta for p in model.parameters()):
-            raise
-    model = source.build("cpu")
-    table = ParamTable.from_module(model)
-    return (
-        model,
-        table,
-        capture(model, _example_input(model, input_size), table, settings.frontends),
-    )
+    while True:
+        table = ParamTable.from_module(model)
+        try:
+            captured = capture(model, _example_input(model, input_size), table, settings.frontends)
+            return model, table, captured
+        except CaptureError:
+            if source is None or not any(p.is_meta for p in model.parameters()):
+                raise
+        model = source.build("cpu")
 
 
 def layer_macs(graph: nx.DiGraph, node: str, table: ParamTable) -> int | None:

@@ -79,9 +79,15 @@ def shared_path(a: str, b: str) -> int:
 def _merge_weightless(
     segments: list[Block], module_of: Callable[[str], str], role_of: Callable[[str], str]
 ) -> list[Block]:
+    following: list[Block | None] = []  # the next weighted segment after each one
+    upcoming: Block | None = None
+    for segment in reversed(segments):
+        following.append(upcoming)
+        upcoming = segment if segment.weighted else upcoming
+    following.reverse()
     blocks: list[Block] = []
     pending = Block()  # segments waiting to open the next weighted block
-    for i, segment in enumerate(segments):
+    for segment, after in zip(segments, following, strict=True):
         if segment.weighted:
             pending.absorb(segment)
             blocks.append(pending)
@@ -91,12 +97,11 @@ def _merge_weightless(
         elif not any(role_of(n) == "norm" for n in segment.layers):
             blocks[-1].absorb(segment)  # an activation / pooling tail, or `+ pos_embed`
         else:
-            following = next((s for s in segments[i + 1 :] if s.weighted), None)
             back = shared_path(module_of(segment.layers[0]), module_of(blocks[-1].layers[-1]))
             ahead = (
                 -1
-                if following is None
-                else shared_path(module_of(segment.layers[-1]), module_of(following.layers[0]))
+                if after is None
+                else shared_path(module_of(segment.layers[-1]), module_of(after.layers[0]))
             )
             if back > ahead:
                 blocks[-1].absorb(segment)  # a post-norm closes its own stage

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from graphblocks.errors import CaptureError
+from graphblocks.errors import CaptureError, first_line
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -56,11 +56,6 @@ class Captured:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()[:300]
-
-
 def capture(
     model: nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -76,7 +71,7 @@ def capture(
         try:
             return Captured(FRONTENDS[name](model, example, table), name, failures)
         except Exception as exc:  # any frontend failure means: try the next one
-            failures[name] = _one_line(exc)
+            failures[name] = f"{type(exc).__name__}: {first_line(exc)}".strip()[:300]
     reasons = "; ".join(f"{k}: {v}" for k, v in failures.items())
     raise CaptureError(
         f"no frontend could capture the model ({reasons})",

@@ -120,10 +120,10 @@ def run_model(model: ZooModel) -> Row:
                 boundaries=agree.boundaries, boundaries_cut=agree.boundaries_cut,
             )  # fmt: skip
     except Exception as exc:  # a model's failure is a row, not a crash of the run
-        from graphblocks.errors import PartitionError
+        from graphblocks.errors import PartitionError, first_line
 
         row["status"] = "invalid" if isinstance(exc, PartitionError) else "error"
         row["error_class"] = type(exc).__name__
-        row["error"] = (str(exc).strip().splitlines() or [""])[0][:300]
+        row["error"] = first_line(exc)
     row["seconds"] = round(time.perf_counter() - start, 2)
     return row
