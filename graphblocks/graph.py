@@ -24,6 +24,11 @@ Node attributes set by the frontends:
 ``opaque``    module nodes: a registered not-traceable module, seen only whole
 ============  =================================================================
 
+A frontend may add more, read where present: ``axes`` (the axes a reduction
+reduces, when known), ``scopes`` (every framework-level name the node belongs to,
+e.g. the Keras layers of a fused ONNX op) and ``sources`` (the indices of the ONNX
+nodes the node stands for).
+
 :func:`annotate` adds the analysis flags (``activation``, ``canonical``,
 ``delimiter``, ``merge``, ``weighted``, ``role``, ``owned``, ``num_params``).
 """
@@ -75,8 +80,11 @@ class GraphBuilder:
         dtype: str | None = None,
         tensor: bool | None = None,
         opaque: bool = False,
+        **extra: Any,
     ) -> str:
-        """Add one node after every node already added; return its unique name."""
+        """Add one node after every node already added; return its unique name.
+
+        ``extra`` holds frontend-specific attributes (see the module docstring)."""
         assert kind in NODE_KINDS, kind
         name = self.unique_name(hint)
         self.graph.add_node(
@@ -90,6 +98,7 @@ class GraphBuilder:
             dtype=dtype,
             tensor=tensor,
             opaque=opaque,
+            **extra,
         )
         for src in dict.fromkeys(inputs):
             assert src in self.graph, f"{src} must be added before {name}"
@@ -153,7 +162,18 @@ def _is_decomposed_swish(graph: nx.DiGraph, node: str, canonical: dict[str, str]
 
 
 def _is_reduction_pool(data: dict[str, Any], in_shape: list[int] | None) -> bool:
-    """``mean``/``amax`` pool only when they shrink an axis past the channel axis."""
+    """``mean``/``amax`` pool only when they reduce spatial axes.
+
+    With known ``axes`` on an input of rank r: every reduced axis is spatial, i.e.
+    ≥ 2 for r ≥ 4 (N, C, H, W...), or exactly the token axis 1 for r = 3 (N, L, C). A
+    mean over the channels (a decomposed LayerNorm) is no pool. Otherwise, judged by
+    shapes: some axis past the channel axis shrinks to 1.
+    """
+    axes = data.get("axes")
+    if axes is not None and in_shape is not None and axes:
+        rank = len(in_shape)
+        reduced = {a % rank for a in axes}
+        return reduced <= set(range(2, rank)) if rank >= 4 else rank == 3 and reduced == {1}
     out_shape = data["shape"]
     if in_shape is None or out_shape is None:
         return True

@@ -3,9 +3,10 @@
 Operations are named one way whatever the frontend: a module node by its class
 name (looked up along the class's MRO, so subclasses inherit their base's class),
 a function, method or ATen node by its bare name with in-place and alias spellings
-folded (``relu_`` → ``relu``, ``iadd`` → ``add``, ``aten.cat.default`` → ``cat``).
-Extend the tables with :func:`register_module_class` and
-:func:`register_function_class`.
+folded (``relu_`` → ``relu``, ``iadd`` → ``add``, ``aten.cat.default`` → ``cat``),
+and an ONNX operator by the function it computes (``Relu`` → ``relu``, ``Gemm`` →
+``linear``). Extend the tables with :func:`register_module_class`,
+:func:`register_function_class` and :func:`register_onnx_op`.
 """
 
 from __future__ import annotations
@@ -180,6 +181,72 @@ WEIGHTED_FUNCTIONS: frozenset[str] = frozenset(
 #: Operations that join activation paths (a residual merge when two paths meet).
 MERGE_FUNCTIONS: frozenset[str] = frozenset({"add", "cat", "sum"})
 
+#: ONNX operator type -> the canonical function name it computes. ONNX types are
+#: CamelCase and torch names lower case, so the two never collide.
+_ONNX_OPS: dict[str, str] = {}
+
+
+def register_onnx_op(onnx_type: str, canonical_name: str) -> None:
+    """Declare that ONNX operator ``onnx_type`` computes ``canonical_name``."""
+    _ONNX_OPS[onnx_type] = canonical_name
+
+
+for _onnx_type, _canonical in {
+    # weighted: the weight is an initializer reaching the op (checked by the graph)
+    "Conv": "convolution",
+    "ConvTranspose": "conv_transpose2d",
+    "Gemm": "linear",
+    "MatMul": "matmul",
+    "Gather": "embedding",
+    "LSTM": "lstm",
+    "GRU": "gru",
+    "RNN": "rnn_tanh",
+    # normalization
+    "BatchNormalization": "batch_norm",
+    "LayerNormalization": "layer_norm",
+    "InstanceNormalization": "instance_norm",
+    "GroupNormalization": "group_norm",
+    "LRN": "local_response_norm",
+    "RMSNormalization": "rms_norm",
+    "SimplifiedLayerNormalization": "rms_norm",
+    # activation
+    "Relu": "relu",
+    "LeakyRelu": "leaky_relu",
+    "PRelu": "prelu",
+    "Clip": "hardtanh",
+    "Sigmoid": "sigmoid",
+    "HardSigmoid": "hardsigmoid",
+    "HardSwish": "hardswish",
+    "Gelu": "gelu",
+    "FastGelu": "gelu",
+    "Mish": "mish",
+    "Tanh": "tanh",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Celu": "celu",
+    "ThresholdedRelu": "threshold",
+    # pooling (ReduceMean / ReduceMax only over spatial axes: see graph.annotate)
+    "MaxPool": "max_pool2d",
+    "AveragePool": "avg_pool2d",
+    "LpPool": "lp_pool2d",
+    "GlobalAveragePool": "adaptive_avg_pool2d",
+    "GlobalMaxPool": "adaptive_max_pool2d",
+    "GlobalLpPool": "lp_pool2d",
+    "ReduceMean": "mean",
+    "ReduceMax": "amax",
+    # merges and the arithmetic of decomposed activations
+    "Add": "add",
+    "Sum": "sum",
+    "Concat": "cat",
+    "Mul": "mul",
+    "Div": "div",
+    "Sub": "sub",
+    "Erf": "erf",
+}.items():
+    register_onnx_op(_onnx_type, _canonical)
+
 #: Spellings folded into one canonical name.
 _ALIASES: dict[str, str] = {
     "iadd": "add",
@@ -193,8 +260,10 @@ def canonical_function(name: str) -> str:
     """Fold a function / method / ATen spelling into the name the registries use.
 
     ``aten.add_.Tensor`` → ``add``, ``relu_`` → ``relu``, ``iadd`` → ``add``,
-    ``__iadd__`` → ``add``.
+    ``__iadd__`` → ``add``, ONNX ``Relu`` → ``relu``.
     """
+    if name in _ONNX_OPS:
+        return _ONNX_OPS[name]
     name = name.rsplit("::", 1)[-1]
     if name.startswith("aten."):
         name = name.split(".")[1]

@@ -40,6 +40,7 @@ class ModelInfo:
     num_nodes: int
     graph_hash: str
     frontend_failures: dict[str, str] = field(default_factory=dict)
+    producer: str | None = None
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Partition:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document as plain Python data, keys in the documented order."""
         data = dataclasses.asdict(self)
+        if data["model"]["producer"] is None:
+            del data["model"]["producer"]
         version = data.pop("schema_version")
         return {"schema_version": version, **data}
 

@@ -20,7 +20,7 @@ from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS, Captured, capture
 from graphblocks.graph import annotate, graph_hash, inputs_of, output_of
 from graphblocks.params import ParamTable
 from graphblocks.partition import BlockInfo, Head, Layer, ModelInfo, Partition
-from graphblocks.sources import DEFAULT_INPUT_SIZE, ModelSource, resolve
+from graphblocks.sources import DEFAULT_INPUT_SIZE, ModelSource, is_onnx_path, resolve
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,17 @@ class Settings:
 
 @dataclass
 class Analysis:
-    """A partition with the graph and module it was computed from."""
+    """A partition with the graph and module it was computed from.
+
+    ``node_blocks`` maps every activation node of ``graph`` to its block index, or to
+    None for the head; ``model`` is None for an ONNX file.
+    """
 
     partition: Partition
     graph: nx.DiGraph
-    model: nn.Module
+    model: nn.Module | None
     seconds: float
+    node_blocks: dict[str, int | None] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -136,16 +141,24 @@ def layer_macs(graph: nx.DiGraph, node: str, table: ParamTable) -> int | None:
 
 
 def _layer_name(graph: nx.DiGraph, node: str, taken: set[str]) -> str:
-    """A module call is named by its path; other owners by the module owning their
-    parameters (a lone root parameter by its own name) when that name is free, else
-    by their node name."""
+    """A module call is named by its path. Another owner is named by the first free
+    name of: the module owning its parameters (a lone root parameter by its own name)
+    when they have ``state_dict``-like names, the scope a frontend gave it (an ONNX
+    node's Keras layer or module path), its node name."""
     data = graph.nodes[node]
     if data["kind"] == "module":
         return node
-    owner = _common_module(data["owned"])
-    if not owner and len(data["owned"]) == 1:
-        owner = data["owned"][0]
-    return owner if owner and owner not in taken else node
+    owned = data["owned"]
+    owner = ""
+    if all(_is_state_dict_name(p) for p in owned):
+        owner = _common_module(owned) or (owned[0] if len(owned) == 1 else "")
+    scope = data["module"] if data.get("scopes") is not None else ""
+    return next((n for n in (owner, scope) if n and n not in taken), node)
+
+
+def _is_state_dict_name(name: str) -> bool:
+    """``layer1.0.conv1.weight`` is; ``onnx::Conv_193`` or ``model/dense/MatMul:0`` is not."""
+    return "/" not in name and ":" not in name
 
 
 def _common_module(params: Sequence[str]) -> str:
@@ -187,8 +200,9 @@ def build_partition(
     model_info: ModelInfo,
     settings: Settings,
     classifier: set[str],
-) -> Partition:
-    """Apply the partition rule to an annotated graph and assemble the Partition."""
+) -> tuple[Partition, dict[str, int | None]]:
+    """Apply the partition rule to an annotated graph; return the Partition and the
+    block index (None: head) of every activation node."""
     dominators = analysis.output_dominators(graph)
     head_nodes = analysis.find_head(graph, classifier, dominators)
     blocks = analysis.plan_blocks(graph, dominators, head_nodes, settings.delimiters)
@@ -268,7 +282,9 @@ def build_partition(
         unused=sorted(unused),
     )
     partition.check_coverage(list(table.numel))
-    return partition
+    node_blocks: dict[str, int | None] = {n: i for i, b in enumerate(blocks) for n in b.nodes}
+    node_blocks.update(dict.fromkeys(head_nodes))
+    return partition, node_blocks
 
 
 def _head_entry(graph: nx.DiGraph, head_nodes: Sequence[str]) -> str | None:
@@ -291,6 +307,8 @@ def analyze_model(
 ) -> Analysis:
     """Capture and partition ``model`` (an ``nn.Module`` or a model specification)."""
     settings = settings or Settings()
+    if isinstance(model, str) and is_onnx_path(model):
+        return analyze_onnx(model, settings)
     start = time.perf_counter()
     source: ModelSource | None = None
     if isinstance(model, str):
@@ -314,5 +332,41 @@ def analyze_model(
             frontend_failures=dict(captured.failures),
         )
         classifier = analysis.classifier_params(module, table)
-        partition = build_partition(graph, table, info, settings, classifier)
-    return Analysis(partition, graph, module, time.perf_counter() - start)
+        partition, node_blocks = build_partition(graph, table, info, settings, classifier)
+    return Analysis(partition, graph, module, time.perf_counter() - start, node_blocks)
+
+
+def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
+    """Capture and partition the ONNX model in the file at ``path``.
+
+    The head is what follows the last global pool, else the last weighted layer (an
+    ONNX file has no ``get_classifier``).
+    """
+    from graphblocks.frontends.onnx_graph import capture_onnx
+    from graphblocks.frontends.onnx_load import load_onnx
+
+    settings = settings or Settings()
+    start = time.perf_counter()
+    model = load_onnx(path, settings.input_size)
+    with gc_paused():
+        graph, table = capture_onnx(model)
+        graph = annotate(graph, table)
+        if not any(weighted for _, weighted in graph.nodes(data="weighted")):
+            raise GraphblocksError(
+                f"{path} has no weights: no Conv, Gemm, MatMul or Gather reads an initializer",
+                "export it with its parameters (torch.onnx.export(..., export_params=True))",
+            )
+        entry = inputs_of(graph)
+        shape = graph.nodes[entry[0]]["shape"] if entry else None
+        info = ModelInfo(
+            name=path,
+            source="onnx",
+            frontend="onnx",
+            input_size=list(shape[1:]) if shape else [],
+            num_params=table.total,
+            num_nodes=graph.number_of_nodes(),
+            graph_hash=graph_hash(graph),
+            producer=f"{model.producer_name} {model.producer_version}".strip(),
+        )
+        partition, node_blocks = build_partition(graph, table, info, settings, set())
+    return Analysis(partition, graph, None, time.perf_counter() - start, node_blocks)

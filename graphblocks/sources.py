@@ -208,8 +208,8 @@ def resolve(spec: str, model_args: Mapping[str, Any] | None = None) -> ModelSour
     spec = spec.strip()
     if is_onnx_path(spec):
         raise UnknownModelError(
-            f"{spec!r} is an ONNX file, and ONNX input is not supported yet",
-            "analyze the PyTorch model it was exported from",
+            f"{spec!r} is an ONNX file, not a PyTorch model",
+            "analyze it with graphblocks.analyze() or `graphblocks inspect`",
         )
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in _PREFIXED:

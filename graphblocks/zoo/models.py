@@ -110,6 +110,7 @@ def run_model(model: ZooModel) -> Row:
             blocks=p.num_blocks,
             params=p.model.num_params,
         )
+        assert result.model is not None  # zoo models are PyTorch models
         check_invariants(result.graph, p, [n for n, _ in result.model.named_parameters()])
         row["status"] = "ok"
         groups = timm_groups(result.model) if model.source == "timm" else None
