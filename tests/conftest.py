@@ -17,10 +17,14 @@ def cuts_input_from_output(graph: nx.DiGraph, node: str) -> bool:
     return not any(nx.has_path(sub, i, out) for i in inputs_of(graph) if i in sub)
 
 
-def check_invariants(result: Analysis) -> None:
-    """Coverage, contiguity, cut vertices, weighted blocks, quartiles."""
+def check_invariants(result: Analysis, names: list[str] | None = None) -> None:
+    """Coverage, contiguity, cut vertices, weighted blocks, quartiles.
+
+    ``names``: every parameter name, read off the module when not given."""
     p, graph = result.partition, result.graph
-    names = [n for n, _ in result.model.named_parameters()]
+    if names is None:
+        assert result.model is not None
+        names = [n for n, _ in result.model.named_parameters()]
     placed = [x for b in p.blocks for x in b.params] + p.head.params
     assert sorted(placed) == sorted(names), "every parameter in exactly one block or the head"
     order = [layer.block for layer in p.layers if layer.block is not None]

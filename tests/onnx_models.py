@@ -1,0 +1,94 @@
+"""ONNX files for the tests: PyTorch exports made on the fly, tiny hand-built graphs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+KERAS_FIXTURE = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "onnx" / "keras_small_cnn.onnx"
+)
+
+
+def export_torch(
+    model: nn.Module, path: Path, input_size: tuple[int, ...], *, fuse_bn: bool
+) -> Path:
+    """Export with the dynamo exporter: ``fuse_bn`` runs its optimizer, which folds
+    BatchNorm into the preceding Conv; without it BatchNormalization nodes stay."""
+    model = model.eval()
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.randn(1, *input_size),), str(path), dynamo=True, optimize=fuse_bn
+        )
+    return path
+
+
+def export_torchscript(model: nn.Module, path: Path, input_size: tuple[int, ...]) -> Path:
+    """Export with the TorchScript exporter, which names nodes ``/layer1/layer1.0/conv1/Conv``."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.randn(1, *input_size),), str(path), dynamo=False)
+    return path
+
+
+def _weight(name: str, *shape: int) -> TensorProto:
+    import numpy as np
+
+    values = np.random.default_rng(len(name)).standard_normal(shape).astype("float32")
+    return numpy_helper.from_array(values, name)
+
+
+def reduce_mean_model(axes: list[int], path: Path) -> Path:
+    """Conv → ReduceMean(axes, keepdims) → Flatten → Gemm, on a 1×3×8×8 input."""
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("ReduceMean", ["r", "axes"], ["m"], name="mean", keepdims=1),
+        helper.make_node("Flatten", ["m"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], name="fc", transB=1),
+    ]
+    features = 4 * 8 * 8 // (64 if axes == [2, 3] else 4)
+    inits = [
+        _weight("conv.weight", 4, 3, 3, 3),
+        numpy_helper.from_array(__import__("numpy").array(axes, dtype="int64"), "axes"),
+        _weight("fc.weight", 5, features),
+        _weight("fc.bias", 5),
+    ]
+    return _save(nodes, inits, [1, 3, 8, 8], [1, 5], path)
+
+
+def weightless_model(path: Path) -> Path:
+    """Relu and an Add: an ONNX graph without a single weight."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Add", ["x", "r"], ["y"], name="add"),
+    ]
+    return _save(nodes, [], [1, 3, 8, 8], [1, 3, 8, 8], path)
+
+
+def _save(
+    nodes: list[onnx.NodeProto],
+    inits: list[TensorProto],
+    in_shape: list[int],
+    out_shape: list[int],
+    path: Path,
+    opset: int = 18,
+) -> Path:
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.save(model, str(path))
+    return path
