@@ -7,6 +7,7 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
@@ -40,14 +41,13 @@ def export_torchscript(model: nn.Module, path: Path, input_size: tuple[int, ...]
 
 
 def _weight(name: str, *shape: int) -> TensorProto:
-    import numpy as np
 
     values = np.random.default_rng(len(name)).standard_normal(shape).astype("float32")
     return numpy_helper.from_array(values, name)
 
 
 def reduce_mean_model(axes: list[int], path: Path) -> Path:
-    """Conv → ReduceMean(axes, keepdims) → Flatten → Gemm, on a 1×3×8×8 input."""
+    """Conv → ReduceMean(axes, keepdims) → Flatten → Gemm, on a 1x3x8x8 input."""
     nodes = [
         helper.make_node("Conv", ["x", "conv.weight"], ["c"], name="conv", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["r"], name="relu"),
@@ -58,7 +58,7 @@ def reduce_mean_model(axes: list[int], path: Path) -> Path:
     features = 4 * 8 * 8 // (64 if axes == [2, 3] else 4)
     inits = [
         _weight("conv.weight", 4, 3, 3, 3),
-        numpy_helper.from_array(__import__("numpy").array(axes, dtype="int64"), "axes"),
+        numpy_helper.from_array(np.array(axes, dtype="int64"), "axes"),
         _weight("fc.weight", 5, features),
         _weight("fc.bias", 5),
     ]
