@@ -195,10 +195,70 @@ def graph(model: str, output: Path, **options: Any) -> None:
             f"use one of {', '.join(GRAPH_WRITERS)}",
         )
     result = _run(model, **options)
-    write_graph(result.graph, result.partition, output)
+    write_graph(result.graph, result.partition, output, result.node_blocks)
     click.echo(
         f"wrote {output}: {result.graph.number_of_nodes()} nodes, {result.graph.number_of_edges()} edges"
     )
+
+
+@cli.command()
+@click.argument(
+    "partition_file",
+    metavar="PARTITION",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--to",
+    "fmt",
+    required=True,
+    type=click.Choice(["param-groups", "timm", "onnx", "keras", "csv", "graphml"]),
+    help="The format to write.",
+)
+@_output_option("Where to write the export.")
+@click.option(
+    "--model",
+    help="The model to annotate or re-analyze (onnx, keras, graphml); default: the one named in the partition.",
+)
+@click.option(
+    "--lr-scale",
+    "lr_scales",
+    multiple=True,
+    metavar="BLOCK=SCALE",
+    help="param-groups: learning-rate multiplier for a block index or 'head'; repeatable.",
+)
+@click.option(
+    "--layer-decay",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="param-groups: block i of N gets DECAY**(N-i), the head 1 (timm's layer-wise decay).",
+)
+@_debug_option
+def export(
+    partition_file: Path,
+    fmt: str,
+    output: Path,
+    model: str | None,
+    lr_scales: tuple[str, ...],
+    layer_decay: float | None,
+) -> None:
+    """Write PARTITION (a partition JSON) for another tool or framework.
+
+    \b
+    Examples:
+      graphblocks export resnet50.blocks.json --to param-groups --layer-decay 0.7 -o groups.json
+      graphblocks export resnet50.blocks.json --to timm -o resnet50.timm-groups.json
+      graphblocks export model.blocks.json --to onnx -o model.blocks.onnx
+      graphblocks export keras.blocks.json --to keras -o keras-blocks.json
+      graphblocks export resnet50.blocks.json --to csv -o resnet50.layers.csv
+    """  # fmt: skip
+    from graphblocks.exports import ExportOptions, export_partition
+    from graphblocks.exports.param_groups import layer_decay_scales, parse_lr_scales
+    from graphblocks.partition import Partition
+
+    partition = Partition.load(partition_file)
+    scales = layer_decay_scales(partition.num_blocks, layer_decay) if layer_decay else {}
+    scales.update(parse_lr_scales(lr_scales))
+    export_partition(partition, fmt, output, ExportOptions(model=model, lr_scales=scales))
+    click.echo(f"wrote {output} ({fmt})")
 
 
 @cli.command()

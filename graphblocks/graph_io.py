@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,19 @@ _EXPORTED = ("kind", "op", "module", "params", "shape", "dtype", "activation", "
              "merge", "unit", "weighted", "role", "num_params")  # fmt: skip
 
 
-def export_view(graph: nx.DiGraph, partition: Partition) -> nx.DiGraph:
-    """A copy of ``graph`` with the public attributes plus each node's ``block``."""
-    block_of: dict[str, int] = {}
-    for layer in partition.layers:
-        block_of[layer.node] = HEAD_BLOCK if layer.block is None else layer.block
+def export_view(
+    graph: nx.DiGraph, partition: Partition, node_blocks: Mapping[str, int | None]
+) -> nx.DiGraph:
+    """A copy of ``graph`` with the public attributes plus each node's ``block``
+    (:data:`HEAD_BLOCK` for the head, :data:`NO_BLOCK` off the activation path) and
+    ``quartile`` (0 when in no block)."""
+    quartile = {b.index: b.quartile for b in partition.blocks}
     view = nx.DiGraph(model=partition.model.name, frontend=partition.model.frontend)
     for node, data in graph.nodes(data=True):
         attrs = {k: data.get(k) for k in _EXPORTED}
-        attrs["block"] = block_of.get(node, NO_BLOCK)
+        block = node_blocks.get(node, NO_BLOCK)
+        attrs["block"] = HEAD_BLOCK if block is None else block
+        attrs["quartile"] = quartile.get(attrs["block"], 0)
         view.add_node(node, **attrs)
     view.add_edges_from(graph.edges)
     return view
@@ -62,6 +66,9 @@ GRAPH_WRITERS: dict[str, Callable[[nx.DiGraph], str]] = {
 }
 
 
-def write_graph(graph: nx.DiGraph, partition: Partition, path: Path) -> None:
+def write_graph(
+    graph: nx.DiGraph, partition: Partition, path: Path, node_blocks: Mapping[str, int | None]
+) -> None:
     """Write the graph in the format the file extension names, atomically."""
-    write_atomic(path, GRAPH_WRITERS[path.suffix.lower()](export_view(graph, partition)))
+    view = export_view(graph, partition, node_blocks)
+    write_atomic(path, GRAPH_WRITERS[path.suffix.lower()](view))

@@ -358,6 +358,11 @@ def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
             )
         entry = inputs_of(graph)
         shape = graph.nodes[entry[0]]["shape"] if entry else None
+        if not shape or len(shape) < 2:
+            raise GraphblocksError(
+                f"the input of {path} has dynamic or unknown dimensions",
+                "give them with --input-size, e.g. --input-size 3,224,224",
+            )
         info = ModelInfo(
             name=path,
             source="onnx",
