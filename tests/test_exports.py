@@ -96,7 +96,7 @@ def test_onnx_export_passes_the_checker_and_computes_the_same(tmp_path):
     layers = {
         p["graphblocks.layer"]: p["graphblocks.block"] for p in props if "graphblocks.layer" in p
     }
-    assert layers == {l.name: "head" if l.block is None else str(l.block) for l in partition.layers}
+    assert layers == {x.name: "head" if x.block is None else str(x.block) for x in partition.layers}
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype("float32")
     before = ort.InferenceSession(str(model)).run(None, {"x": x})
