@@ -262,6 +262,44 @@ def export(
 
 
 @cli.command()
+@_analysis_options
+@_output_option("FILE.svg, FILE.png or FILE.html.")
+@click.option(
+    "--collapse", is_flag=True, help="One box per block (params, layer range): for big models."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "dot", "python"]),
+    default="auto",
+    show_default=True,
+    help="Graphviz dot, or the pure-Python layout (auto: dot when installed).",
+)
+def render(model: str, output: Path, collapse: bool, engine: str, **options: Any) -> None:
+    """Draw the DAG of MODEL (or of a partition JSON) coloured by block.
+
+    Nodes are layers, delimiters and residual merges (red circles), top to bottom;
+    skip edges are dashed red; the legend maps colours to quartiles.
+
+    \b
+    Examples:
+      graphblocks render resnet50 --collapse -o resnet50.png
+      graphblocks render resnet18 -o resnet18.svg
+      graphblocks render resnet50.blocks.json -o resnet50.html
+    """  # fmt: skip
+    from graphblocks.render import render as draw
+
+    if model.lower().endswith(".json"):
+        from graphblocks.exports import reanalyze
+        from graphblocks.partition import Partition
+
+        result = reanalyze(Partition.load(model))
+    else:
+        result = _run(model, **options)
+    draw(result, output, collapse=collapse, engine=engine)
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
 @click.option(
     "--source",
     type=click.Choice(["timm", "torchvision", "all"]),
