@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden bench-startup zoo clean
+.PHONY: setup inspect test lint golden fixtures-keras images bench-startup zoo clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,18 @@ lint: $(STAMP)
 golden: $(STAMP)
 	$(PY) fixtures/make_golden.py
 
+# TensorFlow lives in its own environment: graphblocks never needs it.
+TF_VENV := .venv-tf
+fixtures-keras:
+	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet tensorflow-cpu==2.21.0 tf_keras==2.21.0 tf2onnx==1.17.0 onnx==1.23.2
+	$(TF_VENV)/bin/python fixtures/make_keras_onnx.py
+
+images: $(STAMP)
+	for m in resnet50 mobilenetv2_100 vit_tiny_patch16_224; do \
+		$(VENV)/bin/graphblocks render $$m --collapse -o docs/images/$$m.blocks.png && \
+		$(VENV)/bin/graphblocks render $$m -o docs/images/$$m.png; done
+
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
 
@@ -37,4 +49,4 @@ zoo: $(STAMP)
 	$(VENV)/bin/graphblocks zoo-report bench/results/zoo.csv -o docs/zoo.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TF_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
