@@ -3,8 +3,10 @@
 The public API is small and imported lazily, so that ``graphblocks --help`` starts fast::
 
     import graphblocks
-    partition = graphblocks.analyze("resnet50")
+    partition = graphblocks.analyze("resnet50")          # or "model.onnx", or an nn.Module
     groups = partition.param_groups(model, lrs=[1e-4] * partition.num_blocks + [1e-3])
+    graphblocks.export(partition, "timm", "resnet50.timm-groups.json")
+    graphblocks.draw("resnet50", "resnet50.svg", collapse=True)
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from graphblocks.errors import GraphblocksError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
 
     from graphblocks.partition import Partition
 
-__all__ = ["GraphblocksError", "Partition", "__version__", "analyze"]
+__all__ = ["GraphblocksError", "Partition", "__version__", "analyze", "draw", "export"]
 
 
 def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
@@ -35,10 +39,46 @@ def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
     from graphblocks.pipeline import Settings, analyze_model
 
     name = settings.pop("name", None)
+    return analyze_model(model_or_name, Settings(**_tupled(settings)), name=name).partition
+
+
+def export(partition: Partition, fmt: str, out: str | Path, **options: Any) -> Path:
+    """Write ``partition`` for another tool: ``fmt`` is one of ``param-groups``, ``timm``,
+    ``onnx``, ``keras``, ``csv``, ``graphml`` (see :mod:`graphblocks.exports`);
+    ``options`` are ``model`` (what to re-analyze) and ``lr_scales``."""
+    from graphblocks.exports import ExportOptions, export_partition
+
+    return export_partition(partition, fmt, out, ExportOptions(**options))
+
+
+def draw(
+    model_or_partition: nn.Module | str | Partition,
+    out: str | Path,
+    *,
+    collapse: bool = False,
+    engine: str = "auto",
+    **settings: Any,
+) -> Path:
+    """Draw a model (as :func:`analyze` takes it) or a saved partition's model into
+    ``out`` (.svg, .png or .html); see :mod:`graphblocks.render`."""
+    from graphblocks.partition import Partition
+    from graphblocks.pipeline import Settings, analyze_model
+    from graphblocks.render import render
+
+    if isinstance(model_or_partition, Partition):
+        from graphblocks.exports import reanalyze
+
+        analysis = reanalyze(model_or_partition)
+    else:
+        analysis = analyze_model(model_or_partition, Settings(**_tupled(settings)))
+    return render(analysis, out, collapse=collapse, engine=engine)
+
+
+def _tupled(settings: dict[str, Any]) -> dict[str, Any]:
     for key in ("delimiters", "frontends", "input_size"):
         if settings.get(key) is not None:
             settings[key] = tuple(settings[key])
-    return analyze_model(model_or_name, Settings(**settings), name=name).partition
+    return settings
 
 
 def __getattr__(attr: str) -> Any:

@@ -98,3 +98,15 @@ def test_render_cli_from_a_partition_file(tmp_path):
         cli, ["render", model, "--input-size", "3,16,16", "-o", str(tmp_path / "p.pdf")]
     )
     assert bad.exit_code == 2 and "cannot render to '.pdf'" in bad.stderr
+
+
+def test_python_api_draws_and_exports(tmp_path):
+    import graphblocks
+
+    partition = graphblocks.analyze(TinyResNet(), input_size=(3, 32, 32))
+    out = graphblocks.draw(
+        TinyResNet(), tmp_path / "t.svg", engine="python", input_size=(3, 32, 32)
+    )
+    assert b"<svg" in out.read_bytes()
+    rows = graphblocks.export(partition, "csv", tmp_path / "t.csv").read_text().splitlines()
+    assert len(rows) == len(partition.layers) + 1
