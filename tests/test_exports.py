@@ -210,3 +210,25 @@ def test_export_cli_writes_each_partition_only_format(tmp_path):
     )
     assert bad.exit_code == 2 and "bad --lr-scale" in bad.stderr
     assert Partition.load(partition_file).num_blocks == 9
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224"])
+def test_split_at_every_block_entry_computes_the_model(name):
+    from graphblocks.split import split_model
+
+    model = timm.create_model(name).eval()
+    partition = graphblocks.analyze(name)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = model(x)
+        for block in partition.blocks:
+            halves = split_model(model, block.entry)
+            assert torch.allclose(halves.suffix(halves.prefix(x)), expected, atol=1e-5), block.index
+
+
+def test_split_refuses_an_unknown_node():
+    from graphblocks.errors import GraphblocksError
+    from graphblocks.split import split_model
+
+    with pytest.raises(GraphblocksError, match="no node"):
+        split_model(TinyResNet(), "nowhere")

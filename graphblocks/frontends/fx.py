@@ -114,6 +114,14 @@ def _target_name(target: Any) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 
 
+def trace(model: nn.Module, num_inputs: int = 1) -> fx.GraphModule:
+    """``model`` traced with the scope tracer, in-place updates made visible as data flow."""
+    tracer = ScopeTracer()
+    graph = tracer.trace(model, concrete_args=optional_defaults(model, num_inputs))
+    follow_mutations(graph, tracer.root)
+    return fx.GraphModule(tracer.root, graph)
+
+
 def capture_fx(
     model: nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -126,10 +134,7 @@ def capture_fx(
     Raises whatever tracing raises; with ``require_shapes`` also what shape
     propagation raises.
     """
-    tracer = ScopeTracer()
-    graph = tracer.trace(model, concrete_args=optional_defaults(model, len(example)))
-    follow_mutations(graph, tracer.root)
-    gm = fx.GraphModule(tracer.root, graph)
+    gm = trace(model, len(example))
     shapes_known = True
     try:
         with quiet_torch():
@@ -138,6 +143,15 @@ def capture_fx(
         if require_shapes:
             raise
         shapes_known = False
+    graph, _ = build_graph(model, gm.graph, table, shapes_known)
+    return graph
+
+
+def build_graph(
+    model: nn.Module, graph: fx.Graph, table: ParamTable, shapes_known: bool = False
+) -> tuple[nx.DiGraph, dict[fx.Node, str]]:
+    """The graph type of :mod:`graphblocks.graph` for a traced ``graph``, and the name
+    each fx node got under the naming rule."""
     buffers = {name for name, _ in model.named_buffers(remove_duplicate=False)}
     is_leaf = leaves.make_leaf_predicate()
     is_opaque = leaves.make_opaque_predicate()
@@ -192,4 +206,4 @@ def capture_fx(
                 dtype=dtype,
                 tensor=is_tensor,
             )
-    return builder.graph
+    return builder.graph, names
