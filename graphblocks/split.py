@@ -52,46 +52,83 @@ def split_model(model: nn.Module, cut: str) -> Split:
     Raises :class:`SplitError` when no node has that name, or when more than the
     cut's tensor would cross.
     """
+    prefix, suffix = segment_model(model, [cut])
+    return Split(prefix, suffix, cut)
+
+
+def segment_model(model: nn.Module, cuts: list[str]) -> list[fx.GraphModule]:
+    """Cut ``model`` after each node of ``cuts`` (in topological order): segment 0
+    maps the input to ``cuts[0]``'s value, segment i maps ``cuts[i-1]``'s value to
+    ``cuts[i]``'s, the last maps ``cuts[-1]``'s value to the output. Composing them
+    computes the model. Raises :class:`SplitError` as :func:`split_model` does."""
     from graphblocks.frontends.fx import build_graph, trace
 
     gm = trace(model)
     _, names = build_graph(model, gm.graph, ParamTable.from_module(model))
     by_name = {name: node for node, name in names.items()}
-    if cut not in by_name:
-        raise SplitError(f"the model has no node {cut!r}", "cut at a block's entry or exit node")
-    cut_node = by_name[cut]
+    unknown = [c for c in cuts if c not in by_name]
+    if unknown:
+        raise SplitError(
+            f"the model has no node {unknown[0]!r}", "cut at a block's entry or exit node"
+        )
     output = next(n for n in gm.graph.nodes if n.op == "output")
     inputs = {n for n in gm.graph.nodes if n.op == "placeholder" and not n.args}  # no default
-    before = _ancestors(cut_node)
     needed = _ancestors(output)
-    after = [n for n in gm.graph.nodes if n in needed and n not in before and n is not output]
-    # nodes with effects only (shape asserts): with the prefix when they read only it
-    checks = {
-        n for n in gm.graph.nodes
-        if n not in needed and n not in before and _ancestors(n) - {n} <= before
-    }  # fmt: skip
+    cut_nodes = [by_name[c] for c in cuts]
+    levels = [_ancestors(c) for c in cut_nodes] + [needed]
+    for earlier, later in zip(levels, levels[1:], strict=False):
+        if not earlier <= later:
+            raise SplitError(
+                f"cuts {cuts} are not in topological order along one path", "sort them"
+            )
+    # nodes with effects only (shape asserts) go with the first segment that can run them
+    extras = [n for n in gm.graph.nodes if n not in needed and n.op != "output"]
+    segments = []
+    for i, level in enumerate(levels):
+        start = cut_nodes[i - 1] if i else None
+        done = levels[i - 1] if i else set()
+        own = [n for n in gm.graph.nodes if n in level and n not in done and n is not output]
+        own += [
+            n for n in extras if _ancestors(n) - {n} <= level and not _ancestors(n) - {n} <= done
+        ]
+        segments.append(
+            _segment(gm, names, own, start, cut_nodes[i] if i < len(cuts) else output, done, inputs)
+        )
+    return segments
+
+
+def _segment(
+    gm: fx.GraphModule,
+    names: dict[fx.Node, str],
+    own: list[fx.Node],
+    start: fx.Node | None,
+    end: fx.Node,
+    done: set[fx.Node],
+    inputs: set[fx.Node],
+) -> fx.GraphModule:
+    """One segment: ``start``'s value (or the model input) in, ``end``'s value out."""
     recompute: set[fx.Node] = set()
-    for node in after:
+    for node in own:
         for source in node.all_input_nodes:
-            if source in before and source is not cut_node:
+            if source in done and source is not start:
                 upstream = _ancestors(source)
                 if upstream & inputs:
                     raise SplitError(
-                        f"cutting at {cut!r} leaves {names[source]!r} crossing too",
+                        f"cutting at {names[start] if start else 'input'!r} leaves "
+                        f"{names[source]!r} crossing too",
                         "cut at another block boundary, or train without the activation cache",
                     )
                 recompute |= upstream
-
-    prefix = fx.Graph()
+    graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
+    if start is not None:
+        env[start] = graph.placeholder("activation")
+    members = set(own) | recompute
     for node in gm.graph.nodes:
-        if node in before or node in checks:
-            env[node] = prefix.node_copy(node, env.__getitem__)
-    prefix.output(env[cut_node])
-
-    suffix = fx.Graph()
-    env = {cut_node: suffix.placeholder("activation")}
-    for node in gm.graph.nodes:
-        if node is not cut_node and (node in recompute or node in after or node is output):
-            env[node] = suffix.node_copy(node, env.__getitem__)
-    return Split(fx.GraphModule(gm, prefix), fx.GraphModule(gm, suffix), cut)
+        if node in members and node is not start:
+            env[node] = graph.node_copy(node, env.__getitem__)
+    if end.op == "output":
+        graph.node_copy(end, env.__getitem__)
+    else:
+        graph.output(env[end])
+    return fx.GraphModule(gm, graph)

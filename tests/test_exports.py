@@ -232,3 +232,18 @@ def test_split_refuses_an_unknown_node():
 
     with pytest.raises(GraphblocksError, match="no node"):
         split_model(TinyResNet(), "nowhere")
+
+
+def test_segments_compose_to_the_model():
+    from graphblocks.split import segment_model
+
+    model = timm.create_model("mobilenetv2_100").eval()
+    partition = graphblocks.analyze("mobilenetv2_100")
+    segments = segment_model(model, [b.entry for b in partition.blocks[1:]])
+    x = torch.randn(2, 3, 224, 224)
+    y = x
+    with torch.no_grad():
+        for segment in segments:
+            y = segment(y)
+        assert len(segments) == partition.num_blocks
+        assert torch.allclose(y, model(x), atol=1e-5)
