@@ -14,6 +14,7 @@ model.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from torch import fx, nn
@@ -76,7 +77,7 @@ def segment_model(model: nn.Module, cuts: list[str]) -> list[fx.GraphModule]:
     needed = _ancestors(output)
     cut_nodes = [by_name[c] for c in cuts]
     levels = [_ancestors(c) for c in cut_nodes] + [needed]
-    for earlier, later in zip(levels, levels[1:], strict=False):
+    for earlier, later in itertools.pairwise(levels):
         if not earlier <= later:
             raise SplitError(
                 f"cuts {cuts} are not in topological order along one path", "sort them"

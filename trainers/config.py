@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from graphblocks.errors import GraphblocksError
 
@@ -82,17 +83,25 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
-                raise ConfigError(f"bad {key} {getattr(self, key)!r}", f"choose from {', '.join(allowed)}")
+                raise ConfigError(
+                    f"bad {key} {getattr(self, key)!r}", f"choose from {', '.join(allowed)}"
+                )
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
-            raise ConfigError(f"bad split {self.split}", "give three shares that sum to 1, e.g. 0.7,0.2,0.1")
+            raise ConfigError(
+                f"bad split {self.split}", "give three shares that sum to 1, e.g. 0.7,0.2,0.1"
+            )
         if not 0 < self.sample_rate <= 1:
             raise ConfigError(f"bad sample rate {self.sample_rate}", "give a share in (0, 1]")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("epochs, batch size and learning rate must be positive", "fix the setting")
+            raise ConfigError(
+                "epochs, batch size and learning rate must be positive", "fix the setting"
+            )
 
     def to_toml(self) -> str:
         """The settings as TOML (None values left out: they are the defaults)."""
-        lines = ["# graphblocks-train settings; repeat with: graphblocks-train run --config THIS_FILE"]
+        lines = [
+            "# graphblocks-train settings; repeat with: graphblocks-train run --config THIS_FILE"
+        ]
         for key, value in dataclasses.asdict(self).items():
             if value is not None:
                 lines.append(f"{key} = {json.dumps(value)}")
@@ -112,7 +121,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {str(path)!r} ({exc.strerror})", "check the path") from exc
+        raise ConfigError(
+            f"cannot read config {str(path)!r} ({exc.strerror})", "check the path"
+        ) from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -126,7 +137,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path.name} is not a table of settings", "write key = value lines")
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise ConfigError(f"unknown settings {unknown} in {path.name}", f"known: {', '.join(sorted(FIELDS))}")
+        raise ConfigError(
+            f"unknown settings {unknown} in {path.name}", f"known: {', '.join(sorted(FIELDS))}"
+        )
     return data
 
 

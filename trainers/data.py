@@ -22,7 +22,9 @@ import torch
 from graphblocks.errors import GraphblocksError
 from graphblocks.partition import write_atomic
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+)
 SPLITS = ("train", "val", "test")
 
 
@@ -54,7 +56,9 @@ class Split:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
 
 
 def _image_folder(root: Path, base: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -63,7 +67,10 @@ def _image_folder(root: Path, base: Path) -> tuple[list[str], list[tuple[str, in
     for label, name in enumerate(classes):
         images = _images_in(root / name)
         if not images:
-            raise DataError(f"class folder {name!r} in {str(root)!r} has no images", "add images or remove the folder")
+            raise DataError(
+                f"class folder {name!r} in {str(root)!r} has no images",
+                "add images or remove the folder",
+            )
         samples += [(str(p.relative_to(base)), label) for p in images]
     return classes, samples
 
@@ -82,9 +89,15 @@ def _from_csv(path: Path) -> tuple[list[str], list[tuple[str, int]]]:
 
 def _check_classes(classes: Sequence[str], samples: Sequence[tuple[str, int]], where: str) -> None:
     if not samples:
-        raise DataError(f"no images found in {where}", f"give a folder with one subfolder of images per class ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(
+            f"no images found in {where}",
+            f"give a folder with one subfolder of images per class ({', '.join(sorted(IMAGE_SUFFIXES))})",
+        )
     if len(classes) < 2:
-        raise DataError(f"{where} has a single class ({classes[0]!r})", "classification needs at least two classes")
+        raise DataError(
+            f"{where} has a single class ({classes[0]!r})",
+            "classification needs at least two classes",
+        )
 
 
 def stratified_split(
@@ -127,21 +140,27 @@ def make_split(data: str | Path, shares: Sequence[float], seed: int) -> Split:
         raise DataError(f"no such data folder or file {str(path)!r}", "check --data")
     if path.is_file():
         if path.suffix.lower() != ".csv":
-            raise DataError(f"{path.name} is not a folder or a .csv file", "give an image folder or a CSV of path,label")
+            raise DataError(
+                f"{path.name} is not a folder or a .csv file",
+                "give an image folder or a CSV of path,label",
+            )
         classes, samples = _from_csv(path)
         _check_classes(classes, samples, str(path))
-        parts = stratified_split(samples, shares, seed)
-        return Split(str(path.parent.resolve()), classes, dict(zip(SPLITS, parts, strict=True)))
+        cut = stratified_split(samples, shares, seed)
+        return Split(str(path.parent.resolve()), classes, dict(zip(SPLITS, cut, strict=True)))
     if (path / "train").is_dir() and (path / "val").is_dir():
         classes, train = _image_folder(path / "train", path)
         _check_classes(classes, train, str(path / "train"))
-        parts = {"train": train}
+        parts: dict[str, list[tuple[str, int]]] = {"train": train}
         for name in ("val", "test"):
             if (path / name).is_dir():
                 other, samples = _image_folder(path / name, path)
                 index = {c: i for i, c in enumerate(classes)}
                 if set(other) - set(classes):
-                    raise DataError(f"{name}/ has classes not in train/: {sorted(set(other) - set(classes))}", "use the same class folders")
+                    raise DataError(
+                        f"{name}/ has classes not in train/: {sorted(set(other) - set(classes))}",
+                        "use the same class folders",
+                    )
                 parts[name] = [(p, index[other[y]]) for p, y in samples]
             else:
                 parts[name] = []
@@ -152,7 +171,9 @@ def make_split(data: str | Path, shares: Sequence[float], seed: int) -> Split:
     return Split(str(path.resolve()), classes, dict(zip(SPLITS, parts_list, strict=True)))
 
 
-def load_or_make_split(run_dir: Path, data: str | Path, shares: Sequence[float], seed: int) -> Split:
+def load_or_make_split(
+    run_dir: Path, data: str | Path, shares: Sequence[float], seed: int
+) -> Split:
     """The run folder's saved split, or a new one saved there."""
     saved = run_dir / "split.json"
     if saved.exists():
@@ -163,9 +184,14 @@ def load_or_make_split(run_dir: Path, data: str | Path, shares: Sequence[float],
 
 
 def decode_images(
-    split: Split, part: str, size: Sequence[int], *, strict: bool, samples: Sequence[tuple[str, int]] | None = None
+    split: Split,
+    part: str,
+    size: Sequence[int],
+    *,
+    strict: bool,
+    samples: Sequence[tuple[str, int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """``(images uint8 N×C×H×W, labels, unreadable paths)`` of one part, resized."""
+    """``(images uint8 [N, C, H, W], labels, unreadable paths)`` of one part, resized."""
     from PIL import Image
 
     channels, height, width = (int(s) for s in size)
@@ -173,17 +199,26 @@ def decode_images(
     for rel, label in split.parts[part] if samples is None else samples:
         try:
             with Image.open(Path(split.root) / rel) as img:
-                img = img.convert("RGB" if channels == 3 else "L").resize((width, height), Image.BILINEAR)
+                img = img.convert("RGB" if channels == 3 else "L").resize(
+                    (width, height), Image.BILINEAR
+                )
                 array = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
         except Exception as exc:
             if strict:
-                raise DataError(f"cannot read image {rel!r} ({type(exc).__name__})", "fix or remove it, or run without --strict") from exc
+                raise DataError(
+                    f"cannot read image {rel!r} ({type(exc).__name__})",
+                    "fix or remove it, or run without --strict",
+                ) from exc
             skipped.append(rel)
             continue
         images.append(array.view(height, width, channels).permute(2, 0, 1))
         labels.append(label)
     if not images:
-        return torch.zeros((0, channels, height, width), dtype=torch.uint8), torch.zeros(0, dtype=torch.long), skipped
+        return (
+            torch.zeros((0, channels, height, width), dtype=torch.uint8),
+            torch.zeros(0, dtype=torch.long),
+            skipped,
+        )
     return torch.stack(images), torch.tensor(labels), skipped
 
 
@@ -195,7 +230,9 @@ class Preprocess:
     std: tuple[float, ...] | None = None
     augment: bool = False
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         x = images.float().div_(255)
         if self.augment:
             x = augment_batch(x, generator)
@@ -218,7 +255,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> 
     return padded[:, :, dy : dy + h, dx : dx + w]
 
 
-def batches(count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+def batches(
+    count: int, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
     """Index batches over ``count`` items (shuffled with ``generator`` when asked)."""
     order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
     for start in range(0, count, batch_size):
