@@ -198,10 +198,9 @@ def decode_images(
     images, labels, skipped = [], [], []
     for rel, label in split.parts[part] if samples is None else samples:
         try:
-            with Image.open(Path(split.root) / rel) as img:
-                img = img.convert("RGB" if channels == 3 else "L").resize(
-                    (width, height), Image.BILINEAR
-                )
+            with Image.open(Path(split.root) / rel) as raw:
+                mode = "RGB" if channels == 3 else "L"
+                img = raw.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
                 array = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
         except Exception as exc:
             if strict:
