@@ -1,0 +1,203 @@
+"""The model to fine-tune: the partition's network with its classifier replaced.
+
+``FineTuneModel(trunk, head)``: the trunk is the source network with its classifier
+swapped for an identity (timm's ``reset_classifier(0)`` where there is one), the head
+is Barakat & Huang's (flatten → Linear 512 → ReLU → Dropout 0.5 → Linear classes) or a
+single Linear. Trunk parameters keep their partition names.
+
+Freezing follows Keras: a frozen parameter has ``requires_grad`` off, and a module
+trains (``module.training``) only when it holds a trainable parameter, or holds none
+and its parent trains; a frozen BatchNorm therefore uses its running statistics.
+With ``bn="frozen"`` every BatchNorm uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from graphblocks.errors import GraphblocksError, PartitionError
+from graphblocks.partition import Partition
+
+
+class WeightsError(GraphblocksError):
+    """Weights that cannot be loaded into the partition's model."""
+
+
+class FineTuneModel(nn.Module):
+    """``head(trunk(x))``."""
+
+    def __init__(self, trunk: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+
+def make_head(
+    kind: str, features: int, classes: int, hidden: int = 512, dropout: float = 0.5
+) -> nn.Module:
+    """The paper's head, or ``linear``: flatten then one Linear."""
+    if kind == "linear":
+        return nn.Sequential(nn.Flatten(), nn.Linear(features, classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(features, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, classes),
+    )
+
+
+def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
+    """The partition's network on the CPU, with timm's or torchvision's pretrained
+    weights when asked (other sources have none)."""
+    from graphblocks.sources import resolve
+
+    name, args = partition.model.name, dict(partition.settings.get("model_args", {}))
+    source = resolve(name, args)
+    if not pretrained or source.source == "python":
+        return source.build("cpu")
+    try:
+        if source.source == "timm":
+            import timm
+
+            model: nn.Module = timm.create_model(
+                name.removeprefix("timm:"), pretrained=True, **args
+            )
+        else:
+            from torchvision import models
+
+            model = models.get_model(name.removeprefix("torchvision:"), weights="DEFAULT", **args)
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot get pretrained weights for {name!r} ({type(exc).__name__}; is the hub reachable?)",
+            "pass --weights FILE (safetensors or a state dict), or --no-pretrained",
+        ) from exc
+    return model.eval()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file or a PyTorch checkpoint (a state dict, or a
+    dict holding one under ``state_dict`` / ``model``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no such weights file {str(path)!r}", "check --weights")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path)))
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot read weights {path.name} ({type(exc).__name__})",
+            "give a .safetensors file or a torch.save'd state dict",
+        ) from exc
+    for key in ("state_dict", "model"):
+        if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
+            data = data[key]
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{path.name} holds no state dict", "save model.state_dict()")
+    return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def load_weights(model: nn.Module, partition: Partition, path: str | Path) -> None:
+    """Load ``path`` into ``model``, first checking its names against the partition's."""
+    state = read_state_dict(path)
+    expected = {p for b in partition.blocks for p in b.params} | set(partition.head.params)
+    buffers = {n for n, _ in model.named_buffers()}
+    missing = sorted(expected - set(state))
+    aliases = {a for names in partition.tied.values() for a in names}
+    extra = sorted(set(state) - expected - buffers - aliases)
+    if missing or extra:
+        raise WeightsError(
+            f"weights {Path(path).name} do not match the partition: missing {missing[:3]} "
+            f"({len(missing)}), extra {extra[:3]} ({len(extra)})",
+            "give the weights of the model the partition was made for",
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def _drop_classifier(model: nn.Module, partition: Partition) -> list[str]:
+    """Replace the classifier by an identity; return the classifier's parameter names."""
+    before = {n for n, _ in model.named_parameters()}
+    reset = getattr(model, "reset_classifier", None)
+    if callable(reset):
+        reset(0)
+    else:
+        classifier = next(
+            (
+                name
+                for name in reversed(partition.head.layers)
+                if isinstance(_module(model, name), nn.Linear)
+            ),
+            None,
+        )
+        if classifier is None:
+            raise PartitionError(
+                f"cannot find the classifier of {partition.model.name!r} among its head layers {partition.head.layers}",
+                "give a model whose head ends in a Linear layer",
+            )
+        parent, _, child = classifier.rpartition(".")
+        setattr(_module(model, parent) if parent else model, child, nn.Identity())
+    return sorted(before - {n for n, _ in model.named_parameters()})
+
+
+def _module(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def build_finetune_model(
+    partition: Partition,
+    classes: int,
+    input_size: tuple[int, ...],
+    *,
+    pretrained: bool,
+    weights: str | None = None,
+    head: str = "paper",
+    hidden: int = 512,
+    dropout: float = 0.5,
+) -> tuple[FineTuneModel, list[str]]:
+    """The model to train and the names of the source classifier's parameters (gone)."""
+    model = build_source_model(partition, pretrained=pretrained and weights is None)
+    partition.check_model(model)
+    if weights:
+        load_weights(model, partition, weights)
+    dropped = _drop_classifier(model, partition)
+    model.eval()
+    with torch.no_grad():
+        features = model(torch.zeros(1, *input_size)).flatten(1).shape[1]
+    return FineTuneModel(model, make_head(head, features, classes, hidden, dropout)), dropped
+
+
+def freeze(model: FineTuneModel, trainable: Collection[str], bn: str = "train") -> int:
+    """Make exactly ``trainable`` trunk parameters (and the whole head) trainable, set
+    train/eval per module (see the module docstring); return the trainable count."""
+    keep = set(trainable)
+    for name, param in model.trunk.named_parameters():
+        param.requires_grad_(name in keep)
+    for param in model.head.parameters():
+        param.requires_grad_(True)
+    set_modes(model, bn)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def set_modes(model: nn.Module, bn: str = "train", parent_trains: bool = True) -> None:
+    """``module.training`` per the Keras rule, recursively (call instead of ``train()``)."""
+    for child in model.children():
+        own = list(child.parameters())
+        trains = any(p.requires_grad for p in own) if own else parent_trains
+        if bn == "frozen" and isinstance(child, nn.modules.batchnorm._BatchNorm):
+            trains = False
+        child.training = trains
+        set_modes(child, bn, trains)
+    model.training = any(p.requires_grad for p in model.parameters()) or parent_trains
