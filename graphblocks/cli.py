@@ -28,7 +28,7 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-class _Group(click.Group):
+class OneLineErrors(click.Group):
     """Turns errors into one line on stderr and a non-zero exit (tracebacks with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -58,7 +58,7 @@ def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool
     return value
 
 
-def _debug_option(fn: F) -> F:
+def debug_option(fn: F) -> F:
     return click.option(
         "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
         help="Show full tracebacks instead of one-line errors.",
@@ -74,7 +74,7 @@ def _analysis_options(fn: F) -> F:
         click.option("--delimiters", default="pool,norm,act,merge", show_default=True, metavar="LIST", help="Which cut-vertex classes may end a block: any of pool, norm, act, merge."),
         click.option("--max-blocks", type=click.IntRange(min=1), help="Merge adjacent blocks, smallest pair first, until at most N remain."),
         click.option("--frontend", type=click.Choice(["auto", "fx", "export"]), default="auto", show_default=True, help="Capture with this frontend only (auto: fx, then torch.export)."),
-        _debug_option,
+        debug_option,
     ]  # fmt: skip
     for option in reversed(options):
         fn = option(fn)
@@ -123,9 +123,9 @@ def _run(model: str, **options: Any) -> Analysis:
         return analyze_model(model, settings)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="graphblocks")
-@_debug_option
+@debug_option
 def cli() -> None:
     """Cut a network into residual-safe blocks and quartiles.
 
@@ -231,7 +231,7 @@ def graph(model: str, output: Path, **options: Any) -> None:
     type=click.FloatRange(min=0, max=1, min_open=True),
     help="param-groups: block i of N gets DECAY**(N-i), the head 1 (timm's layer-wise decay).",
 )
-@_debug_option
+@debug_option
 def export(
     partition_file: Path,
     fmt: str,
@@ -339,7 +339,7 @@ def render(model: str, output: Path, collapse: bool, engine: str, **options: Any
     "--resume", is_flag=True, help="Skip models already in the report and append the rest."
 )
 @_output_option("The report CSV, one row per model.")
-@_debug_option
+@debug_option
 def zoo(**options: Any) -> None:
     """Partition every model of a zoo and validate it: coverage, agreement, timings.
 
@@ -362,7 +362,7 @@ def zoo(**options: Any) -> None:
 @cli.command("zoo-report")
 @click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_output_option("Where to write the markdown (e.g. docs/zoo.md).")
-@_debug_option
+@debug_option
 def zoo_report(report: Path, output: Path) -> None:
     """Write the markdown summary of a zoo REPORT: coverage per family, agreement with
     timm's groups (with the reasons for disagreement), timings.

@@ -390,3 +390,7 @@ def memory_hog() -> nn.Module:
     """Asks for 6 GiB of real memory, past the zoo's per-worker cap in the tests."""
     torch.ones(6 * 2**30, dtype=torch.uint8, device="cpu")
     return vgg_like()
+
+
+def tiny_resnet() -> TinyResNet:
+    return TinyResNet()

@@ -179,7 +179,7 @@ class Runner:
                     loss.backward()
                     optimizer.step()
                     schedule.step()
-                    loss_sum, seen = loss_sum + float(loss) * len(index), seen + len(index)
+                    loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)
                 val_acc = self.evaluate("val", stores, suffix)
                 record = {
                     "epoch": epoch + 1,

@@ -1,0 +1,166 @@
+"""``graphblocks-train``: fine-tune on a partition. Parses flags, calls the API, prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from graphblocks.cli import OneLineErrors, debug_option
+
+F = Callable[..., Any]
+
+
+def _shares(text: str | None) -> list[float] | None:
+    return None if text is None else [float(x) for x in text.split(",")]
+
+
+def _sizes(text: str | None) -> list[int] | None:
+    return None if text is None else [int(x) for x in text.replace("x", ",").split(",")]
+
+
+def _run_options(fn: F) -> F:
+    """Every setting of :class:`trainers.config.TrainConfig` as a flag."""
+    options: list[Callable[[F], F]] = [
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="TOML or YAML file of settings; flags override it."),
+        click.option("--model", help="timm name, torchvision:NAME or module:factory (default: the partition's)."),
+        click.option("--data", help="ImageFolder dir, a dir with train/ val/ [test/], or a CSV of path,label."),
+        click.option("--out", help="The run folder."),
+        click.option("--partition", type=click.Path(exists=True, dir_okay=False), help="Partition JSON (computed when not given)."),
+        click.option("--epochs", type=int, help="Epochs per job [10]."),
+        click.option("--batch-size", type=int, help="Batch size [24]."),
+        click.option("--lr", type=float, help="Adam learning rate [1e-3]."),
+        click.option("--weight-decay", type=float, help="Adam weight decay [0]."),
+        click.option("--schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule [constant]."),
+        click.option("--patience", type=int, help="Stop after N epochs without a better validation accuracy [off]."),
+        click.option("--input-size", help="C,H,W [the partition's]."),
+        click.option("--split", help="Train,val,test shares [0.7,0.2,0.1]."),
+        click.option("--sample-rate", type=float, help="Stratified share of the training split to keep [1.0]."),
+        click.option("--preprocess", type=click.Choice(["unit", "timm"]), help="unit: scale to [0, 1] (the paper's); timm: the model's mean/std [unit]."),
+        click.option("--augment/--no-augment", default=None, help="Random flips and shifts (turns the activation cache off) [off]."),
+        click.option("--strict/--no-strict", default=None, help="Fail on an unreadable image instead of skipping it [off]."),
+        click.option("--pretrained/--no-pretrained", default=None, help="timm / torchvision pretrained weights [on]."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Weights file (.safetensors or a state dict)."),
+        click.option("--head", type=click.Choice(["paper", "linear"]), help="paper: Linear 512, ReLU, Dropout 0.5, Linear; linear: one Linear [paper]."),
+        click.option("--bn", type=click.Choice(["train", "frozen"]), help="The tuned block's BatchNorm: batch statistics, or running ones [train]."),
+        click.option("--seed", type=int, help="Seed of the split, sampling and every job [0]."),
+        click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms [off]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="[auto]"),
+        click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA [on]."),
+        click.option("--cache", type=click.Choice(["auto", "memory", "disk", "off"]), help="Activation cache before the tuned block [auto]."),
+        click.option("--cache-dtype", type=click.Choice(["float16", "float32"]), help="[float16]"),
+        click.option("--cache-memory-gb", type=float, help="[4]"),
+        click.option("--cache-disk-gb", type=float, help="[20]"),
+        click.option("--resume/--no-resume", default=None, help="Continue a run folder: finished jobs are not rerun."),
+        debug_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The flags the user typed (not defaults), converted to settings."""
+    converters: dict[str, Callable[[Any], Any]] = {"split": _shares, "input_size": _sizes}
+    given = {}
+    for key, value in values.items():
+        if value is None or ctx.get_parameter_source(key) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        given[key] = converters.get(key, lambda v: v)(value)
+    return given
+
+
+def _execute(ctx: click.Context, config_file: str | None, values: dict[str, Any]) -> None:
+    from trainers.config import resolve_config
+    from trainers.report import print_results, progress_printer, render_plots
+    from trainers.session import run
+
+    fixed = values.pop("_fixed", {})
+    config = resolve_config(config_file, {**_given(ctx, values), **fixed})
+    with progress_printer() as progress:
+        document = run(config, progress)
+    print_results(document)
+    if config.strategy == "sweep":
+        render_plots(Path(config.out), document)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@debug_option
+def cli() -> None:
+    """Fine-tune a model block by block on a graphblocks partition (Barakat & Huang 2023)."""
+
+
+@cli.command()
+@_run_options
+@click.pass_context
+def sweep(ctx: click.Context, config_file: str | None, **values: Any) -> None:
+    """Algorithm 1: every block + head, then BL1 (head) and BL2 (all); B_opt on validation.
+
+    \b
+    Example:
+      graphblocks-train sweep --model resnet18 --data flowers/ --out runs/r18 --epochs 10
+    """
+    values["_fixed"] = {"strategy": "sweep"}
+    _execute(ctx, config_file, values)
+
+
+@cli.command("run")
+@_run_options
+@click.option(
+    "--strategy",
+    type=click.Choice(["head", "full", "block", "quartile", "layers", "sweep"]),
+    help="What trains [sweep].",
+)
+@click.option("--block", type=int, help="The block of --strategy block.")
+@click.option("--quartile", type=int, help="The quartile of --strategy quartile.")
+@click.option("--names", multiple=True, help="Layer names of --strategy layers; repeatable.")
+@click.pass_context
+def run_command(ctx: click.Context, config_file: str | None, **values: Any) -> None:
+    """One strategy: head (BL1), full (BL2), block K, quartile Q, layers, or sweep.
+
+    \b
+    Examples:
+      graphblocks-train run --strategy block --block 12 --model resnet50 --data d/ --out runs/b12
+      graphblocks-train run --config runs/b12/config.toml --out runs/b12-again
+    """
+    names = values.pop("names")
+    values["_fixed"] = {"names": list(names)} if names else {}
+    _execute(ctx, config_file, values)
+
+
+@cli.command()
+@click.argument(
+    "run_dirs",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the combined plots of several runs.",
+)
+@debug_option
+def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
+    """Print the results of RUN_DIR(s) and render their plots (several runs: one box
+    per model in each quartile's panel)."""
+    from trainers.report import load_results, print_results, render_plots
+
+    documents = [load_results(d) for d in run_dirs]
+    for run_dir, document in zip(run_dirs, documents, strict=True):
+        print_results(document)
+        render_plots(run_dir, document)
+    if len(documents) > 1:
+        from trainers.plots import plot_quartiles
+
+        target = (output or Path(".")) / "quartiles.png"
+        plot_quartiles(documents, target)
+        click.echo(f"wrote {target}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="graphblocks-train")

@@ -1,0 +1,95 @@
+"""The sweep's figures, as PNG: accuracy per block with both baselines (the paper's
+Fig. 2-5), and per-quartile box plots with the baselines (Fig. 6-7), for one run or
+many (one box per model in each quartile's panel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graphblocks.partition import atomic_target
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _block_results(doc: dict[str, Any]) -> list[tuple[int, float, float]]:
+    rows = [
+        (int(r["name"].split(":")[1]), r["val_acc"], r["test_acc"])
+        for r in doc["strategies"]
+        if r["name"].startswith("block:")
+    ]
+    return sorted(rows)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_blocks(doc: dict[str, Any], path: Path) -> Path:
+    """Test (solid) and validation (dashed) accuracy per block, BL1 and BL2 as lines,
+    B_opt marked."""
+    plt = _pyplot()
+    rows = _block_results(doc)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows) + 3), 4))
+    if rows:
+        blocks, val, test = zip(*rows, strict=True)
+        ax.plot(blocks, test, "o-", color="#1f77b4", label="block + head (test)")
+        ax.plot(blocks, val, "s--", color="#1f77b4", alpha=0.45, label="block + head (val)")
+    for name, color, label in (
+        ("head", "#d62728", "BL1: head only"),
+        ("full", "#2ca02c", "BL2: all layers"),
+    ):
+        base = doc.get("baselines", {}).get(name)
+        if base and base["test_acc"] == base["test_acc"]:
+            ax.axhline(base["test_acc"], color=color, linestyle=":", label=f"{label} (test)")
+    best = doc.get("best_block")
+    if best:
+        ax.plot(
+            [best["index"]],
+            [best["test_acc"]],
+            "*",
+            color="#ff7f0e",
+            markersize=16,
+            label=f"B_opt = block {best['index']}",
+        )
+    ax.set_xlabel("block")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{doc['model']}: block-wise fine-tuning")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_quartiles(docs: Sequence[dict[str, Any]], path: Path) -> Path:
+    """One panel per quartile: a box of the blocks' test accuracies per model, with
+    that model's BL1 (red) and BL2 (green) test accuracies as markers."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(3.2 * 4, 3.8), sharey=True)
+    labels = [d["model"] for d in docs]
+    for q, ax in zip(("1", "2", "3", "4"), axes, strict=True):
+        boxes = []
+        for doc in docs:
+            quartile = set(doc.get("quartiles", {}).get(q, {}).get("blocks", []))
+            boxes.append([t for b, _, t in _block_results(doc) if b in quartile and t == t])
+        ax.boxplot([b or [float("nan")] for b in boxes], tick_labels=labels)
+        for i, doc in enumerate(docs, start=1):
+            for name, color in (("head", "#d62728"), ("full", "#2ca02c")):
+                base = doc.get("baselines", {}).get(name)
+                if base:
+                    ax.plot([i], [base["test_acc"]], marker="_", markersize=22, color=color)
+        ax.set_title(f"Q{q}")
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (red: BL1, green: BL2)")
+    return _save(fig, path)
