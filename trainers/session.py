@@ -188,14 +188,10 @@ def run(config: TrainConfig, progress: Progress | None = None) -> dict[str, Any]
     return _write_results(ready, list(results.values()))
 
 
-def _write_results(
-    run_dir: Path,
-    config: TrainConfig,
-    partition: Partition,
-    data: Loaded,
-    runner: Runner,
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
+def _write_results(ready: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``results.json`` (all finished jobs, and a sweep's summary)."""
+    config, partition, runner = ready.config, ready.partition, ready.runner
+    data = runner.data
     document: dict[str, Any] = {
         "model": partition.model.name, "strategy": config.strategy, "num_blocks": partition.num_blocks,
         "classes": data.classes, "split_sizes": {k: len(v) for k, v in data.labels.items()},
