@@ -10,7 +10,9 @@ from PIL import Image
 COLOURS = [(220, 40, 40), (40, 180, 60), (50, 70, 220), (200, 200, 40)]
 
 
-def make_image_folder(root: Path, classes: int = 3, per_class: int = 10, size: int = 24, seed: int = 0) -> Path:
+def make_image_folder(
+    root: Path, classes: int = 3, per_class: int = 10, size: int = 24, seed: int = 0
+) -> Path:
     """``root/class_k/img_i.png``: learnable in a few epochs, noisy enough not to be trivial."""
     rng = np.random.default_rng(seed)
     for k in range(classes):

@@ -164,3 +164,7 @@ def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="graphblocks-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Fine-tuning on partitions: strategies, freezing, the activation cache, resuming, bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.image_data import make_image_folder
+from trainers.cli import cli
+from trainers.config import TrainConfig, resolve_config
+from trainers.session import prepare, run
+
+MODEL = "tests/toy_models.py:tiny_resnet"
+SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, per_class=12, size=24)
+
+
+def config(images, out, **changes) -> TrainConfig:
+    return TrainConfig(**{**SMALL, "data": str(images), "out": str(out), **changes})
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra", "names"),
+    [
+        ("head", {}, ["head"]),
+        ("full", {}, ["full"]),
+        ("block", {"block": 2}, ["block:2"]),
+        ("quartile", {"quartile": 4}, ["quartile:4"]),
+        ("layers", {"names": ["unit2.conv1", "unit2.bn1"]}, ["layers"]),
+        ("sweep", {}, ["block:0", "block:1", "block:2", "block:3", "head", "full"]),
+    ],
+)
+def test_every_strategy_end_to_end(images, tmp_path, strategy, extra, names):
+    doc = run(config(images, tmp_path / "run", strategy=strategy, **extra))
+    assert [r["name"] for r in doc["strategies"]] == names
+    for r in doc["strategies"]:
+        assert 0 <= r["test_acc"] <= 1 and r["trainable_params"] > 0
+        assert (
+            tmp_path / "run" / "checkpoints" / f"{r['name'].replace(':', '-')}.safetensors"
+        ).exists()
+        assert (
+            tmp_path / "run" / "metrics" / f"{r['name'].replace(':', '-')}.jsonl"
+        ).read_text().count("\n") == 2
+    if strategy == "sweep":
+        assert 0 <= doc["best_block"]["index"] < 4 and set(doc["quartiles"]) == {"1", "2", "3", "4"}
+        assert set(doc["baselines"]) == {"head", "full"}
+    trainable = {r["name"]: r["trainable_params"] for r in doc["strategies"]}
+    if strategy == "sweep":
+        assert trainable["head"] < trainable["block:2"] < trainable["full"]
+
+
+def test_frozen_parameters_and_bn_statistics_stay_bit_identical(images, tmp_path):
+    ready = prepare(config(images, tmp_path / "run", strategy="block", block=2, epochs=3))
+    trunk = ready.runner.model.trunk
+    before = {k: v.clone() for k, v in trunk.state_dict().items()}
+    ready.runner.run(ready.jobs[0])
+    after = trunk.state_dict()
+    tuned = set(ready.partition.blocks[2].params)
+    tuned_modules = {p.rpartition(".")[0] for p in tuned}
+    for name, value in before.items():
+        if name.rpartition(".")[0] in tuned_modules:
+            continue
+        assert torch.equal(value, after[name]), f"{name} changed"
+    assert any(not torch.equal(before[p], after[p]) for p in tuned), "the tuned block trained"
+    bn_stats = [
+        n for n in before if n.endswith("running_mean") and n.rpartition(".")[0] in tuned_modules
+    ]
+    assert bn_stats and any(not torch.equal(before[n], after[n]) for n in bn_stats), (
+        "the tuned block's BN trains with batch statistics by default"
+    )
+
+
+@pytest.mark.parametrize(("dtype", "atol"), [("float32", 1e-5), ("float16", 2e-2)])
+def test_cached_activations_give_the_uncached_logits(images, tmp_path, dtype, atol):
+    ready = prepare(config(images, tmp_path / "run", strategy="block", block=2, cache_dtype=dtype))
+    runner, model = ready.runner, ready.runner.model
+    model.eval()
+    stores, suffix = runner._plan(ready.jobs[0])
+    assert stores is not None and stores["train"].kind == "memory"
+    index = torch.arange(len(runner.data.labels["train"]))
+    with torch.no_grad():
+        cached = model.head(suffix(stores["train"].batch(index, runner.device)))
+        direct = model(runner.preprocess(runner.data.images["train"][index]))
+    assert torch.allclose(cached, direct, atol=atol)
+
+
+def test_cache_falls_back_to_disk_then_to_no_cache(images, tmp_path):
+    disk = run(config(images, tmp_path / "disk", strategy="block", block=1, cache_memory_gb=0.0))
+    assert disk["strategies"][0]["cache"] == ["disk"]
+    none = run(
+        config(
+            images,
+            tmp_path / "none",
+            strategy="block",
+            block=1,
+            cache_memory_gb=0.0,
+            cache_disk_gb=0.0,
+        )
+    )
+    assert none["strategies"][0]["cache"] == []
+
+
+def test_a_job_is_a_pure_function_of_settings_and_job(images, tmp_path):
+    alone = run(config(images, tmp_path / "alone", strategy="block", block=3))
+    swept = run(config(images, tmp_path / "sweep", strategy="sweep"))
+    by_name = {r["name"]: r for r in swept["strategies"]}
+    for key in ("val_acc", "test_acc", "best_epoch", "trainable_params"):
+        assert alone["strategies"][0][key] == by_name["block:3"][key]
+
+
+def test_config_file_then_flags(tmp_path, images):
+    file = tmp_path / "c.toml"
+    file.write_text(f'model = "{MODEL}"\ndata = "{images}"\nepochs = 7\nlr = 0.01\n')
+    resolved = resolve_config(file, {"epochs": 3})
+    assert (resolved.epochs, resolved.lr, resolved.model) == (3, 0.01, MODEL)
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("epochs: 5\nhead: linear\n")
+    assert resolve_config(yaml_file, {}).head == "linear"
+
+
+def test_the_saved_config_repeats_the_run(images, tmp_path):
+    first = run(config(images, tmp_path / "a", strategy="block", block=1))
+    again = resolve_config(tmp_path / "a" / "config.toml", {"out": str(tmp_path / "b")})
+    second = run(again)
+    assert first["strategies"][0]["test_acc"] == second["strategies"][0]["test_acc"]
+    assert (tmp_path / "a" / "split.json").read_text().count("class_") > 0
+
+
+def test_resume_after_kill_redoes_nothing_finished(images, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "trainers.cli", "sweep", "--model", MODEL, "--data", str(images),
+            "--out", str(out), "--input-size", "3,24,24", "--epochs", "4", "--batch-size", "4"]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "results").glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {p.name: p.read_text() for p in (out / "results").glob("*.json")}
+    assert 2 <= len(finished) < 6, "killed midway"
+    for text in finished.values():
+        json.loads(text)  # none corrupt
+    result = CliRunner().invoke(cli, args[3:] + ["--resume"])
+    assert result.exit_code == 0, result.output
+    for name, text in finished.items():
+        assert (out / "results" / name).read_text() == text, f"{name} was redone"
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["strategies"]) == 6 and "best_block" in doc
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_a_finished_run_folder_needs_resume(images, tmp_path):
+    run(config(images, tmp_path / "run", strategy="head"))
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),
+                                      "--out", str(tmp_path / "run"), "--input-size", "3,24,24"])  # fmt: skip
+    assert result.exit_code == 2 and "--resume" in result.stderr
+
+
+def _bad(tmp_path, case):
+    root = tmp_path / case
+    if case == "missing":
+        return root
+    if case == "no-images":
+        (root / "a").mkdir(parents=True)
+        (root / "a" / "notes.txt").write_text("x")
+        return root
+    make_image_folder(root, classes=1 if case == "one-class" else 2, per_class=4, size=8)
+    if case == "empty-class":
+        (root / "class_9").mkdir()
+    return root
+
+
+@pytest.mark.parametrize(
+    ("case", "text"),
+    [
+        ("missing", "no such data folder"),
+        ("no-images", "has no images"),
+        ("one-class", "single class"),
+        ("empty-class", "'class_9'"),
+    ],
+)
+def test_bad_data_is_one_line(tmp_path, case, text):
+    data = _bad(tmp_path, case)
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(data),
+                                      "--out", str(tmp_path / "out"), "--input-size", "3,24,24"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert text in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_images_are_skipped_and_listed_or_fail_with_strict(tmp_path):
+    data = make_image_folder(tmp_path / "d", classes=2, per_class=10, size=8)
+    (data / "class_0" / "broken.png").write_bytes(b"not a png")
+    doc = run(
+        TrainConfig(**{**SMALL, "data": str(data), "out": str(tmp_path / "a"), "strategy": "head"})
+    )
+    assert any("broken.png" in p for p in doc["skipped_images"])
+    strict = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(data), "--strict",
+                                      "--out", str(tmp_path / "b"), "--input-size", "3,24,24"])  # fmt: skip
+    assert strict.exit_code == 2 and "cannot read image" in strict.stderr
+
+
+def test_weights_file_is_checked_against_the_partition(images, tmp_path):
+    from safetensors.torch import save_file
+
+    from tests.toy_models import tiny_resnet
+
+    good = tmp_path / "good.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_resnet().state_dict().items()}, str(good))
+    doc = run(config(images, tmp_path / "ok", strategy="head", weights=str(good)))
+    assert doc["strategies"][0]["name"] == "head"
+    bad = tmp_path / "bad.pth"
+    torch.save({"fc.weight": torch.zeros(4, 32), "extra.weight": torch.zeros(1)}, bad)
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),
+                                      "--weights", str(bad), "--out", str(tmp_path / "x"), "--input-size", "3,24,24"])  # fmt: skip
+    assert result.exit_code == 2 and "missing" in result.stderr and "extra.weight" in result.stderr
+
+
+def test_report_renders_plots_for_several_runs(images, tmp_path):
+    for seed in (0, 1):
+        run(config(images, tmp_path / f"r{seed}", strategy="sweep", epochs=1, seed=seed))
+    result = CliRunner().invoke(
+        cli, ["report", str(tmp_path / "r0"), str(tmp_path / "r1"), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "B_opt" in result.output
+    for path in (
+        tmp_path / "r0" / "blocks.png",
+        tmp_path / "r0" / "quartiles.png",
+        tmp_path / "quartiles.png",
+    ):
+        assert path.read_bytes().startswith(b"\x89PNG")
