@@ -152,7 +152,7 @@ def test_resume_after_kill_redoes_nothing_finished(images, tmp_path):
     assert 2 <= len(finished) < 6, "killed midway"
     for text in finished.values():
         json.loads(text)  # none corrupt
-    result = CliRunner().invoke(cli, args[3:] + ["--resume"])
+    result = CliRunner().invoke(cli, [*args[3:], "--resume"])
     assert result.exit_code == 0, result.output
     for name, text in finished.items():
         assert (out / "results" / name).read_text() == text, f"{name} was redone"
