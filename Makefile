@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden fixtures-keras images bench-startup zoo clean
+.PHONY: setup inspect test lint golden fixtures-keras images bench-startup bench-trainer zoo clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ images: $(STAMP)
 	for m in resnet50 mobilenetv2_100 vit_tiny_patch16_224; do \
 		$(VENV)/bin/graphblocks render $$m --collapse -o docs/images/$$m.blocks.png && \
 		$(VENV)/bin/graphblocks render $$m -o docs/images/$$m.png; done
+
+bench-trainer: $(STAMP)
+	$(PY) bench/sweep_speed.py
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py

@@ -160,11 +160,12 @@ class Runner:
         metrics_path = self.run_dir / "metrics" / f"{job.file_stem}.jsonl"
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
-        stale = 0
+        stale, steps, train_seconds = 0, 0, 0.0
         with metrics_path.open("w") as log:
             for epoch in range(cfg.epochs):
                 set_modes(model, cfg.bn)
                 loss_sum, seen = 0.0, 0
+                epoch_start = time.perf_counter()
                 for index in batches(
                     len(self.data.labels["train"]),
                     cfg.batch_size,
@@ -180,6 +181,8 @@ class Runner:
                     optimizer.step()
                     schedule.step()
                     loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)
+                train_seconds += time.perf_counter() - epoch_start
+                steps += math.ceil(seen / cfg.batch_size)
                 val_acc = self.evaluate("val", stores, suffix)
                 record = {
                     "epoch": epoch + 1,
@@ -202,6 +205,7 @@ class Runner:
         result = {
             "name": job.name, "val_acc": best[0], "test_acc": test_acc, "best_epoch": best[1],
             "trainable_params": trainable, "seconds": round(time.perf_counter() - start, 3),
+            "train_seconds": round(train_seconds, 3), "steps": steps,
             "cache": sorted({s.kind for s in stores.values()}) if stores else [],
         }  # fmt: skip
         write_atomic(
