@@ -1,4 +1,6 @@
-"""Fine-tuning on graphblocks partitions (filled by later issues).
+"""Fine-tuning on graphblocks partitions: block-wise (Barakat & Huang 2023) and baselines.
 
-``trainers`` may import graphblocks' public API; graphblocks never imports trainers.
+Reads partitions through graphblocks' public API; graphblocks never imports this package.
+Entry points: the ``graphblocks-train`` command (:mod:`trainers.cli`) and
+:func:`trainers.session.run` with a :class:`trainers.config.TrainConfig`.
 """

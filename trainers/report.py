@@ -70,15 +70,21 @@ def render_plots(run_dir: Path, doc: dict[str, Any]) -> list[Path]:
 
 @contextlib.contextmanager
 def progress_printer() -> Iterator[Progress]:
-    """A rich progress bar over the jobs of a run."""
+    """Rich progress bars: the jobs of a run, and the epochs of the current job."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task("jobs", total=None)
+        epochs = bar.add_task("epochs", total=None)
 
         def update(event: str, job: Job, done: int, total: int) -> None:
-            bar.update(task, total=total, completed=done, description=f"{event} {job.name}")
+            if event == "epoch":
+                bar.update(epochs, total=total, completed=done, description=f"  {job.name} epochs")
+                return
+            if event == "start":
+                bar.reset(epochs)
+            bar.update(task, total=total, completed=done, description=f"jobs ({event} {job.name})")
 
         yield update

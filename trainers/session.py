@@ -31,7 +31,8 @@ from trainers.strategies import (
     sweep_summary,
 )
 
-Progress = Callable[[str, Job, int, int], None]  # (event, job, done, total)
+#: ``(event, job, done, total)``: events ``start``/``done``/``skipped`` count jobs, ``epoch`` epochs.
+Progress = Callable[[str, Job, int, int], None]
 
 
 def load_partition(config: TrainConfig) -> Partition:
@@ -181,11 +182,21 @@ def run(config: TrainConfig, progress: Progress | None = None) -> dict[str, Any]
             continue
         if progress:
             progress("start", job, done, len(jobs))
-        results[job.name] = ready.runner.run(job)
+        results[job.name] = ready.runner.run(
+            job, _epoch_reporter(progress, job, ready.config.epochs)
+        )
         if progress:
             progress("done", job, done + 1, len(jobs))
         _write_results(ready, list(results.values()))
     return _write_results(ready, list(results.values()))
+
+
+def _epoch_reporter(
+    progress: Progress | None, job: Job, epochs: int
+) -> Callable[[int, float], None] | None:
+    if progress is None:
+        return None
+    return lambda epoch, _val_acc: progress("epoch", job, epoch, epochs)
 
 
 def _write_results(ready: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
