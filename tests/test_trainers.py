@@ -141,7 +141,7 @@ def test_the_saved_config_repeats_the_run(images, tmp_path):
 def test_resume_after_kill_redoes_nothing_finished(images, tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "trainers.cli", "sweep", "--model", MODEL, "--data", str(images),
-            "--out", str(out), "--input-size", "3,24,24", "--epochs", "4", "--batch-size", "4"]  # fmt: skip
+            "--out", str(out), "--input-size", "3,24,24", "--epochs", "8", "--batch-size", "4"]  # fmt: skip
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "results").glob("*.json"))) < 2:

@@ -156,7 +156,7 @@ class Runner:
             else (lambda s: 1.0),
         )
         generator = torch.Generator().manual_seed(seed)
-        scaler_enabled = cfg.amp and self.device.type == "cuda"
+        autocast = cfg.amp and self.device.type == "cuda"  # bfloat16: no loss scaling needed
         metrics_path = self.run_dir / "metrics" / f"{job.file_stem}.jsonl"
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
@@ -174,7 +174,7 @@ class Runner:
                 ):
                     x = self._inputs("train", index, stores, generator)
                     y = self.data.labels["train"][index].to(self.device)
-                    with torch.autocast(self.device.type, enabled=scaler_enabled):
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                         loss = nn.functional.cross_entropy(model.head(suffix(x)), y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
