@@ -82,8 +82,7 @@ def _execute(ctx: click.Context, config_file: str | None, values: dict[str, Any]
     with progress_printer() as progress:
         document = run(config, progress)
     print_results(document)
-    if config.strategy == "sweep":
-        render_plots(Path(config.out), document)
+    render_plots(Path(config.out), document)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

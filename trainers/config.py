@@ -25,7 +25,9 @@ class ConfigError(GraphblocksError):
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "strategy": ("head", "full", "block", "quartile", "layers", "sweep"),
+    "strategy": ("head", "full", "block", "quartile", "layers", "sweep", "rltune"),
+    "granularity": ("layer", "block"),
+    "reward": ("eval", "train"),
     "head": ("paper", "linear"),
     "preprocess": ("unit", "timm"),
     "schedule": ("constant", "cosine"),
@@ -79,6 +81,14 @@ class TrainConfig:
     cache_memory_gb: float = 4.0
     cache_disk_gb: float = 20.0
     resume: bool = False
+    # RL-Tune (epochs above are the epochs per episode)
+    granularity: str = "layer"
+    episodes: int = 5
+    lr_steps: int = 20
+    lr_min: float = 0.0
+    lr_max: float = 0.01
+    ema: float = 0.2
+    reward: str = "eval"
 
     def __post_init__(self) -> None:
         for key, allowed in CHOICES.items():
@@ -92,6 +102,16 @@ class TrainConfig:
             )
         if not 0 < self.sample_rate <= 1:
             raise ConfigError(f"bad sample rate {self.sample_rate}", "give a share in (0, 1]")
+        if (
+            not 0 < self.ema <= 1
+            or self.episodes < 1
+            or self.lr_steps < 2
+            or not 0 <= self.lr_min < self.lr_max
+        ):
+            raise ConfigError(
+                "bad RL-Tune settings",
+                "episodes ≥ 1, lr-steps ≥ 2, 0 ≤ lr-min < lr-max, 0 < ema ≤ 1",
+            )
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError(
                 "epochs, batch size and learning rate must be positive", "fix the setting"

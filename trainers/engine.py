@@ -133,9 +133,16 @@ class Runner:
         return self._walker
 
     # ---- one job -------------------------------------------------------------------------
-    def run(self, job: Job, progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-        """Train ``job`` from the source weights; write and return its result."""
+    def run(
+        self,
+        job: Job,
+        progress: Callable[[int, float], None] | None = None,
+        epochs: int | None = None,
+    ) -> dict[str, Any]:
+        """Train ``job`` from the source weights (``epochs`` overrides the setting);
+        write and return its result."""
         cfg, model = self.config, self.model
+        epochs = epochs or cfg.epochs
         start = time.perf_counter()
         model.trunk.load_state_dict(self.source_trunk)
         seed = job_seed(cfg.seed, job.name)
@@ -148,7 +155,7 @@ class Runner:
         trainable = freeze(model, job.trainable, cfg.bn)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = cfg.epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
+        steps = epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
             (lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -162,7 +169,7 @@ class Runner:
         best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
         stale, steps, train_seconds = 0, 0, 0.0
         with metrics_path.open("w") as log:
-            for epoch in range(cfg.epochs):
+            for epoch in range(epochs):
                 set_modes(model, cfg.bn)
                 loss_sum, seen = 0.0, 0
                 epoch_start = time.perf_counter()

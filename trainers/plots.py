@@ -93,3 +93,25 @@ def plot_quartiles(docs: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (red: BL1, green: BL2)")
     return _save(fig, path)
+
+
+def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
+    """RL-Tune's mean chosen learning rate, units down, epochs across."""
+    import csv
+
+    plt = _pyplot()
+    with log_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    units = [k for k in (rows[0] if rows else {}) if k not in ("episode", "epoch")]
+    grid = [[float(r[u]) for r in rows] for u in units]
+    fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(rows) + 3), max(3, 0.18 * len(units) + 1.5)))
+    image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(len(units)), units, fontsize=6)
+    ax.set_xlabel("epoch (episodes one after another)")
+    for boundary in [
+        i for i in range(1, len(rows)) if rows[i]["episode"] != rows[i - 1]["episode"]
+    ]:
+        ax.axvline(boundary - 0.5, color="white", lw=0.8)
+    fig.colorbar(image, ax=ax, label="learning rate")
+    ax.set_title("RL-Tune: learning rate per unit")
+    return _save(fig, path)

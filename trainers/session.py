@@ -27,8 +27,10 @@ from trainers.strategies import (
     head_job,
     layers_job,
     quartile_job,
+    rltune_job,
     sweep_jobs,
     sweep_summary,
+    uniform_job,
 )
 
 #: ``(event, job, done, total)``: events ``start``/``done``/``skipped`` count jobs, ``epoch`` epochs.
@@ -80,6 +82,7 @@ def jobs_for(config: TrainConfig, partition: Partition, dropped: list[str]) -> l
             quartile_job(partition, dropped, _required(config.quartile, "--quartile Q"))
         ],
         "layers": lambda: [layers_job(partition, dropped, config.names)],
+        "rltune": lambda: [rltune_job(partition, dropped), uniform_job(partition, dropped)],
     }
     return makers[config.strategy]()
 
@@ -139,6 +142,7 @@ class Prepared:
     partition: Partition
     runner: Runner
     jobs: list[Job]
+    dropped: list[str]
 
 
 def prepare(config: TrainConfig) -> Prepared:
@@ -165,7 +169,9 @@ def prepare(config: TrainConfig) -> Prepared:
         head=config.head, hidden=config.head_hidden, dropout=config.head_dropout,
     )  # fmt: skip
     runner = Runner(config, partition, model, data, _preprocess(config, partition), run_dir)
-    return Prepared(config, run_dir, partition, runner, jobs_for(config, partition, dropped))
+    return Prepared(
+        config, run_dir, partition, runner, jobs_for(config, partition, dropped), dropped
+    )
 
 
 def run(config: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -182,13 +188,25 @@ def run(config: TrainConfig, progress: Progress | None = None) -> dict[str, Any]
             continue
         if progress:
             progress("start", job, done, len(jobs))
-        results[job.name] = ready.runner.run(
-            job, _epoch_reporter(progress, job, ready.config.epochs)
-        )
+        results[job.name] = _run_job(ready, job, progress)
         if progress:
             progress("done", job, done + 1, len(jobs))
         _write_results(ready, list(results.values()))
     return _write_results(ready, list(results.values()))
+
+
+def _run_job(ready: Prepared, job: Job, progress: Progress | None) -> dict[str, Any]:
+    """RL-Tune, its uniform baseline over the same number of epochs, or a plain job."""
+    cfg = ready.config
+    if job.name == "rltune":
+        from trainers.rltune.tuner import RLTune, make_units
+
+        units = make_units(ready.partition, ready.runner.model, cfg.granularity, set(ready.dropped))
+        total = cfg.episodes * cfg.epochs
+        report = (lambda done, _total: progress("epoch", job, done, total)) if progress else None
+        return RLTune(ready.runner, units, ready.run_dir).run(report)
+    epochs = cfg.episodes * cfg.epochs if job.name == "uniform" else cfg.epochs
+    return ready.runner.run(job, _epoch_reporter(progress, job, epochs), epochs)
 
 
 def _epoch_reporter(

@@ -8,6 +8,8 @@
 ``layers``      the named layers and the head
 ``sweep``       every block, then both baselines; B_opt is the block with the best
                 validation accuracy (the earliest on a tie), reported on test
+``rltune``      RL-Tune, then ``uniform`` (all layers, one learning rate, as many
+                epochs as RL-Tune's episodes × epochs)
 ==============  ==================================================================
 """
 
@@ -74,6 +76,16 @@ def layers_job(partition: Partition, dropped: Collection[str], names: Sequence[s
     blocks = [by_name[n].block for n in names]
     level = min(b for b in blocks if b is not None) if None not in blocks else None
     return Job("layers", params + _head_params(partition, dropped), level or None)
+
+
+def rltune_job(partition: Partition, dropped: Collection[str]) -> Job:
+    """RL-Tune: everything trains, at the agent's per-unit rates (see trainers.rltune)."""
+    return Job("rltune", full_job(partition, dropped).trainable, None)
+
+
+def uniform_job(partition: Partition, dropped: Collection[str]) -> Job:
+    """RL-Tune's baseline: everything at one Adam learning rate, same epochs in total."""
+    return Job("uniform", full_job(partition, dropped).trainable, None)
 
 
 def sweep_jobs(partition: Partition, dropped: Collection[str]) -> list[Job]:

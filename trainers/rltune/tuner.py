@@ -1,0 +1,298 @@
+"""RL-Tune (Mahmud et al. 2022): a PPO agent picks a learning rate per unit at every step.
+
+* **Units**: every weighted layer of the partition (default), or every block; the new head
+  is one more unit, last. A norm or other parameter-owning layer joins the unit of the
+  weighted layer before it (the first one when none is before it).
+* **State** s_t: per unit, the mean of its output activation over the batch, channels and
+  positions: one scalar per unit, read by forward hooks during the training forward pass
+  of batch b_t (no extra forward).
+* **Action** a_t: per unit, one of K learning rates, ``linspace(lr_min, lr_max, K)``:
+  by default 20 values from 0 (included: a unit may pause) to 0.01 (included).
+* **Step**: the rates are written into the per-unit parameter groups of one Adam optimizer
+  (built once per episode), one step on b_t, reward r_{t+1} = accuracy of the updated model
+  on b_t (an eval-mode forward by default; ``reward="train"`` keeps training mode).
+* **Episodes** (episodic moving-average control): each episode starts the target from the
+  source weights and trains ``epochs`` epochs, the agent updated by PPO after each epoch;
+  then source ← (1 − α)·source + α·target (α = 0.2), i.e. the source moves a fifth of the way
+  to the target. The final model is the source after the last episode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from graphblocks.partition import Partition, atomic_target, write_atomic
+from trainers.engine import Runner, job_seed
+from trainers.modeling import set_modes
+from trainers.rltune.agent import PPO, Agent, Buffer
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A set of parameters that shares one learning rate, and the module whose output
+    is its state feature."""
+
+    name: str
+    params: tuple[str, ...]  # names in the fine-tuning model (``trunk.…``, ``head.…``)
+    probe: str  # module path in the fine-tuning model
+
+
+def _module_of(model: nn.Module, param: str) -> str:
+    return param.rpartition(".")[0]
+
+
+def make_units(
+    partition: Partition, model: nn.Module, granularity: str, dropped: set[str]
+) -> list[Unit]:
+    """Units in forward order, the head last (see the module docstring)."""
+    names = {n for n, _ in model.named_parameters()}
+    units: list[Unit] = []
+    if granularity == "block":
+        for b in partition.blocks:
+            params = tuple(f"trunk.{p}" for p in b.params if f"trunk.{p}" in names)
+            last = next(
+                (layer for layer in reversed(partition.layers) if layer.block == b.index), None
+            )
+            probe = (
+                _module_of(model, f"trunk.{last.params[0]}")
+                if last and last.params
+                else f"trunk.{b.layers[-1]}"
+            )
+            units.append(Unit(f"block:{b.index}", params, probe))
+    else:
+        pending: list[str] = []
+        for layer in partition.layers:
+            if layer.block is None:
+                continue
+            params = [
+                f"trunk.{p}" for p in layer.params if p not in dropped and f"trunk.{p}" in names
+            ]
+            if layer.role != "weighted":
+                if units:
+                    last = units[-1]
+                    units[-1] = Unit(last.name, last.params + tuple(params), last.probe)
+                else:
+                    pending += params
+                continue
+            probe = _module_of(model, params[0]) if params else f"trunk.{layer.name}"
+            units.append(Unit(layer.name, tuple(pending + params), probe))
+            pending = []
+    head_params = tuple(
+        f"trunk.{p}" for p in partition.head.params if p not in dropped and f"trunk.{p}" in names
+    )
+    head_params += tuple(n for n in names if n.startswith("head."))
+    units.append(Unit("head", head_params, "head"))
+    return units
+
+
+class StateProbe:
+    """Forward hooks that record each unit's mean output activation."""
+
+    def __init__(self, model: nn.Module, units: list[Unit]) -> None:
+        self.values = torch.zeros(len(units))
+        self.active = True
+        self._handles = []
+        modules = dict(model.named_modules())
+        for i, unit in enumerate(units):
+            module = modules.get(unit.probe)
+            if module is not None:
+                self._handles.append(module.register_forward_hook(self._hook(i)))
+
+    def _hook(self, index: int) -> Callable[..., None]:
+        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if self.active and isinstance(output, torch.Tensor):
+                self.values[index] = output.detach().float().mean().cpu()
+
+        return record
+
+    def state(self) -> torch.Tensor:
+        """The last recorded state as [units, 1]."""
+        return self.values.clone().unsqueeze(-1)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def ema_update(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], alpha: float
+) -> None:
+    """In place: source ← (1 − α)·source + α·target for floating tensors; others copied."""
+    for name, value in source.items():
+        new = target[name].detach().to(value.device)
+        if value.is_floating_point():
+            value.mul_(1 - alpha).add_(new, alpha=alpha)
+        else:
+            value.copy_(new)
+
+
+def lr_choices(steps: int, lr_min: float, lr_max: float) -> torch.Tensor:
+    """The K learning rates an action chooses from, both ends included."""
+    return torch.linspace(lr_min, lr_max, steps)
+
+
+class RLTune:
+    """Runs RL-Tune on a :class:`~trainers.engine.Runner`'s model and data."""
+
+    def __init__(self, runner: Runner, units: list[Unit], folder: Path) -> None:
+        cfg = runner.config
+        self.runner, self.units, self.folder = runner, units, folder
+        self.choices = lr_choices(cfg.lr_steps, cfg.lr_min, cfg.lr_max)
+        torch.manual_seed(job_seed(cfg.seed, "rltune-agent"))
+        self.agent = Agent(len(units), cfg.lr_steps)
+        self.ppo = PPO(self.agent)
+        self.lr_log: list[dict[str, Any]] = []
+        self.state_file = folder / "rltune-state.pt"
+
+    def _save(self, episode: int, source: dict[str, torch.Tensor]) -> None:
+        state = {"episode": episode, "source": source, "agent": self.agent.state_dict(),
+                 "ppo": self.ppo.optimizer.state_dict(), "lr_log": self.lr_log}  # fmt: skip
+        with atomic_target(self.state_file) as tmp:
+            torch.save(state, tmp)
+
+    def _load(self) -> tuple[int, dict[str, torch.Tensor] | None]:
+        if not self.state_file.exists():
+            return 0, None
+        state = torch.load(self.state_file, weights_only=False)
+        self.agent.load_state_dict(state["agent"])
+        self.ppo.optimizer.load_state_dict(state["ppo"])
+        self.lr_log = state["lr_log"]
+        return int(state["episode"]) + 1, state["source"]
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """All episodes (resumed after the last finished one); returns the result."""
+        cfg, runner, model = self.runner.config, self.runner, self.runner.model
+        start = time.perf_counter()
+        model.trunk.load_state_dict(runner.source_trunk)
+        torch.manual_seed(job_seed(cfg.seed, "rltune"))
+        for module in model.head.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+        first, saved = self._load() if cfg.resume else (0, None)
+        source = saved or {k: v.detach().clone() for k, v in model.state_dict().items()}
+        named = dict(model.named_parameters())
+        for param in model.parameters():
+            param.requires_grad_(True)
+        probe = StateProbe(model, self.units)
+        generator = torch.Generator().manual_seed(job_seed(cfg.seed, "rltune-data"))
+        train_seconds, steps = 0.0, 0
+        try:
+            for episode in range(first, cfg.episodes):
+                model.load_state_dict(source)
+                groups = [
+                    {"params": [named[p] for p in u.params], "lr": 0.0, "name": u.name}
+                    for u in self.units
+                    if u.params
+                ]
+                optimizer = torch.optim.Adam(groups, lr=0.0, weight_decay=cfg.weight_decay)
+                for epoch in range(cfg.epochs):
+                    began = time.perf_counter()
+                    chosen = self._epoch(optimizer, probe, generator)
+                    train_seconds += time.perf_counter() - began
+                    steps += chosen.pop("_steps")
+                    self.lr_log.append({"episode": episode + 1, "epoch": epoch + 1, **chosen})
+                    if progress:
+                        progress(episode * cfg.epochs + epoch + 1, cfg.episodes * cfg.epochs)
+                ema_update(source, model.state_dict(), cfg.ema)
+                self._save(episode, source)
+        finally:
+            probe.remove()
+        target_val = runner.evaluate("val", None, model.trunk)
+        model.load_state_dict(source)
+        return self._finish(source, target_val, time.perf_counter() - start, train_seconds, steps)
+
+    def _epoch(
+        self, optimizer: torch.optim.Optimizer, probe: StateProbe, generator: torch.Generator
+    ) -> dict[str, Any]:
+        """One epoch of agent-environment steps, then a PPO update; the mean chosen
+        learning rate per unit."""
+        cfg, runner, model = self.runner.config, self.runner, self.runner.model
+        buffer = Buffer()
+        totals = torch.zeros(len(self.units))
+        labels = runner.data.labels["train"]
+        from trainers.data import batches
+
+        for index in batches(len(labels), cfg.batch_size, shuffle=True, generator=generator):
+            set_modes(model, cfg.bn)
+            probe.active = True
+            x = runner._inputs("train", index, None, generator)
+            y = labels[index].to(runner.device)
+            loss = nn.functional.cross_entropy(model(x), y)
+            state = probe.state()
+            actions, log_prob, value = self.agent.act(state)
+            rates = self.choices[actions]
+            totals += rates
+            for group, rate in zip(
+                optimizer.param_groups,
+                (r for u, r in zip(self.units, rates, strict=True) if u.params),
+                strict=True,
+            ):
+                group["lr"] = float(rate)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            probe.active = False
+            reward = self._reward(x, y)
+            buffer.add(state, actions, log_prob, value, reward)
+        self.ppo.update(buffer)
+        means = (totals / max(len(buffer), 1)).tolist()
+        return {
+            **{u.name: m for u, m in zip(self.units, means, strict=True)},
+            "_steps": len(buffer),
+        }
+
+    @torch.no_grad()
+    def _reward(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        model = self.runner.model
+        modes = {m: m.training for m in model.modules()}
+        if self.runner.config.reward == "eval":
+            model.eval()
+        accuracy = float((model(x).argmax(1) == y).float().mean())
+        for module, mode in modes.items():
+            module.training = mode
+        return accuracy
+
+    def _finish(
+        self,
+        source: dict[str, torch.Tensor],
+        target_val: float,
+        seconds: float,
+        train_seconds: float,
+        steps: int,
+    ) -> dict[str, Any]:
+        runner = self.runner
+        trunk = runner.model.trunk
+        val_acc = runner.evaluate("val", None, trunk)
+        test_acc = runner.evaluate("test", None, trunk)
+        from safetensors.torch import save_file
+
+        with atomic_target(self.folder / "checkpoints" / "rltune.safetensors") as tmp:
+            save_file({k: v.contiguous().cpu() for k, v in source.items()}, str(tmp))
+        with atomic_target(self.folder / "checkpoints" / "rltune-agent.pt") as tmp:
+            torch.save(self.agent.state_dict(), tmp)
+        write_lr_log(self.folder / "rltune-lr.csv", self.lr_log, [u.name for u in self.units])
+        result = {
+            "name": "rltune", "val_acc": val_acc, "test_acc": test_acc, "last_target_val_acc": target_val,
+            "trainable_params": sum(p.numel() for p in runner.model.parameters()), "seconds": round(seconds, 3),
+            "train_seconds": round(train_seconds, 3), "steps": steps, "cache": [],
+            "units": [u.name for u in self.units], "granularity": runner.config.granularity,
+        }  # fmt: skip
+        write_atomic(self.folder / "results" / "rltune.json", json.dumps(result, indent=1) + "\n")
+        return result
+
+
+def write_lr_log(path: Path, log: list[dict[str, Any]], units: list[str]) -> None:
+    """One row per epoch: episode, epoch, then the mean chosen learning rate per unit."""
+    lines = [",".join(["episode", "epoch", *units])]
+    lines += [
+        ",".join([str(r["episode"]), str(r["epoch"]), *(f"{r[u]:.6g}" for u in units)]) for r in log
+    ]
+    write_atomic(path, "\n".join(lines) + "\n")
