@@ -130,6 +130,43 @@ def run_command(ctx: click.Context, config_file: str | None, **values: Any) -> N
 
 
 @cli.command()
+@_run_options
+@click.option("--episodes", type=int, help="Episodes of episodic moving-average control [5].")
+@click.option("--epochs-per-episode", type=int, help="Epochs per episode [10] (same as --epochs).")
+@click.option(
+    "--granularity",
+    type=click.Choice(["layer", "block"]),
+    help="One learning rate per weighted layer, or per block [layer].",
+)
+@click.option("--lr-steps", type=int, help="Learning rates to choose from [20].")
+@click.option("--lr-min", type=float, help="Smallest rate, included [0].")
+@click.option("--lr-max", type=float, help="Largest rate, included [0.01].")
+@click.option(
+    "--ema", type=float, help="After each episode: source ← (1 − EMA)·source + EMA·target [0.2]."
+)
+@click.option(
+    "--reward",
+    type=click.Choice(["eval", "train"]),
+    help="Reward forward pass in eval or training mode [eval].",
+)
+@click.pass_context
+def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
+    """RL-Tune: a PPO agent picks each layer's (or block's) learning rate at every step;
+    then the uniform-learning-rate baseline with the same budget.
+
+    \b
+    Example:
+      graphblocks-train rltune --model resnet50 --data cub/ --out runs/rl --sample-rate 0.15
+    """  # fmt: skip
+    per_episode = values.pop("epochs_per_episode")
+    fixed: dict[str, Any] = {"strategy": "rltune"}
+    if per_episode is not None:
+        fixed["epochs"] = per_episode
+    values["_fixed"] = fixed
+    _execute(ctx, config_file, values)
+
+
+@cli.command()
 @click.argument(
     "run_dirs",
     nargs=-1,

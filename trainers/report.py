@@ -57,15 +57,19 @@ def print_results(doc: dict[str, Any]) -> None:
 
 
 def render_plots(run_dir: Path, doc: dict[str, Any]) -> list[Path]:
-    """``blocks.png`` and ``quartiles.png`` for a sweep's run folder."""
-    from trainers.plots import plot_blocks, plot_quartiles
+    """``blocks.png`` and ``quartiles.png`` for a sweep, ``rltune-lr.png`` (the chosen
+    learning rate per unit and epoch) for RL-Tune."""
+    from trainers.plots import plot_blocks, plot_lr_heatmap, plot_quartiles
 
-    if not any(r["name"].startswith("block:") for r in doc["strategies"]):
-        return []
-    return [
-        plot_blocks(doc, run_dir / "blocks.png"),
-        plot_quartiles([doc], run_dir / "quartiles.png"),
-    ]
+    written = []
+    if any(r["name"].startswith("block:") for r in doc["strategies"]):
+        written += [
+            plot_blocks(doc, run_dir / "blocks.png"),
+            plot_quartiles([doc], run_dir / "quartiles.png"),
+        ]
+    if (run_dir / "rltune-lr.csv").exists():
+        written.append(plot_lr_heatmap(run_dir / "rltune-lr.csv", run_dir / "rltune-lr.png"))
+    return written
 
 
 @contextlib.contextmanager

@@ -53,43 +53,53 @@ def make_units(
     partition: Partition, model: nn.Module, granularity: str, dropped: set[str]
 ) -> list[Unit]:
     """Units in forward order, the head last (see the module docstring)."""
-    names = {n for n, _ in model.named_parameters()}
+    order = [n for n, _ in model.named_parameters()]
+    present = set(order)
+    make = _block_units if granularity == "block" else _layer_units
+    units = make(
+        partition,
+        model,
+        lambda ps: [f"trunk.{p}" for p in ps if p not in dropped and f"trunk.{p}" in present],
+    )
+    head = [
+        f"trunk.{p}" for p in partition.head.params if p not in dropped and f"trunk.{p}" in present
+    ]
+    head += [n for n in order if n.startswith("head.")]
+    return [*units, Unit("head", tuple(head), "head")]
+
+
+Names = Callable[[list[str]], list[str]]
+
+
+def _block_units(partition: Partition, model: nn.Module, names: Names) -> list[Unit]:
+    units = []
+    for b in partition.blocks:
+        owners = [layer for layer in partition.layers if layer.block == b.index and layer.params]
+        probe = (
+            _module_of(model, f"trunk.{owners[-1].params[0]}")
+            if owners
+            else f"trunk.{b.layers[-1]}"
+        )
+        units.append(Unit(f"block:{b.index}", tuple(names(b.params)), probe))
+    return units
+
+
+def _layer_units(partition: Partition, model: nn.Module, names: Names) -> list[Unit]:
     units: list[Unit] = []
-    if granularity == "block":
-        for b in partition.blocks:
-            params = tuple(f"trunk.{p}" for p in b.params if f"trunk.{p}" in names)
-            last = next(
-                (layer for layer in reversed(partition.layers) if layer.block == b.index), None
-            )
-            probe = (
-                _module_of(model, f"trunk.{last.params[0]}")
-                if last and last.params
-                else f"trunk.{b.layers[-1]}"
-            )
-            units.append(Unit(f"block:{b.index}", params, probe))
-    else:
-        pending: list[str] = []
-        for layer in partition.layers:
-            if layer.block is None:
-                continue
-            params = [
-                f"trunk.{p}" for p in layer.params if p not in dropped and f"trunk.{p}" in names
-            ]
-            if layer.role != "weighted":
-                if units:
-                    last = units[-1]
-                    units[-1] = Unit(last.name, last.params + tuple(params), last.probe)
-                else:
-                    pending += params
-                continue
+    pending: list[str] = []
+    for layer in partition.layers:
+        if layer.block is None:
+            continue
+        params = names(layer.params)
+        if layer.role == "weighted":
             probe = _module_of(model, params[0]) if params else f"trunk.{layer.name}"
             units.append(Unit(layer.name, tuple(pending + params), probe))
             pending = []
-    head_params = tuple(
-        f"trunk.{p}" for p in partition.head.params if p not in dropped and f"trunk.{p}" in names
-    )
-    head_params += tuple(n for n in names if n.startswith("head."))
-    units.append(Unit("head", head_params, "head"))
+        elif units:
+            previous = units[-1]
+            units[-1] = Unit(previous.name, previous.params + tuple(params), previous.probe)
+        else:
+            pending += params
     return units
 
 
