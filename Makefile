@@ -43,6 +43,7 @@ images: $(STAMP)
 
 bench-trainer: $(STAMP)
 	$(PY) bench/sweep_speed.py
+	$(PY) bench/rltune_cost.py
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
