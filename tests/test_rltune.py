@@ -152,11 +152,14 @@ def test_rltune_end_to_end_with_its_baseline(images, tmp_path):
 
 
 def test_rltune_resumes_after_the_last_finished_episode(images, tmp_path):
+    straight = run(settings(images, tmp_path / "straight", episodes=2))
     out = tmp_path / "rl"
     run(settings(images, out, episodes=1))
     first = (out / "rltune-lr.csv").read_text().splitlines()
     for name in ("rltune.json", "uniform.json"):  # as if killed during episode 2
         (out / "results" / name).unlink()
-    run(settings(images, out, episodes=2, resume=True))
+    resumed = run(settings(images, out, episodes=2, resume=True))
     again = (out / "rltune-lr.csv").read_text().splitlines()
     assert len(again) == 3 and again[:2] == first, "episode 1 kept, episode 2 added"
+    assert again == (tmp_path / "straight" / "rltune-lr.csv").read_text().splitlines()
+    assert resumed["strategies"][0]["test_acc"] == straight["strategies"][0]["test_acc"]

@@ -142,8 +142,8 @@ class PPO:
             nn.utils.clip_grad_norm_(self.agent.parameters(), s.max_grad_norm)
             self.optimizer.step()
             stats = {
-                "policy_loss": float(policy_loss),
-                "value_loss": float(value_loss),
-                "entropy": float(entropy),
+                "policy_loss": float(policy_loss.detach()),
+                "value_loss": float(value_loss.detach()),
+                "entropy": float(entropy.detach()),
             }
         return stats

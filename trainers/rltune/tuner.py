@@ -192,10 +192,14 @@ class RLTune:
         for param in model.parameters():
             param.requires_grad_(True)
         probe = StateProbe(model, self.units)
-        generator = torch.Generator().manual_seed(job_seed(cfg.seed, "rltune-data"))
         train_seconds, steps = 0.0, 0
         try:
             for episode in range(first, cfg.episodes):
+                # seeded per episode, so a resumed run repeats an uninterrupted one exactly
+                torch.manual_seed(job_seed(cfg.seed, f"rltune-episode-{episode}"))
+                generator = torch.Generator().manual_seed(
+                    job_seed(cfg.seed, f"rltune-data-{episode}")
+                )
                 model.load_state_dict(source)
                 groups = [
                     {"params": [named[p] for p in u.params], "lr": 0.0, "name": u.name}
