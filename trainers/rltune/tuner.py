@@ -234,8 +234,8 @@ class RLTune:
         labels = runner.data.labels["train"]
         from trainers.data import batches
 
+        set_modes(model, cfg.bn)  # the reward pass restores the modes it changes
         for index in batches(len(labels), cfg.batch_size, shuffle=True, generator=generator):
-            set_modes(model, cfg.bn)
             probe.active = True
             x = runner._inputs("train", index, None, generator)
             y = labels[index].to(runner.device)
@@ -266,12 +266,13 @@ class RLTune:
     @torch.no_grad()
     def _reward(self, x: torch.Tensor, y: torch.Tensor) -> float:
         model = self.runner.model
-        modes = {m: m.training for m in model.modules()}
-        if self.runner.config.reward == "eval":
-            model.eval()
+        if self.runner.config.reward == "train":
+            return float((model(x).argmax(1) == y).float().mean())
+        training = [m for m in model.modules() if m.training]
+        model.eval()
         accuracy = float((model(x).argmax(1) == y).float().mean())
-        for module, mode in modes.items():
-            module.training = mode
+        for module in training:
+            module.training = True
         return accuracy
 
     def _finish(
