@@ -36,7 +36,7 @@ def config(images, out, **changes) -> TrainConfig:
     [
         ("head", {}, ["head"]),
         ("full", {}, ["full"]),
-        ("block", {"block": 2}, ["block:2"]),
+        ("block", {"block": 2, "schedule": "cosine", "patience": 1}, ["block:2"]),
         ("quartile", {"quartile": 4}, ["quartile:4"]),
         ("layers", {"names": ["unit2.conv1", "unit2.bn1"]}, ["layers"]),
         ("sweep", {}, ["block:0", "block:1", "block:2", "block:3", "head", "full"]),
@@ -80,6 +80,13 @@ def test_frozen_parameters_and_bn_statistics_stay_bit_identical(images, tmp_path
     assert bn_stats and any(not torch.equal(before[n], after[n]) for n in bn_stats), (
         "the tuned block's BN trains with batch statistics by default"
     )
+    from safetensors.torch import load_file
+
+    saved = load_file(str(ready.run_dir / "checkpoints" / "block-2.safetensors"))
+    assert {f"trunk.{n}" for n in bn_stats} <= set(saved), (
+        "the checkpoint keeps the tuned BN statistics"
+    )
+    assert {f"trunk.{p}" for p in tuned} <= set(saved) and any(k.startswith("head.") for k in saved)
 
 
 @pytest.mark.parametrize(("dtype", "atol"), [("float32", 1e-5), ("float16", 2e-2)])

@@ -155,10 +155,10 @@ class Runner:
         trainable = freeze(model, job.trainable, cfg.bn)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
+        total_steps = epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
-            (lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+            (lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps)))
             if cfg.schedule == "cosine"
             else (lambda s: 1.0),
         )
@@ -272,10 +272,13 @@ class Runner:
 
         from graphblocks.partition import atomic_target
 
+        modules = {p.rpartition(".")[0] for p in job.trainable}  # their buffers trained too
         trained = {
             n: t.contiguous().cpu()
             for n, t in state.items()
-            if n.startswith("head.") or n.removeprefix("trunk.") in job.trainable
+            if n.startswith("head.")
+            or n.removeprefix("trunk.") in job.trainable
+            or n.removeprefix("trunk.").rpartition(".")[0] in modules
         }
         with atomic_target(self.run_dir / "checkpoints" / f"{job.file_stem}.safetensors") as tmp:
             save_file(trained, str(tmp))
