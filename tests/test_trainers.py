@@ -176,6 +176,8 @@ def test_a_finished_run_folder_needs_resume(images, tmp_path):
 
 
 def _bad(tmp_path, case):
+    if not case:
+        return ""
     root = tmp_path / case
     if case == "missing":
         return root
@@ -192,6 +194,7 @@ def _bad(tmp_path, case):
 @pytest.mark.parametrize(
     ("case", "text"),
     [
+        ("", "no data given"),
         ("missing", "no such data folder"),
         ("no-images", "has no images"),
         ("one-class", "single class"),

@@ -112,6 +112,10 @@ def _prepare_run_dir(config: TrainConfig) -> Path:
 
 def load_data(config: TrainConfig, run_dir: Path, input_size: tuple[int, ...]) -> Loaded:
     """The saved (or new) split, sampled and decoded."""
+    if not config.data and not (run_dir / "split.json").exists():
+        raise ConfigError(
+            "no data given", "pass --data DIR (an image folder) or a CSV of path,label"
+        )
     split = load_or_make_split(run_dir, config.data, config.split, config.seed)
     images, labels, skipped = {}, {}, list(split.skipped)
     for part in ("train", "val", "test"):
