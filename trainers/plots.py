@@ -107,7 +107,8 @@ def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(rows) + 3), max(3, 0.18 * len(units) + 1.5)))
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(len(units)), units, fontsize=6)
-    ax.set_xlabel("epoch (episodes one after another)")
+    ax.set_xticks(range(len(rows)), [str(i + 1) for i in range(len(rows))], fontsize=7)
+    ax.set_xlabel("epoch (episodes one after another, separated by white lines)")
     for boundary in [
         i for i in range(1, len(rows)) if rows[i]["episode"] != rows[i - 1]["episode"]
     ]:
