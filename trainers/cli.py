@@ -13,12 +13,19 @@ from graphblocks.cli import OneLineErrors, debug_option
 F = Callable[..., Any]
 
 
-def _shares(text: str | None) -> list[float] | None:
-    return None if text is None else [float(x) for x in text.split(",")]
+def _shares(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        from trainers.config import ConfigError
+
+        raise ConfigError(f"bad --split {text!r}", "write three shares, e.g. 0.7,0.2,0.1") from None
 
 
-def _sizes(text: str | None) -> list[int] | None:
-    return None if text is None else [int(x) for x in text.replace("x", ",").split(",")]
+def _sizes(text: str) -> list[int]:
+    from graphblocks.sources import parse_input_size
+
+    return list(parse_input_size(text))
 
 
 def _run_options(fn: F) -> F:
