@@ -251,3 +251,15 @@ def test_report_renders_plots_for_several_runs(images, tmp_path):
         tmp_path / "quartiles.png",
     ):
         assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_model_args_reach_the_model_and_the_saved_config(images, tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", "vit_tiny_patch16_224", "--no-pretrained",
+                                      "--model-arg", "img_size=24", "--model-arg", "depth=2", "--data", str(images),
+                                      "--input-size", "3,24,24", "--epochs", "1", "--out", str(tmp_path / "vit")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = resolve_config(tmp_path / "vit" / "config.toml", {})
+    assert saved.model_args == {"img_size": 24, "depth": 2}
+    assert json.loads((tmp_path / "vit" / "partition.json").read_text())["settings"][
+        "model_args"
+    ] == {"depth": 2, "img_size": 24}

@@ -28,11 +28,18 @@ def _sizes(text: str) -> list[int]:
     return list(parse_input_size(text))
 
 
+def _model_args(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from graphblocks.sources import parse_model_args
+
+    return parse_model_args(pairs)
+
+
 def _run_options(fn: F) -> F:
     """Every setting of :class:`trainers.config.TrainConfig` as a flag."""
     options: list[Callable[[F], F]] = [
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="TOML or YAML file of settings; flags override it."),
         click.option("--model", help="timm name, torchvision:NAME or module:factory (default: the partition's)."),
+        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. img_size=64)."),
         click.option("--data", help="ImageFolder dir, a dir with train/ val/ [test/], or a CSV of path,label."),
         click.option("--out", help="The run folder."),
         click.option("--partition", type=click.Path(exists=True, dir_okay=False), help="Partition JSON (computed when not given)."),
@@ -70,10 +77,17 @@ def _run_options(fn: F) -> F:
 
 def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The flags the user typed (not defaults), converted to settings."""
-    converters: dict[str, Callable[[Any], Any]] = {"split": _shares, "input_size": _sizes}
+    converters: dict[str, Callable[[Any], Any]] = {
+        "split": _shares,
+        "input_size": _sizes,
+        "model_args": _model_args,
+    }
     given = {}
     for key, value in values.items():
-        if value is None or ctx.get_parameter_source(key) != click.core.ParameterSource.COMMANDLINE:
+        if (
+            value in (None, ())
+            or ctx.get_parameter_source(key) != click.core.ParameterSource.COMMANDLINE
+        ):
             continue
         given[key] = converters.get(key, lambda v: v)(value)
     return given

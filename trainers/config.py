@@ -43,6 +43,7 @@ class TrainConfig:
     """All settings; the field names are the config-file keys and the flags' names."""
 
     model: str = ""
+    model_args: dict[str, Any] = field(default_factory=dict)
     data: str = ""
     out: str = ""
     partition: str | None = None
@@ -124,7 +125,7 @@ class TrainConfig:
         ]
         for key, value in dataclasses.asdict(self).items():
             if value is not None:
-                lines.append(f"{key} = {json.dumps(value)}")
+                lines.append(f"{key} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -133,6 +134,20 @@ class TrainConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value: JSON spells strings, numbers, booleans and arrays the same way;
+    tables are written inline."""
+    if isinstance(value, Mapping):
+        return (
+            "{"
+            + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

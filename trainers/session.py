@@ -48,11 +48,17 @@ def load_partition(config: TrainConfig) -> Partition:
                 f"the partition is for {partition.model.name!r}, not {config.model!r}",
                 "drop --model, or give the partition of that model",
             )
+        recorded = partition.settings.get("model_args", {})
+        if config.model_args and dict(config.model_args) != recorded:
+            raise PartitionError(
+                f"the partition was made with model arguments {recorded}, not {config.model_args}",
+                "drop --model-arg (the partition's are used), or partition the model again",
+            )
         return partition
     if not config.model:
         raise ConfigError("no model given", "pass --model NAME or --partition FILE")
     size = tuple(config.input_size) if config.input_size else None
-    return graphblocks.analyze(config.model, input_size=size)
+    return graphblocks.analyze(config.model, input_size=size, model_args=dict(config.model_args))
 
 
 def _preprocess(config: TrainConfig, partition: Partition) -> Preprocess:
