@@ -263,3 +263,10 @@ def test_model_args_reach_the_model_and_the_saved_config(images, tmp_path):
     assert json.loads((tmp_path / "vit" / "partition.json").read_text())["settings"][
         "model_args"
     ] == {"depth": 2, "img_size": 24}
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="MPS may be there")
+def test_an_unavailable_device_is_one_line(images, tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),
+                                      "--device", "mps", "--out", str(tmp_path / "x"), "--input-size", "3,24,24"])  # fmt: skip
+    assert result.exit_code == 2 and "not available" in result.stderr

@@ -57,14 +57,20 @@ class Loaded:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then the CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto``: CUDA, then Apple MPS, then the CPU; a named device must be there."""
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if name == "auto":
+        return torch.device(next(d for d, ok in available.items() if ok))
+    if not available.get(name, False):
+        from trainers.config import ConfigError
+
+        raise ConfigError(f"device {name!r} is not available here", "use --device auto or cpu")
+    return torch.device(name)
 
 
 def job_seed(seed: int, name: str) -> int:
