@@ -92,3 +92,27 @@ def _save(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     onnx.save(model, str(path))
     return path
+
+
+def embedding_model(path: Path) -> Path:
+    """Token ids → Gather on an embedding table → mean over tokens → Gemm."""
+    nodes = [
+        helper.make_node("Gather", ["embed.weight", "x"], ["e"], name="embed"),
+        helper.make_node("ReduceMean", ["e", "axes"], ["m"], name="pool", keepdims=0),
+        helper.make_node("Gemm", ["m", "fc.weight", "fc.bias"], ["y"], name="fc", transB=1),
+    ]
+    inits = [
+        _weight("embed.weight", 100, 16),
+        numpy_helper.from_array(np.array([1], dtype="int64"), "axes"),
+        _weight("fc.weight", 4, 16),
+        _weight("fc.bias", 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tokens",
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        initializer=inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path

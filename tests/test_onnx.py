@@ -201,3 +201,14 @@ def test_inspect_onnx_json(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["model"]["source"] == "onnx" and len(data["blocks"]) == 4
+
+
+def test_gather_on_an_initializer_is_an_embedding_layer(tmp_path):
+    from tests.onnx_models import embedding_model
+
+    result = analyze_onnx_file(embedding_model(tmp_path / "tokens.onnx"))
+    roles = {layer.name: layer.role for layer in result.partition.layers}
+    assert roles == {"embed": "weighted", "fc": "weighted"}, "named by the module of embed.weight"
+    pool = next(n for n in result.graph if result.graph.nodes[n]["op"] == "ReduceMean")
+    assert result.graph.nodes[pool]["delimiter"] == "pool", "a mean over the token axis pools"
+    assert result.partition.head.layers == ["fc"] and result.partition.num_blocks == 1
