@@ -161,6 +161,30 @@ def _is_decomposed_swish(graph: nx.DiGraph, node: str, canonical: dict[str, str]
     return False
 
 
+def _is_decomposed_gelu(graph: nx.DiGraph, node: str, canonical: dict[str, str]) -> bool:
+    """x · ½(1 + erf(x/√2)), GELU as exporters spell it: a ``mul`` with an ``erf`` at most
+    three steps up, whose own input x (through one div or mul by a constant) is at most
+    two steps up the ``mul`` by the other path."""
+    if canonical[node] != "mul":
+        return False
+    depth = {node: 0}
+    frontier = [node]
+    for step in (1, 2, 3):
+        frontier = [p for n in frontier for p in graph.predecessors(n) if p not in depth]
+        depth.update(dict.fromkeys(frontier, step))
+    for erf in (n for n in depth if canonical[n] == "erf"):
+        sources = list(graph.predecessors(erf))
+        if len(sources) != 1:
+            continue
+        x = sources[0]
+        if canonical[x] in ("div", "mul", "truediv"):
+            scaled = [p for p in graph.predecessors(x) if graph.nodes[p].get("activation", True)]
+            x = scaled[0] if len(scaled) == 1 else x
+        if depth.get(x, 3) <= 2:
+            return True
+    return False
+
+
 def _is_reduction_pool(data: dict[str, Any], in_shape: list[int] | None) -> bool:
     """``mean``/``amax`` pool only when they reduce spatial axes.
 
@@ -234,7 +258,9 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
             delimiter = None
         elif kind == "module":
             delimiter = ops.module_delimiter(data["bases"] or [op])
-        elif _is_decomposed_swish(graph, node, canonical):
+        elif _is_decomposed_swish(graph, node, canonical) or _is_decomposed_gelu(
+            graph, node, canonical
+        ):
             delimiter = "act"
         else:
             delimiter = ops.function_delimiter(op)

@@ -116,3 +116,31 @@ def embedding_model(path: Path) -> Path:
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
+
+
+def decomposed_gelu_model(path: Path) -> Path:
+    """Conv → x·½(1 + erf(x/√2)) (as opset < 20 exporters write GELU) → Conv → pool → Gemm."""
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1.weight"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Div", ["c1", "sqrt2"], ["d"], name="gelu_div"),
+        helper.make_node("Erf", ["d"], ["e"], name="gelu_erf"),
+        helper.make_node("Add", ["e", "one"], ["a"], name="gelu_add"),
+        helper.make_node("Mul", ["c1", "a"], ["m"], name="gelu_mul"),
+        helper.make_node("Mul", ["m", "half"], ["g"], name="gelu_half"),
+        helper.make_node("Conv", ["g", "conv2.weight"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c2"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], name="fc", transB=1),
+    ]
+    scalars = [
+        numpy_helper.from_array(np.array(v, dtype="float32"), n)
+        for n, v in (("sqrt2", 1.4142135), ("one", 1.0), ("half", 0.5))
+    ]
+    inits = [
+        _weight("conv1.weight", 4, 3, 3, 3),
+        _weight("conv2.weight", 4, 4, 3, 3),
+        _weight("fc.weight", 5, 4),
+        _weight("fc.bias", 5),
+        *scalars,
+    ]
+    return _save(nodes, inits, [1, 3, 8, 8], [1, 5], path)

@@ -212,3 +212,12 @@ def test_gather_on_an_initializer_is_an_embedding_layer(tmp_path):
     pool = next(n for n in result.graph if result.graph.nodes[n]["op"] == "ReduceMean")
     assert result.graph.nodes[pool]["delimiter"] == "pool", "a mean over the token axis pools"
     assert result.partition.head.layers == ["fc"] and result.partition.num_blocks == 1
+
+
+def test_decomposed_gelu_is_an_activation(tmp_path):
+    from tests.onnx_models import decomposed_gelu_model
+
+    result = analyze_onnx_file(decomposed_gelu_model(tmp_path / "gelu.onnx"))
+    delimiters = {n: d["delimiter"] for n, d in result.graph.nodes(data=True) if d["op"] == "Mul"}
+    assert set(delimiters.values()) == {"act"}, delimiters
+    assert [b.layers for b in result.partition.blocks] == [["conv1"], ["conv2"]]
