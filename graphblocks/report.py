@@ -14,18 +14,19 @@ if TYPE_CHECKING:
     from graphblocks.zoo.run import ZooRun
 
 
-def human_count(n: int) -> str:
+def human_count(n: int, digits: int = 2) -> str:
     """``25557032`` → ``25.56M``."""
     for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
         if n >= size:
-            return f"{n / size:.2f}{unit}"
+            return f"{n / size:.{digits}f}{unit}"
     return str(n)
 
 
-def _span(layers: list[str]) -> str:
+def layer_span(layers: list[str], joiner: str = " → ") -> str:
+    """``first → last``, the one name, or ``-`` for none."""
     if not layers:
         return "-"
-    return layers[0] if len(layers) == 1 else f"{layers[0]} → {layers[-1]}"
+    return layers[0] if len(layers) == 1 else f"{layers[0]}{joiner}{layers[-1]}"
 
 
 def partition_table(partition: Partition) -> Table:
@@ -38,12 +39,12 @@ def partition_table(partition: Partition) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for block in partition.blocks:
         table.add_row(
-            str(block.index), f"Q{block.quartile}", _span(block.layers), str(len(block.layers)),
+            str(block.index), f"Q{block.quartile}", layer_span(block.layers), str(len(block.layers)),
             human_count(block.num_params), f"{100 * block.share:.1f}%", "✓" if block.has_residual else "",
         )  # fmt: skip
     head = partition.head
     share = head.num_params / max(partition.model.num_params, 1)
-    table.add_row("head", "", _span(head.layers), str(len(head.layers)), human_count(head.num_params),
+    table.add_row("head", "", layer_span(head.layers), str(len(head.layers)), human_count(head.num_params),
                   f"{100 * share:.1f}%", "", style="dim")  # fmt: skip
     return table
 

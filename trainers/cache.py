@@ -102,13 +102,14 @@ class ActivationWalker:
         return self.stores
 
     def _restart(self) -> None:
-        self._release(self.stores)
+        self._release(self.stores, self.level)
         self.stores, self.level = None, 0
 
-    def _release(self, stores: dict[str, Store] | None) -> None:
+    def _release(self, stores: dict[str, Store] | None, level: int) -> None:
+        """Delete the files of ``level``'s disk stores."""
         for name, store in (stores or {}).items():
             if store.kind == "disk":
-                (self.budget.folder / f"level{self.level}-{name}.bin").unlink(missing_ok=True)
+                (self.budget.folder / f"level{level}-{name}.bin").unlink(missing_ok=True)
 
     def _advance(self) -> dict[str, Store] | None:
         """The next level's stores; the current level's are kept until it is done, so
@@ -138,14 +139,9 @@ class ActivationWalker:
                         (count, *y.shape[1:]), self.budget, f"level{self.level + 1}-{split}"
                     )
                     if store is None:
-                        self._release_partial(stores)
+                        self._release(stores, self.level + 1)
                         return None
                 store.data[start : start + len(index)] = y.to("cpu", store.data.dtype)
             stores[split] = store if store is not None else Store(torch.zeros((0,)), "memory")
-        self._release(previous)
+        self._release(previous, self.level)
         return stores
-
-    def _release_partial(self, stores: dict[str, Store]) -> None:
-        for name, store in stores.items():
-            if store.kind == "disk":
-                (self.budget.folder / f"level{self.level + 1}-{name}.bin").unlink(missing_ok=True)

@@ -230,10 +230,11 @@ class Preprocess:
     augment: bool = False
 
     def __call__(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self, images: torch.Tensor, generator: torch.Generator | None = None, *, train: bool = True
     ) -> torch.Tensor:
+        """Float inputs; augmented only for training batches (``train``)."""
         x = images.float().div_(255)
-        if self.augment:
+        if self.augment and train:
             x = augment_batch(x, generator)
         if self.mean is not None and self.std is not None:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)

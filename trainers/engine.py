@@ -23,11 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from graphblocks.partition import Partition, write_atomic
+from graphblocks.partition import Partition, atomic_target, write_atomic
 from trainers.cache import GIB, ActivationWalker, Budget, Store
 from trainers.config import TrainConfig
 from trainers.data import Preprocess, batches
-from trainers.modeling import FineTuneModel, freeze, set_modes
+from trainers.modeling import FineTuneModel, eval_mode, freeze, set_modes
 
 
 @dataclass(frozen=True)
@@ -246,11 +246,7 @@ class Runner:
         if stores is not None:
             return stores[split].batch(index, self.device)
         images = self.data.images[split][index].to(self.device)
-        return (
-            self.preprocess(images, generator)
-            if split == "train"
-            else Preprocess(self.preprocess.mean, self.preprocess.std)(images)
-        )
+        return self.preprocess(images, generator, train=split == "train")
 
     @torch.no_grad()
     def evaluate(self, split: str, stores: dict[str, Store] | None, suffix: nn.Module) -> float:
@@ -258,14 +254,11 @@ class Runner:
         labels = self.data.labels[split]
         if not len(labels):
             return float("nan")
-        modes = {m: m.training for m in self.model.modules()}
-        self.model.eval()
         correct = 0
-        for index in batches(len(labels), 128, shuffle=False):
-            logits = self.model.head(suffix(self._inputs(split, index, stores)))
-            correct += int((logits.argmax(1).cpu() == labels[index]).sum())
-        for module, mode in modes.items():
-            module.training = mode
+        with eval_mode(self.model):
+            for index in batches(len(labels), 128, shuffle=False):
+                logits = self.model.head(suffix(self._inputs(split, index, stores)))
+                correct += int((logits.argmax(1).cpu() == labels[index]).sum())
         return correct / len(labels)
 
     def _trained_state(self) -> dict[str, torch.Tensor]:
@@ -275,8 +268,6 @@ class Runner:
 
     def _save_checkpoint(self, job: Job, state: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save_file
-
-        from graphblocks.partition import atomic_target
 
         modules = {p.rpartition(".")[0] for p in job.trainable}  # their buffers trained too
         trained = {

@@ -13,7 +13,8 @@ With ``bn="frozen"`` every BatchNorm uses them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -189,6 +190,19 @@ def freeze(model: FineTuneModel, trainable: Collection[str], bn: str = "train") 
         param.requires_grad_(True)
     set_modes(model, bn)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module of ``model`` in eval mode inside the block; each module's own
+    training flag restored after it."""
+    training = [m for m in model.modules() if m.training]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module in training:
+            module.training = True
 
 
 def set_modes(model: nn.Module, bn: str = "train", parent_trains: bool = True) -> None:

@@ -27,10 +27,8 @@ from trainers.strategies import (
     head_job,
     layers_job,
     quartile_job,
-    rltune_job,
     sweep_jobs,
     sweep_summary,
-    uniform_job,
 )
 
 #: ``(event, job, done, total)``: events ``start``/``done``/``skipped`` count jobs, ``epoch`` epochs.
@@ -88,7 +86,10 @@ def jobs_for(config: TrainConfig, partition: Partition, dropped: list[str]) -> l
             quartile_job(partition, dropped, _required(config.quartile, "--quartile Q"))
         ],
         "layers": lambda: [layers_job(partition, dropped, config.names)],
-        "rltune": lambda: [rltune_job(partition, dropped), uniform_job(partition, dropped)],
+        "rltune": lambda: [
+            full_job(partition, dropped, "rltune"),
+            full_job(partition, dropped, "uniform"),
+        ],
     }
     return makers[config.strategy]()
 

@@ -36,10 +36,12 @@ def head_job(partition: Partition, dropped: Collection[str]) -> Job:
     return Job("head", extra, partition.num_blocks - 1 if extra else partition.num_blocks)
 
 
-def full_job(partition: Partition, dropped: Collection[str]) -> Job:
-    """BL2."""
+def full_job(partition: Partition, dropped: Collection[str], name: str = "full") -> Job:
+    """BL2: everything trains. ``rltune`` (at the agent's per-unit rates, see
+    trainers.rltune) and its baseline ``uniform`` (one rate, as many epochs as RL-Tune's
+    episodes × epochs) train everything too."""
     names = [p for b in partition.blocks for p in b.params] + list(_head_params(partition, dropped))
-    return Job("full", tuple(names), None)
+    return Job(name, tuple(names), None)
 
 
 def block_job(partition: Partition, dropped: Collection[str], index: int) -> Job:
@@ -76,16 +78,6 @@ def layers_job(partition: Partition, dropped: Collection[str], names: Sequence[s
     blocks = [by_name[n].block for n in names]
     level = min(b for b in blocks if b is not None) if None not in blocks else None
     return Job("layers", params + _head_params(partition, dropped), level or None)
-
-
-def rltune_job(partition: Partition, dropped: Collection[str]) -> Job:
-    """RL-Tune: everything trains, at the agent's per-unit rates (see trainers.rltune)."""
-    return Job("rltune", full_job(partition, dropped).trainable, None)
-
-
-def uniform_job(partition: Partition, dropped: Collection[str]) -> Job:
-    """RL-Tune's baseline: everything at one Adam learning rate, same epochs in total."""
-    return Job("uniform", full_job(partition, dropped).trainable, None)
 
 
 def sweep_jobs(partition: Partition, dropped: Collection[str]) -> list[Job]:

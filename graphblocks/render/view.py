@@ -9,12 +9,12 @@ parallel branch. :func:`block_view` draws one box per block instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import networkx as nx
 
 from graphblocks.partition import Partition
+from graphblocks.report import human_count, layer_span
 
 #: quartile -> (light, dark) fill; the head and plain nodes get the last two.
 QUARTILE_COLORS: dict[int, tuple[str, str]] = {
@@ -26,6 +26,7 @@ QUARTILE_COLORS: dict[int, tuple[str, str]] = {
 HEAD_COLOR = "#d9d9d9"
 IO_COLOR = "#ffffff"
 SKIP_COLOR = "#d62728"
+ELLIPSIS = " … "
 
 
 @dataclass(frozen=True)
@@ -132,18 +133,6 @@ def _mark_skips(view: nx.DiGraph) -> None:
             view.edges[node, target]["skip"] = True
 
 
-def _layer_range(layers: Iterable[str]) -> str:
-    names = list(layers)
-    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
-
-
-def _count(n: int) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
 def block_view(partition: Partition) -> nx.DiGraph:
     """input → block 0 → … → block N-1 → head → output, one box each (``collapsed``)."""
     view = nx.DiGraph(collapsed=True)
@@ -156,8 +145,8 @@ def block_view(partition: Partition) -> nx.DiGraph:
         residual = " · residual" if b.has_residual else ""
         view.add_node(
             name,
-            label=f"block {b.index} · Q{b.quartile}{residual}\n{_layer_range(b.layers)}\n"
-            f"{len(b.layers)} layers · {_count(b.num_params)} params",
+            label=f"block {b.index} · Q{b.quartile}{residual}\n{layer_span(b.layers, ELLIPSIS)}\n"
+            f"{len(b.layers)} layers · {human_count(b.num_params, 1)} params",
             tooltip=", ".join(b.layers), kind="layer", block=b.index,
             color=block_color(b.index, b.quartile),
         )  # fmt: skip
@@ -165,7 +154,7 @@ def block_view(partition: Partition) -> nx.DiGraph:
         previous = name
     if partition.head.layers:
         view.add_node(
-            "head", label=f"head\n{_layer_range(partition.head.layers)}\n{_count(partition.head.num_params)} params",
+            "head", label=f"head\n{layer_span(partition.head.layers, ELLIPSIS)}\n{human_count(partition.head.num_params, 1)} params",
             tooltip=", ".join(partition.head.layers), kind="layer", block=-1, color=HEAD_COLOR,
         )  # fmt: skip
         view.add_edge(previous, "head", skip=False)

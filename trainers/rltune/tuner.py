@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from graphblocks.partition import Partition, atomic_target, write_atomic
+from trainers.data import batches
 from trainers.engine import Runner, job_seed
-from trainers.modeling import set_modes
+from trainers.modeling import eval_mode, set_modes
 from trainers.rltune.agent import PPO, Agent, Buffer
 
 
@@ -232,8 +233,6 @@ class RLTune:
         buffer = Buffer()
         totals = torch.zeros(len(self.units))
         labels = runner.data.labels["train"]
-        from trainers.data import batches
-
         set_modes(model, cfg.bn)  # the reward pass restores the modes it changes
         for index in batches(len(labels), cfg.batch_size, shuffle=True, generator=generator):
             probe.active = True
@@ -268,12 +267,8 @@ class RLTune:
         model = self.runner.model
         if self.runner.config.reward == "train":
             return float((model(x).argmax(1) == y).float().mean())
-        training = [m for m in model.modules() if m.training]
-        model.eval()
-        accuracy = float((model(x).argmax(1) == y).float().mean())
-        for module in training:
-            module.training = True
-        return accuracy
+        with eval_mode(model):
+            return float((model(x).argmax(1) == y).float().mean())
 
     def _finish(
         self,
