@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden fixtures-keras images bench-startup bench-trainer zoo clean
+.PHONY: setup inspect test lint golden fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,13 @@ images: $(STAMP)
 bench-trainer: $(STAMP)
 	$(PY) bench/sweep_speed.py
 	$(PY) bench/rltune_cost.py
+
+# The transfer study (docs/study.md): at most 60 minutes on 2 CPU cores; rerun resumes.
+study: $(STAMP)
+	$(VENV)/bin/graphblocks-train study configs/study.toml
+
+fixtures-study: $(STAMP)
+	$(PY) fixtures/make_study_checkpoint.py
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py

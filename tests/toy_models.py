@@ -76,13 +76,13 @@ class BottleneckUnit(nn.Module):
 class TinyResNet(nn.Module):
     """Stem, two basic units, a bottleneck unit, head. Four residual-safe blocks + stem."""
 
-    def __init__(self, inplace: bool = False) -> None:
+    def __init__(self, inplace: bool = False, num_classes: int = 4) -> None:
         super().__init__()
         self.stem = conv_bn_relu(3, 8)
         self.unit1 = BasicUnit(8, 8, inplace=inplace)
         self.unit2 = BasicUnit(8, 16, stride=2, inplace=inplace)
         self.unit3 = BottleneckUnit(16, 8, 32)
-        self.fc = nn.Linear(32, 4)
+        self.fc = nn.Linear(32, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.unit3(self.unit2(self.unit1(self.stem(x))))
@@ -392,5 +392,5 @@ def memory_hog() -> nn.Module:
     return vgg_like()
 
 
-def tiny_resnet() -> TinyResNet:
-    return TinyResNet()
+def tiny_resnet(num_classes: int = 4) -> TinyResNet:
+    return TinyResNet(num_classes=num_classes)

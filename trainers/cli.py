@@ -218,6 +218,59 @@ def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
         click.echo(f"wrote {target}")
 
 
+def _folders(pairs: tuple[str, ...]) -> dict[str, str]:
+    from trainers.config import ConfigError
+
+    folders = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(
+                f"bad --data {pair!r}", "write TARGET=DIR, e.g. flowers102=~/data/flowers"
+            )
+        folders[name] = path
+    return folders
+
+
+@cli.command()
+@click.argument("config_file", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", help="Folder of the study's data, checkpoints and runs [the config's].")
+@click.option("--docs", help="The report to write [the config's, docs/study.md].")
+@click.option("--images", help="Folder of the report's figures [the config's].")
+@click.option("--workers", type=int, help="Worker processes [the config's].")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="TARGET=DIR",
+    help="Use an image folder for that target; repeatable.",
+)
+@click.option("--report-only", is_flag=True, help="Only rebuild the report from the finished runs.")
+@debug_option
+def study(config_file: str, report_only: bool, data: tuple[str, ...], **overrides: Any) -> None:
+    """A whole transfer study from one config file: pre-training, BL1, BL2, every block,
+    B_opt, quartiles, RL-Tune and uniform over models × targets × seeds × sampling
+    rates, then the report (docs/study.md). Rerun to resume.
+
+    \b
+    Examples:
+      graphblocks-train study configs/study.toml
+      graphblocks-train study configs/paper-flowers102.toml --data flowers102=data/flowers102
+    """  # fmt: skip
+    from rich.console import Console
+
+    from trainers.study import load_study, run_study
+
+    config = load_study(config_file, {**overrides, "data": _folders(data)})
+    console = Console(stderr=True)
+
+    def progress(what: str, done: int, total: int) -> None:
+        console.print(f"[{done}/{total}] {what}")
+
+    path = run_study(config, progress, report_only=report_only)
+    click.echo(f"wrote {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="graphblocks-train")

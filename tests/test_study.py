@@ -1,0 +1,264 @@
+"""The transfer study: its data generators, config files, claims arithmetic, the committed
+source checkpoint, and a whole (tiny) study run end to end, resumed and re-reported."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from graphblocks.errors import GraphblocksError
+from trainers.cli import cli
+from trainers.study.claims import evaluate_claims, verdict
+from trainers.study.config import load_study
+from trainers.study.datasets import PHOTOS, SHAPES, materialize
+from trainers.study.results import PairResults
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*.png")):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("kind", "classes"),
+    [("source", 2 * len(SHAPES)), ("digits", 10), ("photos", len(PHOTOS)), ("shifted", 8)],
+)
+def test_generated_sets_are_image_folders_and_pure_functions_of_their_settings(
+    tmp_path: Path, kind: str, classes: int
+) -> None:
+    a = materialize(kind, tmp_path / "a", per_class=3, size=24, seed=5)
+    b = materialize(kind, tmp_path / "b", per_class=3, size=24, seed=5)
+    folders = [p for p in a.iterdir() if p.is_dir()]
+    assert len(folders) == classes
+    assert all(len(list(f.glob("*.png"))) == 3 for f in folders)
+    assert _digest(a) == _digest(b)
+    from PIL import Image
+
+    with Image.open(next(folders[0].glob("*.png"))) as image:
+        assert image.size == (24, 24) and image.mode == "RGB"
+    if kind != "digits":  # digits are drawn from a fixed set; others are generated
+        c = materialize(kind, tmp_path / "c", per_class=3, size=24, seed=6)
+        assert _digest(c) != _digest(a)
+
+
+def test_a_matching_stamp_skips_the_rebuild_and_a_changed_one_rebuilds(tmp_path: Path) -> None:
+    root = materialize("shifted", tmp_path / "s", per_class=2, size=16, seed=0)
+    marker = root / "mine.txt"
+    marker.write_text("kept while the settings match")
+    materialize("shifted", root, per_class=2, size=16, seed=0)
+    assert marker.exists()
+    materialize("shifted", root, per_class=3, size=16, seed=0)
+    assert not marker.exists()
+    assert len(list(root.rglob("*.png"))) == 8 * 3
+
+
+@pytest.mark.parametrize("name", ["study", "paper-flowers102", "paper-caltech101", "paper-cub200"])
+def test_the_shipped_configs_load(name: str) -> None:
+    config = load_study(ROOT / "configs" / f"{name}.toml")
+    assert config.models and config.targets and len(config.seeds) >= 3
+
+
+def test_the_cpu_study_covers_what_the_issue_asks() -> None:
+    config = load_study(ROOT / "configs" / "study.toml")
+    assert {m.family for m in config.models} >= {"ResNet", "VGG", "MobileNetV2", "ViT"}
+    assert {t.kind for t in config.targets} == {"digits", "photos", "shifted"}
+    assert config.sample_rates == (0.15, 0.3, 0.5, 1.0)
+    assert config.sweep and config.rltune.enabled and config.source.kind == "generated"
+
+
+def test_data_override_turns_a_target_into_a_folder_and_unknown_names_fail(tmp_path: Path) -> None:
+    path = ROOT / "configs" / "paper-cub200.toml"
+    config = load_study(path, {"data": {"cub200": str(tmp_path)}, "out": str(tmp_path / "o")})
+    assert config.targets[0].path == str(tmp_path) and config.out == str(tmp_path / "o")
+    with pytest.raises(GraphblocksError, match="unknown targets"):
+        load_study(path, {"data": {"birds": str(tmp_path)}})
+
+
+def test_a_bad_config_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('seeds = [0]\n[[models]]\nname = "resnet10t"\ncolour = "red"\n')
+    result = CliRunner().invoke(cli, ["study", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown keys ['colour']" in result.output and "Traceback" not in result.output
+
+
+def _pair(
+    model: str, target: str, accs: dict[str, float], quartiles: dict[str, list[int]]
+) -> PairResults:
+    """A (model, target) whose one seed's sweep has these test (= validation) accuracies."""
+    from graphblocks.partition import Partition
+
+    partition = Partition.load(ROOT / "fixtures" / "golden" / "resnet50.json")
+    partition.quartiles = quartiles
+    partition.blocks = partition.blocks[: 1 + max(i for q in quartiles.values() for i in q)]
+    rows = {
+        k: {"name": k, "test_acc": v, "val_acc": v, "seconds": 1.0, "trainable_params": 1}
+        for k, v in accs.items()
+    }
+    return PairResults(model, target, partition, sweeps={0: rows})
+
+
+def test_claims_count_the_cases_where_they_are_true() -> None:
+    quartiles = {"1": [0], "2": [1], "3": [2], "4": [3]}
+    good = _pair(
+        "a",
+        "t",
+        {"head": 0.5, "full": 0.6, "block:0": 0.4, "block:1": 0.5, "block:2": 0.6, "block:3": 0.7},
+        quartiles,
+    )
+    bad = _pair(
+        "b",
+        "t",
+        {"head": 0.5, "full": 0.9, "block:0": 0.8, "block:1": 0.5, "block:2": 0.6, "block:3": 0.7},
+        quartiles,
+    )
+    claims = {c.text.split(" (")[0]: c for c in evaluate_claims([good, bad], (1.0,))}
+    q4 = claims["Fine-tuning a block of the fourth quartile beats both baselines"]
+    assert q4.verdict == "holds partly" and "1 of 2" in q4.evidence and "b/t" in q4.evidence
+    assert claims["The last block beats the first block"].verdict == "holds partly"
+    varies = claims["B_opt varies by model"]
+    assert varies.verdict == "holds" and "a 1.00, b 0.00" in varies.evidence
+    assert (
+        verdict(0.75) == "holds"
+        and verdict(0.4) == "holds partly"
+        and verdict(0.39) == "does not hold"
+    )
+
+
+def test_rl_claims_compare_the_gain_at_the_lowest_and_highest_rate() -> None:
+    pair = _pair("a", "t", {"head": 0.5}, {"1": [0], "2": [1], "3": [2], "4": [3]})
+    pair.rltune = {
+        0.15: {0: {"rltune": {"test_acc": 0.6}, "uniform": {"test_acc": 0.5}}},
+        1.0: {0: {"rltune": {"test_acc": 0.8}, "uniform": {"test_acc": 0.79}}},
+    }
+    overall, low_data = evaluate_claims([pair], (0.15, 1.0))[-2:]
+    assert overall.verdict == "holds" and "2 of 2 runs" in overall.evidence
+    assert low_data.verdict == "holds" and "+10.0 pt at 15%" in low_data.evidence
+
+
+def test_the_committed_checkpoint_is_a_real_pretrained_model(tmp_path: Path) -> None:
+    """The fixture is the study's own cached checkpoint: it loads into its partition's
+    model and recognises held-out source images far above chance."""
+    from trainers.study.runner import Study
+
+    config = load_study(ROOT / "configs" / "study.toml", {"out": str(tmp_path)})
+    study = Study(config)
+    committed = [m for m in config.models if study.checkpoint(m).parent.name == "study"]
+    assert committed, "no checkpoint of configs/study.toml is committed under fixtures/study"
+    model = committed[0]
+    record = json.loads(study.checkpoint(model).with_suffix(".json").read_text())
+    study.make_partitions()
+    from graphblocks.partition import Partition
+    from trainers.data import decode_images, make_split
+    from trainers.modeling import build_source_model, load_weights
+
+    partition = Partition.load(study.partition_path(model))
+    net = build_source_model(partition, pretrained=False)
+    load_weights(net, partition, study.checkpoint(model))
+    source = materialize(
+        "source",
+        tmp_path / "source",
+        per_class=config.source.per_class,
+        size=config.input_size,
+        seed=config.source.seed,
+    )
+    split = make_split(source, (0.9, 0.1, 0.0), config.source.seed)
+    x, y, _ = decode_images(split, "val", partition.model.input_size, strict=True)
+    with torch.no_grad():
+        acc = (net.eval()(x.float() / 255).argmax(1) == y).float().mean().item()
+    assert acc > 3 / config.source.classes
+    assert acc == pytest.approx(record["source_val_acc"], abs=0.03)
+
+
+TINY = """
+title = "tiny"
+seeds = [0, 1]
+sample_rates = [0.5, 1.0]
+input_size = 24
+workers = 1
+[source]
+per_class = 4
+epochs = 1
+batch_size = 16
+[train]
+epochs = 1
+batch_size = 16
+split = [0.5, 0.25, 0.25]
+head = "linear"
+[rltune]
+episodes = 1
+epochs = 1
+[[models]]
+name = "tests.toy_models:tiny_resnet"
+label = "tiny"
+family = "ResNet"
+[[targets]]
+name = "shifted"
+kind = "shifted"
+per_class = 6
+[[targets]]
+name = "folder"
+kind = "folder"
+path = "FOLDER"
+"""
+
+
+def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> None:
+    from tests.image_data import make_image_folder
+
+    folder = make_image_folder(tmp_path / "imgs", ["a", "b", "c"], per_class=6, size=24)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.replace("FOLDER", str(folder)))
+    docs = tmp_path / "docs" / "study.md"
+    args = [
+        "study",
+        str(config),
+        "--out",
+        str(tmp_path / "out"),
+        "--docs",
+        str(docs),
+        "--images",
+        str(tmp_path / "docs" / "img"),
+    ]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    runs = sorted((tmp_path / "out" / "runs").glob("*/*/seed*/*"))
+    assert len(runs) == 2 * 2 * 3  # targets × seeds × (sweep + 2 rates)
+    assert all((r / "study-unit.json").exists() for r in runs)
+    sweep = json.loads((runs[-1].parent / "sweep" / "results.json").read_text())
+    assert {"head", "full", "block:0"} <= {r["name"] for r in sweep["strategies"]}
+    text = docs.read_text()
+    for heading in (
+        "## Reading",
+        "## Setup",
+        "## Block-wise fine-tuning",
+        "## RL-Tune vs uniform",
+        "## Cost of each strategy",
+        "## Running the papers' own protocols",
+    ):
+        assert heading in text
+    assert "| `tiny` | shifted |" in text and "RL-Tune − uniform" in text
+    assert (tmp_path / "docs" / "img" / "quartiles.png").stat().st_size > 5000
+    assert json.loads(docs.with_suffix(".json").read_text())["claims"]
+
+    stamps = {r: (r / "results.json").stat().st_mtime_ns for r in runs}
+    shutil.rmtree(runs[0])  # an interrupted or lost run is redone, nothing else
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert all((r / "results.json").stat().st_mtime_ns == stamps[r] for r in runs[1:])
+    assert (runs[0] / "study-unit.json").exists()
+
+    docs.unlink()
+    third = CliRunner().invoke(cli, [*args, "--report-only"])
+    assert third.exit_code == 0 and docs.exists()

@@ -1,0 +1,348 @@
+"""``docs/study.md``: the study's report, generated from its run folders.
+
+Tables: the setup, the per-model block-wise results (BL1, BL2, B_opt, best Q4 block,
+first and last block), the RL-Tune vs uniform table per sampling rate (the RL-Tune
+paper's Table 1), the cost of each strategy; figures: the per-quartile box plots (the
+block-wise paper's Fig. 6-7) and RL-Tune's gain by sampling rate. The reading of the
+papers' claims is computed from the same numbers (:mod:`trainers.study.claims`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from graphblocks.partition import write_atomic
+from graphblocks.report import human_count
+from trainers.study.claims import Claim, evaluate_claims
+from trainers.study.config import StudyConfig
+from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
+from trainers.study.results import PairResults, collect, mean_std, rl_gains, split_sizes
+
+PROTOCOLS = Path(__file__).with_name("protocols.md")
+CHOICES = Path(__file__).with_name("choices.md")
+
+
+def cell(values: list[float], digits: int = 1) -> str:
+    """``mean ± std`` in percent, or an en dash when there is nothing."""
+    if not values:
+        return "–"
+    mean, std = mean_std(values)
+    return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) -> list[str]:
+    out = Path(config.out)
+    rows = []
+    for model in config.models:
+        partition = next(p.partition for p in pairs if p.model == model.key)
+        record_path = next(iter(sorted((out / "pretrained").glob(f"{model.key}-*.json"))), None)
+        fixture = Path(__file__).resolve().parents[2] / "fixtures" / "study"
+        record_path = record_path or next(iter(sorted(fixture.glob(f"{model.key}-*.json"))), None)
+        record = json.loads(record_path.read_text()) if record_path else {}
+        source = f"{100 * record['source_val_acc']:.1f}%" if "source_val_acc" in record else "–"
+        args = ", ".join(f"{k}={v}" for k, v in model.model_args.items()) or "–"
+        rows.append(
+            [
+                f"`{model.key}`",
+                model.family or "–",
+                f"`{model.name}` ({args})",
+                human_count(partition.model.num_params),
+                str(partition.num_blocks),
+                source,
+                f"{record.get('seconds', '–')}",
+            ]
+        )
+    lines = ["## Setup", "", "### Models", ""]
+    lines += _table(
+        [
+            "model",
+            "family",
+            "timm / factory (arguments)",
+            "params",
+            "blocks",
+            "source val. acc.",
+            "pre-train s",
+        ],
+        rows,
+    )
+    sizes = split_sizes(config)
+    lines += ["", "### Targets", ""]
+    target_rows = []
+    for target in config.targets:
+        s = sizes.get(target.name, {})
+        where = (
+            f"`{target.path}`"
+            if target.kind == "folder"
+            else f"generated, {target.per_class} per class"
+        )
+        target_rows.append(
+            [
+                target.name,
+                target.kind,
+                where,
+                str(s.get("classes", "–")),
+                f"{s.get('train', '–')} / {s.get('val', '–')} / {s.get('test', '–')}",
+            ]
+        )
+    lines += _table(["target", "kind", "images", "classes", "train / val / test"], target_rows)
+    train = {"epochs": 10, **config.train}
+    src = config.source
+    lines += [
+        "",
+        "### Settings",
+        "",
+        f"- Source weights: **{src.kind}**"
+        + (
+            f" — {src.classes} classes × {src.per_class} images at {config.input_size} px, "
+            f"{src.epochs} epochs of AdamW (one-cycle, peak {src.lr:g}), flips and shifts."
+            if src.kind == "generated"
+            else "."
+        ),
+        "- Every fine-tuning run: "
+        + ", ".join(f"{k} = {v}" for k, v in sorted(train.items()))
+        + ".",
+        f"- Seeds {list(config.seeds)} (a seed sets the split, the sampling and every job's initialisation);"
+        " cells are mean ± sample standard deviation over seeds, test accuracy in %.",
+        f"- RL-Tune: {config.rltune.episodes} episodes × {config.rltune.epochs} epochs, one rate per "
+        f"{config.rltune.granularity}; its uniform baseline trains the same "
+        f"{config.rltune.episodes * config.rltune.epochs} epochs. Sampling rates "
+        + ", ".join(f"{r:.0%}" for r in config.sample_rates)
+        + " of the training split (validation and test unchanged).",
+        f"- Machine: {meta.get('machine', '?')}; wall time of the last invocation "
+        f"{meta.get('wall_minutes', float('nan')):.1f} min with {config.workers} worker process(es).",
+    ]
+    return lines
+
+
+def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
+    rows = []
+    for pair in pairs:
+        if not pair.sweeps:
+            continue
+        chosen, b_opt = pair.b_opt()
+        q4 = pair.best_q4_block()
+        last = pair.partition.num_blocks - 1
+        rows.append(
+            [
+                f"`{pair.model}`",
+                pair.target,
+                cell(pair.test("head")),
+                cell(pair.test("full")),
+                cell(b_opt) + f" ({', '.join(map(str, chosen))})",
+                (cell(pair.block_test(q4)) + f" ({q4})") if q4 is not None else "–",
+                cell(pair.block_test(0)),
+                cell(pair.block_test(last)) + f" ({last})",
+                cell(pair.quartile_test("4")),
+            ]
+        )
+    lines = [
+        "## Block-wise fine-tuning (Barakat & Huang 2023)",
+        "",
+        "B_opt is picked per seed on validation accuracy (the blocks chosen in brackets); "
+        "the best Q4 block is the Q4 block with the best mean validation accuracy; "
+        "Q4 mean is the mean over Q4's blocks.",
+        "",
+    ]
+    lines += _table(
+        [
+            "model",
+            "target",
+            "BL1 (head)",
+            "BL2 (all)",
+            "B_opt (blocks)",
+            "best Q4 block",
+            "first block",
+            "last block",
+            "Q4 mean",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "### Per quartile, all models (Fig. 6-7 style)",
+        "",
+        f"![per-quartile box plots]({figure})",
+        "",
+        "Each box holds one point per block of every model in that quartile (mean over "
+        "seeds); BL1 and BL2 one point per model.",
+        "",
+    ]
+    quartile_rows = []
+    for target in dict.fromkeys(p.target for p in pairs):
+        of_target = [p for p in pairs if p.target == target and p.sweeps]
+        means = {
+            g: [statistics.fmean(v) for p in of_target if (v := p.test(job))]
+            for g, job in (("BL1", "head"), ("BL2", "full"))
+        }
+        for q in "1234":
+            means[f"Q{q}"] = [statistics.fmean(v) for p in of_target if (v := p.quartile_test(q))]
+        quartile_rows.append(
+            [target] + [cell(means[g]) for g in ("BL1", "BL2", "Q1", "Q2", "Q3", "Q4")]
+        )
+    lines += ["Mean ± std over models:", ""]
+    return lines + _table(["target", "BL1", "BL2", "Q1", "Q2", "Q3", "Q4"], quartile_rows)
+
+
+def _rltune(pairs: list[PairResults], rates: tuple[float, ...], figure: str) -> list[str]:
+    lines = [
+        "## RL-Tune vs uniform fine-tuning (Mahmud et al. 2022, Table 1 style)",
+        "",
+        "Same data, split, seed and number of epochs; the uniform baseline trains every "
+        "layer at one Adam rate and keeps its best epoch by validation.",
+        "",
+    ]
+    header = ["target", "model", "method"] + [f"{r:.0%}" for r in rates]
+    rows = []
+    for pair in pairs:
+        for job, label in (("uniform", "uniform"), ("rltune", "RL-Tune")):
+            rows.append(
+                [pair.target, f"`{pair.model}`", label]
+                + [cell(pair.rl_test(r, job)) for r in rates]
+            )
+    gains = rl_gains(pairs, rates)
+    rows.append(
+        ["all", "all", "**RL-Tune − uniform**"] + [f"**{cell(gains.get(r, []))}**" for r in rates]
+    )
+    lines += _table(header, rows)
+    return [*lines, "", f"![RL-Tune − uniform by sampling rate]({figure})"]
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f}" if values else "–"
+
+
+def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
+    full_rate = max(rates)
+    rows = []
+    for model in dict.fromkeys(p.model for p in pairs):
+        of_model = [p for p in pairs if p.model == model]
+        partition = of_model[0].partition
+        block_seconds = [
+            s for p in of_model for b in partition.blocks for s in p.seconds(f"block:{b.index}")
+        ]
+        sweep_seconds = [
+            sum(r["seconds"] for r in jobs.values()) for p in of_model for jobs in p.sweeps.values()
+        ]
+        block_params = [
+            p.trainable(f"block:{b.index}") or 0 for b in partition.blocks for p in of_model[:1]
+        ]
+        entries = [
+            (
+                "BL1 (head)",
+                of_model[0].trainable("head"),
+                [s for p in of_model for s in p.seconds("head")],
+            ),
+            (
+                "BL2 (all layers)",
+                of_model[0].trainable("full"),
+                [s for p in of_model for s in p.seconds("full")],
+            ),
+            (
+                "one block + head",
+                int(statistics.fmean(block_params)) if block_params else None,
+                block_seconds,
+            ),
+            ("whole sweep (finds B_opt)", None, sweep_seconds),
+            (
+                f"RL-Tune at {full_rate:.0%}",
+                of_model[0].trainable("rltune"),
+                [s for p in of_model for s in p.seconds("rltune", full_rate)],
+            ),
+            (
+                f"uniform at {full_rate:.0%}",
+                of_model[0].trainable("uniform"),
+                [s for p in of_model for s in p.seconds("uniform", full_rate)],
+            ),
+        ]
+        for name, params, seconds in entries:
+            rows.append(
+                [f"`{model}`", name, human_count(params) if params else "–", _median(seconds)]
+            )
+    lines = [
+        "## Cost of each strategy",
+        "",
+        "Median wall seconds of one run over targets and seeds, on the study's worker "
+        "processes (one thread each); trainable parameters (mean over blocks for "
+        "“one block”). A block-wise run reuses cached activations of the frozen blocks "
+        "before it (docs/trainer-speed.md).",
+        "",
+    ]
+    return lines + _table(["model", "strategy", "trainable params", "wall s / run"], rows)
+
+
+def _claims(claims: list[Claim]) -> list[str]:
+    lines = [
+        "## Reading: which of the papers' claims hold here",
+        "",
+        "Computed from the tables above; a claim *holds* when it is true in at least "
+        "75% of the cases it is tested on, *holds partly* from 40%, else *does not hold*.",
+        "",
+    ]
+    for claim in claims:
+        lines += [f"- **{claim.text}** ({claim.source}) — *{claim.verdict}*: {claim.evidence}"]
+    return lines
+
+
+def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
+    """Write the report (and its figures) from the study's run folders."""
+    pairs = collect(config)
+    docs = Path(config.docs)
+    images = Path(config.images)
+    relative = os.path.relpath(images, docs.parent)
+    by_target = {t.name: [p for p in pairs if p.target == t.name] for t in config.targets}
+    plot_quartile_boxes(by_target, images / "quartiles.png")
+    gains = rl_gains(pairs, config.sample_rates)
+    plot_rl_gains(gains, images / "rltune-gain.png")
+    claims = evaluate_claims(pairs, config.sample_rates)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# {config.title}",
+        "",
+        f"*Generated by `graphblocks-train study {config.config_path}` on {when}; do not edit "
+        "by hand: change the code or the config and run it again.*",
+        "",
+        "Pre-trained weights and the papers' data sets cannot be downloaded on the machines "
+        "this project is built on, so this study pre-trains small models of four families "
+        "on a generated source task and fine-tunes them on targets with real pixels. It "
+        "tests the papers' *claims*, not their absolute numbers. The same command runs "
+        "the papers' own protocols when given real data and weights (last section).",
+        "",
+        *_claims(claims),
+        "",
+        *_setup(config, pairs, meta),
+        "",
+        *_blockwise(pairs, f"{relative}/quartiles.png"),
+        "",
+        *_rltune(pairs, config.sample_rates, f"{relative}/rltune-gain.png"),
+        "",
+        *_costs(pairs, config.sample_rates),
+        "",
+        CHOICES.read_text(encoding="utf-8").rstrip() if config.source.kind == "generated" else "",
+        "",
+        PROTOCOLS.read_text(encoding="utf-8").rstrip(),
+        "",
+    ]
+    write_atomic(docs, "\n".join(lines))
+    summary = {
+        "claims": [c.__dict__ for c in claims],
+        "meta": meta,
+        "rl_gain": {f"{r:g}": mean_std(v) for r, v in gains.items()},
+    }
+    write_atomic(docs.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
+    return docs
+
+
+def machine() -> str:
+    """A short description of this machine."""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"

@@ -1,0 +1,153 @@
+"""The study's numbers: run folders read back and reduced to means ± standard deviations.
+
+Everything here is a pure function of the run folders' ``results.json`` files, so the
+report can be rebuilt at any time (``graphblocks-train study CONFIG --report-only``).
+Accuracies are test accuracies; every choice (B_opt, the best Q4 block) is made on
+validation accuracy, never on test.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphblocks.partition import Partition
+from trainers.study.config import StudyConfig
+from trainers.study.runner import unit_dir
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value); NaN for none."""
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass
+class PairResults:
+    """All runs of one (model, target): per seed, the sweep's and RL-Tune's results."""
+
+    model: str
+    target: str
+    partition: Partition
+    sweeps: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)  # seed → job → row
+    rltune: dict[float, dict[int, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def seeds(self) -> list[int]:
+        return sorted(self.sweeps)
+
+    def test(self, job: str) -> list[float]:
+        """The test accuracy of ``job`` in every seed's sweep that has it."""
+        return [s[job]["test_acc"] for s in self.sweeps.values() if job in s]
+
+    def block_test(self, index: int) -> list[float]:
+        return self.test(f"block:{index}")
+
+    def block_mean_val(self, index: int) -> float:
+        values = [
+            s[f"block:{index}"]["val_acc"] for s in self.sweeps.values() if f"block:{index}" in s
+        ]
+        return statistics.fmean(values) if values else float("-inf")
+
+    def b_opt(self) -> tuple[list[int], list[float]]:
+        """Per seed: the block with the best validation accuracy (earliest on ties), and
+        its test accuracy."""
+        chosen, accs = [], []
+        for jobs in self.sweeps.values():
+            blocks = [
+                (r["val_acc"], -int(n.split(":")[1]), r)
+                for n, r in jobs.items()
+                if n.startswith("block:")
+            ]
+            if blocks:
+                best = max(blocks, key=lambda t: (t[0], t[1]))
+                chosen.append(-best[1])
+                accs.append(best[2]["test_acc"])
+        return chosen, accs
+
+    def quartile_blocks(self, quartile: str) -> list[int]:
+        return list(self.partition.quartiles.get(quartile, []))
+
+    def quartile_test(self, quartile: str) -> list[float]:
+        """Per seed, the mean test accuracy over the quartile's blocks."""
+        out = []
+        for jobs in self.sweeps.values():
+            values = [
+                jobs[f"block:{i}"]["test_acc"]
+                for i in self.quartile_blocks(quartile)
+                if f"block:{i}" in jobs
+            ]
+            if values:
+                out.append(statistics.fmean(values))
+        return out
+
+    def best_q4_block(self) -> int | None:
+        """The Q4 block with the best mean validation accuracy over seeds."""
+        blocks = self.quartile_blocks("4")
+        return max(blocks, key=lambda i: (self.block_mean_val(i), -i)) if blocks else None
+
+    def rl_test(self, rate: float, job: str) -> list[float]:
+        return [s[job]["test_acc"] for s in self.rltune.get(rate, {}).values() if job in s]
+
+    def seconds(self, job: str, rate: float | None = None) -> list[float]:
+        runs = self.sweeps.values() if rate is None else self.rltune.get(rate, {}).values()
+        return [s[job]["seconds"] for s in runs if job in s]
+
+    def trainable(self, job: str) -> int | None:
+        for runs in [*self.sweeps.values(), *(r for v in self.rltune.values() for r in v.values())]:
+            if job in runs:
+                return int(runs[job]["trainable_params"])
+        return None
+
+
+def _jobs(run_dir: Path) -> dict[str, dict[str, Any]] | None:
+    path = run_dir / "results.json"
+    if not path.exists():
+        return None
+    return {r["name"]: r for r in json.loads(path.read_text())["strategies"]}
+
+
+def collect(config: StudyConfig) -> list[PairResults]:
+    """Every (model, target) of the study with the results found on disk."""
+    out = Path(config.out)
+    pairs = []
+    for model in config.models:
+        partition = Partition.load(out / "partitions" / f"{model.key}.json")
+        for target in config.targets:
+            pair = PairResults(model.key, target.name, partition)
+            for seed in config.seeds:
+                jobs = _jobs(unit_dir(out, model.key, target.name, seed, "sweep", 1.0))
+                if jobs:
+                    pair.sweeps[seed] = jobs
+                for rate in config.sample_rates:
+                    jobs = _jobs(unit_dir(out, model.key, target.name, seed, "rltune", rate))
+                    if jobs:
+                        pair.rltune.setdefault(rate, {})[seed] = jobs
+            pairs.append(pair)
+    return pairs
+
+
+def split_sizes(config: StudyConfig) -> dict[str, dict[str, int]]:
+    """Per target, the split sizes and class count of the first run found."""
+    sizes: dict[str, dict[str, int]] = {}
+    for path in sorted(Path(config.out).glob("runs/*/*/seed*/sweep/results.json")):
+        target = path.parts[-4]
+        if target not in sizes:
+            doc = json.loads(path.read_text())
+            sizes[target] = {**doc["split_sizes"], "classes": len(doc["classes"])}
+    return sizes
+
+
+def rl_gains(pairs: list[PairResults], rates: tuple[float, ...]) -> dict[float, list[float]]:
+    """Per sampling rate, RL-Tune − uniform test accuracy of every (model, target, seed)."""
+    gains: dict[float, list[float]] = defaultdict(list)
+    for pair in pairs:
+        for rate in rates:
+            for jobs in pair.rltune.get(rate, {}).values():
+                if "rltune" in jobs and "uniform" in jobs:
+                    gains[rate].append(jobs["rltune"]["test_acc"] - jobs["uniform"]["test_acc"])
+    return dict(gains)

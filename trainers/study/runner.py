@@ -1,0 +1,295 @@
+"""Run a study: build the data sets, partition and pre-train the models, then every
+fine-tuning run, in worker processes; then write the report.
+
+Layout under ``out``::
+
+    data/<set>/                  generated ImageFolders (source, digits, photos, shifted)
+    partitions/<model>.json      one partition per model, shared by its runs
+    pretrained/<model>-<hash>.*  cached source checkpoints
+    runs/<model>/<target>/seed<k>/sweep/         BL1, BL2, every block (all training data)
+    runs/<model>/<target>/seed<k>/rltune-<pct>/  RL-Tune and uniform at one sampling rate
+
+A run folder with ``study-unit.json`` is finished and never redone; an unfinished one is
+resumed job by job (``graphblocks-train``'s ``resume``), so an interrupted study
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from graphblocks.partition import Partition, write_atomic
+from trainers.config import TrainConfig
+from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
+
+#: ``(what, done, total)`` after each finished unit of work.
+StudyProgress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One fine-tuning run of the study: a ``graphblocks-train`` run folder."""
+
+    model: str
+    target: str
+    seed: int
+    kind: str  # "sweep" or "rltune"
+    sample_rate: float
+    settings: dict[str, Any] = field(hash=False, compare=False)
+    cost: float = 0.0
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.settings["out"])
+
+    @property
+    def label(self) -> str:
+        rate = "" if self.kind == "sweep" else f" {self.sample_rate:.0%}"
+        return f"{self.model} / {self.target} / seed {self.seed}: {self.kind}{rate}"
+
+
+def rate_folder(kind: str, rate: float) -> str:
+    """The run folder's name for a kind of run at a sampling rate."""
+    return "sweep" if kind == "sweep" else f"rltune-{round(rate * 100):03d}"
+
+
+def unit_dir(out: Path, model: str, target: str, seed: int, kind: str, rate: float) -> Path:
+    """Where that run lives."""
+    return out / "runs" / model / target / f"seed{seed}" / rate_folder(kind, rate)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes (spawned, so no OpenMP state is inherited) with one thread each
+    when there are several: small models on few cores scale better by process."""
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    return ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_set_threads, initargs=(threads,)
+    )
+
+
+def _completed(futures: Mapping[Future[Any], Any]) -> Iterator[Future[Any]]:
+    """Futures as they finish; on an error or an interrupt the queued ones are cancelled
+    (finished runs stay on disk, so the next invocation resumes)."""
+    try:
+        for future in as_completed(futures):
+            future.result()  # raises the worker's error here
+            yield future
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _run_unit(settings: dict[str, Any]) -> dict[str, Any]:
+    """A worker's job: one run folder, then its ``study-unit.json`` marker."""
+    from trainers.session import run
+
+    start = time.perf_counter()
+    document = run(TrainConfig(**settings))
+    marker = {"seconds": round(time.perf_counter() - start, 2), "jobs": len(document["strategies"])}
+    write_atomic(Path(settings["out"]) / "study-unit.json", json.dumps(marker) + "\n")
+    return marker
+
+
+def _pretrain_job(args: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
+    from trainers.study.pretrain import pretrain
+
+    partition_path, source_dir, target, settings = args
+    return pretrain(Partition.load(partition_path), Path(source_dir), Path(target), **settings)
+
+
+class Study:
+    """The plan of a study and the steps that carry it out."""
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+
+    # ---- data, partitions, weights ----------------------------------------------------
+    def data_size(self) -> int:
+        return self.config.input_size or 64
+
+    def target_dir(self, target: TargetSpec) -> Path:
+        if target.kind == "folder":
+            assert target.path is not None
+            return Path(target.path).expanduser()
+        return self.out / "data" / target.name
+
+    def make_data(self) -> None:
+        """Generate the source set (when pre-training) and the generated targets."""
+        from trainers.study.datasets import materialize
+
+        cfg = self.config
+        if cfg.source.kind == "generated":
+            materialize(
+                "source",
+                self.out / "data" / "source",
+                per_class=cfg.source.per_class,
+                size=self.data_size(),
+                seed=cfg.source.seed,
+            )
+        for target in cfg.targets:
+            if target.kind != "folder":
+                materialize(
+                    target.kind,
+                    self.target_dir(target),
+                    per_class=target.per_class,
+                    size=self.data_size(),
+                    seed=cfg.source.seed + 1,
+                )
+
+    def partition_path(self, model: ModelSpec) -> Path:
+        return self.out / "partitions" / f"{model.key}.json"
+
+    def make_partitions(self) -> None:
+        """Analyse every model once (its source classifier included)."""
+        import graphblocks
+
+        size = self.config.input_size
+        for model in self.config.models:
+            path = self.partition_path(model)
+            if path.exists():
+                continue
+            args = dict(model.model_args)
+            if self.config.source.kind == "generated":
+                args.setdefault("num_classes", self.config.source.classes)
+            partition = graphblocks.analyze(
+                model.name,
+                input_size=(3, size, size) if size else None,
+                model_args=args,
+                max_blocks=model.max_blocks,
+            )
+            partition.save(path)
+
+    def checkpoint(self, model: ModelSpec) -> Path:
+        """Where the model's source checkpoint is (committed or cached) or will be."""
+        from trainers.study.pretrain import checkpoint_name, find_checkpoint
+
+        name = checkpoint_name(model.key, self.config.source_hash(model))
+        cache = self.out / "pretrained"
+        return find_checkpoint(name, cache) or cache / name
+
+    def pretrain_all(self, progress: StudyProgress | None = None) -> None:
+        """Pre-train the models whose checkpoint is not there yet, in parallel."""
+        cfg = self.config
+        if cfg.source.kind != "generated":
+            return
+        todo = [m for m in cfg.models if not self.checkpoint(m).exists()]
+        todo.sort(key=lambda m: -(m.epochs or cfg.source.epochs))
+        jobs = [
+            (
+                str(self.partition_path(m)),
+                str(self.out / "data" / "source"),
+                str(self.checkpoint(m)),
+                {
+                    "epochs": cfg.source.epochs,
+                    "batch_size": cfg.source.batch_size,
+                    "lr": m.lr or cfg.source.lr,
+                    "seed": cfg.source.seed,
+                },
+            )
+            for m in todo
+        ]
+        if not jobs:
+            return
+        with _pool(min(cfg.workers, len(jobs))) as pool:
+            futures = {
+                pool.submit(_pretrain_job, job): m for job, m in zip(jobs, todo, strict=True)
+            }
+            for done, future in enumerate(_completed(futures), 1):
+                record = future.result()
+                if progress:
+                    progress(
+                        f"pre-trained {futures[future].key}: source accuracy "
+                        f"{record['source_val_acc']:.1%} in {record['seconds']:.0f} s",
+                        done,
+                        len(jobs),
+                    )
+
+    # ---- fine-tuning runs -------------------------------------------------------------
+    def units(self) -> list[Unit]:
+        """Every fine-tuning run, costliest first (for load balance)."""
+        cfg = self.config
+        units = []
+        for model in cfg.models:
+            blocks = Partition.load(self.partition_path(model)).num_blocks
+            for target in cfg.targets:
+                for seed in cfg.seeds:
+                    plan = [("sweep", 1.0)] if cfg.sweep else []
+                    plan += [("rltune", r) for r in cfg.sample_rates] if cfg.rltune.enabled else []
+                    for kind, rate in plan:
+                        settings = self._settings(model, target, seed, kind, rate)
+                        epochs = settings["epochs"]
+                        cost = (
+                            (blocks + 2) * epochs * 0.7
+                            if kind == "sweep"
+                            else rate * 2.3 * cfg.rltune.episodes * cfg.rltune.epochs
+                        )
+                        units.append(Unit(model.key, target.name, seed, kind, rate, settings, cost))
+        return sorted(units, key=lambda u: -u.cost)
+
+    def _settings(
+        self, model: ModelSpec, target: TargetSpec, seed: int, kind: str, rate: float
+    ) -> dict[str, Any]:
+        cfg = self.config
+        settings: dict[str, Any] = {"epochs": 10, **cfg.train}
+        settings.update(
+            partition=str(self.partition_path(model)),
+            data=str(self.target_dir(target)),
+            out=str(unit_dir(self.out, model.key, target.name, seed, kind, rate)),
+            seed=seed,
+            resume=True,
+        )
+        if cfg.source.kind == "generated":
+            settings.update(weights=str(self.checkpoint(model)), pretrained=False)
+        elif cfg.source.kind == "weights":
+            settings.update(weights=model.weights, pretrained=False)
+        else:
+            settings.update(pretrained=True)
+        if kind == "sweep":
+            settings.update(strategy="sweep", sample_rate=1.0)
+        else:
+            settings.update(
+                strategy="rltune",
+                sample_rate=rate,
+                episodes=cfg.rltune.episodes,
+                epochs=cfg.rltune.epochs,
+                granularity=cfg.rltune.granularity,
+            )
+        return settings
+
+    def run_units(self, progress: StudyProgress | None = None) -> float:
+        """Run the unfinished units; the summed seconds of those run."""
+        todo = [u for u in self.units() if not (u.run_dir / "study-unit.json").exists()]
+        spent = 0.0
+        if not todo:
+            return spent
+        workers = min(self.config.workers, len(todo))
+        if workers <= 1:
+            for done, unit in enumerate(todo, 1):
+                spent += _run_unit(unit.settings)["seconds"]
+                if progress:
+                    progress(unit.label, done, len(todo))
+            return spent
+        with _pool(workers) as pool:
+            futures = {pool.submit(_run_unit, u.settings): u for u in todo}
+            for done, future in enumerate(_completed(futures), 1):
+                spent += future.result()["seconds"]
+                if progress:
+                    progress(futures[future].label, done, len(todo))
+        return spent
