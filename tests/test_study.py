@@ -3,6 +3,7 @@ source checkpoint, and a whole (tiny) study run end to end, resumed and re-repor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -158,6 +159,7 @@ def test_the_committed_checkpoint_is_a_real_pretrained_model(tmp_path: Path) -> 
     assert committed, "no checkpoint of configs/study.toml is committed under fixtures/study"
     model = committed[0]
     record = json.loads(study.checkpoint(model).with_suffix(".json").read_text())
+    study = Study(dataclasses.replace(config, models=(model,)))
     study.make_partitions()
     from graphblocks.partition import Partition
     from trainers.data import decode_images, make_split
@@ -262,3 +264,30 @@ def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> Non
     docs.unlink()
     third = CliRunner().invoke(cli, [*args, "--report-only"])
     assert third.exit_code == 0 and docs.exists()
+
+    config.write_text(config.read_text().replace("[train]\nepochs = 1", "[train]\nepochs = 2"))
+    changed = CliRunner().invoke(cli, args)
+    assert changed.exit_code == 2
+    assert "was run with other settings (epochs)" in changed.output
+
+
+def test_flowers102_is_laid_out_as_an_image_folder(tmp_path: Path) -> None:
+    import importlib.util
+
+    from PIL import Image
+    from scipy.io import savemat
+
+    spec = importlib.util.spec_from_file_location("prep", ROOT / "bench" / "prepare_flowers102.py")
+    assert spec and spec.loader
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    flowers = tmp_path / "flowers-102"
+    (flowers / "jpg").mkdir(parents=True)
+    for n in (1, 2, 3):
+        Image.new("RGB", (8, 8), (n * 40, 0, 0)).save(flowers / "jpg" / f"image_{n:05d}.jpg")
+    savemat(str(flowers / "imagelabels.mat"), {"labels": [[3, 1, 3]]})
+    assert prep.main([str(flowers), str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["class_001", "class_003"]
+    assert len(list((tmp_path / "out" / "class_003").iterdir())) == 2
+    (flowers / "jpg" / "image_00002.jpg").unlink()
+    assert prep.main([str(flowers), str(tmp_path / "again")]) == 2

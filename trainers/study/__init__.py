@@ -33,11 +33,13 @@ def run_study(
         study.make_data()
         study.make_partitions()
         study.pretrain_all(progress)
+        pretrained = time.perf_counter()
         study.run_units(progress)
         minutes = (time.perf_counter() - start) / 60
         meta = {
             "machine": machine(),
             "wall_minutes": minutes,
+            "pretrain_minutes": (pretrained - start) / 60,
             "wall_minutes_all_invocations": meta.get("wall_minutes_all_invocations", 0.0) + minutes,
         }
         write_atomic(meta_path, json.dumps(meta, indent=1) + "\n")

@@ -68,6 +68,13 @@ def evaluate_claims(pairs: list[PairResults], rates: tuple[float, ...]) -> list[
     )
     claims.append(
         _count_claim(
+            "Blocks near the classifier beat blocks near the input (Q4 mean > Q1 mean)",
+            blockwise,
+            [(name(p), _mean(p.quartile_test("4")) > _mean(p.quartile_test("1"))) for p in swept],
+        )
+    )
+    claims.append(
+        _count_claim(
             "The last block beats the first block",
             blockwise,
             [

@@ -20,9 +20,10 @@ from typing import Any
 from graphblocks.partition import write_atomic
 from graphblocks.report import human_count
 from trainers.study.claims import Claim, evaluate_claims
-from trainers.study.config import StudyConfig
+from trainers.study.config import ModelSpec, StudyConfig
 from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
 from trainers.study.results import PairResults, collect, mean_std, rl_gains, split_sizes
+from trainers.study.runner import Study
 
 PROTOCOLS = Path(__file__).with_name("protocols.md")
 CHOICES = Path(__file__).with_name("choices.md")
@@ -41,15 +42,51 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _source_record(study: Study, model: ModelSpec) -> dict[str, Any]:
+    """The pre-training record beside the model's checkpoint ({} when there is none)."""
+    path = study.checkpoint(model).with_suffix(".json")
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _context(config: StudyConfig, pairs: list[PairResults]) -> list[str]:
+    """Per model: what pre-training gave it, and how the baselines and B_opt came out."""
+    study = Study(config)
+    rows = []
+    for model in config.models:
+        mine = [p for p in pairs if p.model == model.key and p.sweeps]
+        record = _source_record(study, model)
+        depths = [i / max(p.partition.num_blocks - 1, 1) for p in mine for i in p.b_opt()[0]]
+        rows.append(
+            [
+                f"`{model.key}`",
+                f"{100 * record['source_val_acc']:.1f}%" if "source_val_acc" in record else "–",
+                cell([a for p in mine for a in p.test("head")]),
+                cell([a for p in mine for a in p.test("full")]),
+                cell([a for p in mine for a in p.b_opt()[1]]),
+                f"{statistics.fmean(depths):.2f}" if depths else "–",
+            ]
+        )
+    lines = [
+        "",
+        "What each model brought to the targets (source accuracy after pre-training) "
+        "and how it did over all targets and seeds (test %, mean ± std):",
+        "",
+    ]
+    return lines + _table(
+        ["model", "source val. acc.", "BL1", "BL2", "B_opt", "B_opt depth (0 first, 1 last)"], rows
+    )
+
+
+def _minutes(meta: dict[str, Any], key: str) -> str:
+    return f"{meta[key]:.1f} min" if key in meta else "not recorded"
+
+
 def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) -> list[str]:
-    out = Path(config.out)
+    study = Study(config)
     rows = []
     for model in config.models:
         partition = next(p.partition for p in pairs if p.model == model.key)
-        record_path = next(iter(sorted((out / "pretrained").glob(f"{model.key}-*.json"))), None)
-        fixture = Path(__file__).resolve().parents[2] / "fixtures" / "study"
-        record_path = record_path or next(iter(sorted(fixture.glob(f"{model.key}-*.json"))), None)
-        record = json.loads(record_path.read_text()) if record_path else {}
+        record = _source_record(study, model)
         source = f"{100 * record['source_val_acc']:.1f}%" if "source_val_acc" in record else "–"
         args = ", ".join(f"{k}={v}" for k, v in model.model_args.items()) or "–"
         rows.append(
@@ -119,8 +156,10 @@ def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) 
         f"{config.rltune.episodes * config.rltune.epochs} epochs. Sampling rates "
         + ", ".join(f"{r:.0%}" for r in config.sample_rates)
         + " of the training split (validation and test unchanged).",
-        f"- Machine: {meta.get('machine', '?')}; wall time of the last invocation "
-        f"{meta.get('wall_minutes', float('nan')):.1f} min with {config.workers} worker process(es).",
+        f"- Machine: {meta.get('machine', '?')}, {config.workers} worker process(es). Wall time "
+        f"of the last invocation {_minutes(meta, 'wall_minutes')} (pre-training "
+        f"{_minutes(meta, 'pretrain_minutes')}); all invocations together "
+        f"{_minutes(meta, 'wall_minutes_all_invocations')}.",
     ]
     return lines
 
@@ -285,7 +324,7 @@ def _claims(claims: list[Claim]) -> list[str]:
     lines = [
         "## Reading: which of the papers' claims hold here",
         "",
-        "Computed from the tables above; a claim *holds* when it is true in at least "
+        "Computed from the tables below; a claim *holds* when it is true in at least "
         "75% of the cases it is tested on, *holds partly* from 40%, else *does not hold*.",
         "",
     ]
@@ -319,6 +358,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
         "the papers' own protocols when given real data and weights (last section).",
         "",
         *_claims(claims),
+        *_context(config, pairs),
         "",
         *_setup(config, pairs, meta),
         "",

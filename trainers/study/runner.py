@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks.partition import Partition, write_atomic
-from trainers.config import TrainConfig
+from trainers.config import ConfigError, TrainConfig
 from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
 
 #: ``(what, done, total)`` after each finished unit of work.
@@ -101,9 +101,31 @@ def _run_unit(settings: dict[str, Any]) -> dict[str, Any]:
 
     start = time.perf_counter()
     document = run(TrainConfig(**settings))
-    marker = {"seconds": round(time.perf_counter() - start, 2), "jobs": len(document["strategies"])}
+    marker = {
+        "seconds": round(time.perf_counter() - start, 2),
+        "jobs": len(document["strategies"]),
+        "settings": settings,
+    }
     write_atomic(Path(settings["out"]) / "study-unit.json", json.dumps(marker) + "\n")
     return marker
+
+
+def _finished(unit: Unit) -> bool:
+    """Whether the unit's run folder is finished, with the same settings."""
+    marker = unit.run_dir / "study-unit.json"
+    if not marker.exists():
+        return False
+    recorded = json.loads(marker.read_text()).get("settings")
+    wanted = json.loads(json.dumps(unit.settings))
+    if recorded is not None and recorded != wanted:
+        changed = sorted(
+            k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k)
+        )
+        raise ConfigError(
+            f"{str(unit.run_dir)!r} was run with other settings ({', '.join(changed)})",
+            "give the study another --out, or delete that folder to redo it",
+        )
+    return True
 
 
 def _pretrain_job(args: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
@@ -184,6 +206,17 @@ class Study:
         cache = self.out / "pretrained"
         return find_checkpoint(name, cache) or cache / name
 
+    def pretrain_settings(self, model: ModelSpec) -> dict[str, Any]:
+        """The keyword arguments of :func:`~trainers.study.pretrain.pretrain` for ``model``."""
+        source = self.config.source
+        return {
+            "epochs": model.epochs or source.epochs,
+            "batch_size": source.batch_size,
+            "lr": model.lr or source.lr,
+            "seed": source.seed,
+            "init": model.init,
+        }
+
     def pretrain_all(self, progress: StudyProgress | None = None) -> None:
         """Pre-train the models whose checkpoint is not there yet, in parallel."""
         cfg = self.config
@@ -196,12 +229,7 @@ class Study:
                 str(self.partition_path(m)),
                 str(self.out / "data" / "source"),
                 str(self.checkpoint(m)),
-                {
-                    "epochs": cfg.source.epochs,
-                    "batch_size": cfg.source.batch_size,
-                    "lr": m.lr or cfg.source.lr,
-                    "seed": cfg.source.seed,
-                },
+                self.pretrain_settings(m),
             )
             for m in todo
         ]
@@ -275,7 +303,7 @@ class Study:
 
     def run_units(self, progress: StudyProgress | None = None) -> float:
         """Run the unfinished units; the summed seconds of those run."""
-        todo = [u for u in self.units() if not (u.run_dir / "study-unit.json").exists()]
+        todo = [u for u in self.units() if not _finished(u)]
         spent = 0.0
         if not todo:
             return spent
