@@ -22,7 +22,14 @@ from graphblocks.report import human_count
 from trainers.study.claims import Claim, evaluate_claims
 from trainers.study.config import ModelSpec, StudyConfig
 from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
-from trainers.study.results import PairResults, collect, mean_std, rl_gains, split_sizes
+from trainers.study.results import (
+    PairResults,
+    collect,
+    mean_std,
+    rl_diagnostics,
+    rl_gains,
+    split_sizes,
+)
 from trainers.study.runner import Study
 
 PROTOCOLS = Path(__file__).with_name("protocols.md")
@@ -233,7 +240,13 @@ def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
     return lines + _table(["target", "BL1", "BL2", "Q1", "Q2", "Q3", "Q4"], quartile_rows)
 
 
-def _rltune(pairs: list[PairResults], rates: tuple[float, ...], figure: str) -> list[str]:
+def _rltune(
+    pairs: list[PairResults],
+    rates: tuple[float, ...],
+    figure: str,
+    diagnostics: dict[float, dict[str, float]],
+    uniform_lr: float,
+) -> list[str]:
     lines = [
         "## RL-Tune vs uniform fine-tuning (Mahmud et al. 2022, Table 1 style)",
         "",
@@ -254,7 +267,43 @@ def _rltune(pairs: list[PairResults], rates: tuple[float, ...], figure: str) -> 
         ["all", "all", "**RL-Tune − uniform**"] + [f"**{cell(gains.get(r, []))}**" for r in rates]
     )
     lines += _table(header, rows)
-    return [*lines, "", f"![RL-Tune − uniform by sampling rate]({figure})"]
+    return [
+        *lines,
+        "",
+        f"![RL-Tune − uniform by sampling rate]({figure})",
+        "",
+        *_rl_why(diagnostics, rates, uniform_lr),
+    ]
+
+
+def _rl_why(
+    diagnostics: dict[float, dict[str, float]], rates: tuple[float, ...], uniform_lr: float
+) -> list[str]:
+    """Where RL-Tune's result comes from: its training, or the final moving average."""
+    if not diagnostics:
+        return []
+    lines = [
+        "Where the difference comes from (means over models, targets and seeds; validation "
+        "accuracy in points, learning rates averaged over units and the epoch's steps; "
+        f"uniform fine-tuning uses {uniform_lr:g}):",
+        "",
+    ]
+    rows = []
+    for rate in rates:
+        d = diagnostics.get(rate, {})
+        points = [f"{100 * d[k]:+.1f}" if k in d else "–" for k in ("target_gap", "final_gap")]
+        lrs = [f"{d[k]:.2g}" if k in d else "–" for k in ("first_lr", "last_lr")]
+        rows.append([f"{rate:.0%}", *points, *lrs])
+    return lines + _table(
+        [
+            "rate",
+            "last target − uniform",
+            "final model − uniform",
+            "agent's rate, first epoch",
+            "agent's rate, last epoch",
+        ],
+        rows,
+    )
 
 
 def _median(values: list[float]) -> str:
@@ -364,7 +413,13 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
         "",
         *_blockwise(pairs, f"{relative}/quartiles.png"),
         "",
-        *_rltune(pairs, config.sample_rates, f"{relative}/rltune-gain.png"),
+        *_rltune(
+            pairs,
+            config.sample_rates,
+            f"{relative}/rltune-gain.png",
+            rl_diagnostics(config),
+            float(config.train.get("lr", 1e-3)),
+        ),
         "",
         *_costs(pairs, config.sample_rates),
         "",
