@@ -219,7 +219,7 @@ path = "FOLDER"
 def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> None:
     from tests.image_data import make_image_folder
 
-    folder = make_image_folder(tmp_path / "imgs", ["a", "b", "c"], per_class=6, size=24)
+    folder = make_image_folder(tmp_path / "imgs", classes=3, per_class=6, size=24)
     config = tmp_path / "tiny.toml"
     config.write_text(TINY.replace("FOLDER", str(folder)))
     docs = tmp_path / "docs" / "study.md"
