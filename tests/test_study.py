@@ -291,3 +291,23 @@ def test_flowers102_is_laid_out_as_an_image_folder(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out" / "class_003").iterdir())) == 2
     (flowers / "jpg" / "image_00002.jpg").unlink()
     assert prep.main([str(flowers), str(tmp_path / "again")]) == 2
+
+
+def test_the_generated_source_task_has_a_fixed_class_count(tmp_path: Path) -> None:
+    text = (ROOT / "configs" / "study.toml").read_text().replace("classes = 16", "classes = 10")
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(GraphblocksError, match="has 16 classes, not 10"):
+        load_study(tmp_path / "c.toml")
+
+
+def test_a_saved_partition_made_for_other_settings_is_refused(tmp_path: Path) -> None:
+    import dataclasses
+
+    from trainers.study.runner import Study
+
+    config = load_study(ROOT / "configs" / "study.toml", {"out": str(tmp_path)})
+    vgg = next(m for m in config.models if m.key == "vgg11_quarter")
+    Study(dataclasses.replace(config, models=(vgg,))).make_partitions()
+    other = dataclasses.replace(vgg, max_blocks=4)
+    with pytest.raises(GraphblocksError, match="was made for other model settings"):
+        Study(dataclasses.replace(config, models=(other,))).make_partitions()

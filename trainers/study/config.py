@@ -23,6 +23,7 @@ from trainers.config import ConfigError
 
 TARGET_KINDS = ("digits", "photos", "shifted", "folder")
 SOURCE_KINDS = ("generated", "pretrained", "weights")
+GENERATED_CLASSES = 16  # trainers.study.datasets: 8 shapes × 2 fills
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ class SourceSpec:
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(
                 f"unknown source kind {self.kind!r}", f"choose from {', '.join(SOURCE_KINDS)}"
+            )
+        if self.kind == "generated" and self.classes != GENERATED_CLASSES:
+            raise ConfigError(
+                f"the generated source task has {GENERATED_CLASSES} classes, not {self.classes}",
+                f"set classes = {GENERATED_CLASSES} or leave it out",
             )
 
 

@@ -110,6 +110,22 @@ def _run_unit(settings: dict[str, Any]) -> dict[str, Any]:
     return marker
 
 
+def _check_partition(
+    partition: Partition, args: dict[str, Any], max_blocks: int | None, size: int, path: Path
+) -> None:
+    """Refuse a saved partition made with other model arguments, block limit or size."""
+    made = (
+        partition.settings.get("model_args", {}),
+        partition.settings.get("max_blocks"),
+        partition.model.input_size[-1] if size else None,
+    )
+    if made != (args, max_blocks, size or None):
+        raise ConfigError(
+            f"{str(path)!r} was made for other model settings",
+            "give the study another --out, or delete that folder to redo it",
+        )
+
+
 def _finished(unit: Unit) -> bool:
     """Whether the unit's run folder is finished, with the same settings."""
     marker = unit.run_dir / "study-unit.json"
@@ -185,11 +201,12 @@ class Study:
         size = self.config.input_size
         for model in self.config.models:
             path = self.partition_path(model)
-            if path.exists():
-                continue
             args = dict(model.model_args)
             if self.config.source.kind == "generated":
                 args.setdefault("num_classes", self.config.source.classes)
+            if path.exists():
+                _check_partition(Partition.load(path), args, model.max_blocks, size, path)
+                continue
             partition = graphblocks.analyze(
                 model.name,
                 input_size=(3, size, size) if size else None,
