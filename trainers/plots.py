@@ -11,7 +11,8 @@ from typing import Any
 from graphblocks.partition import atomic_target
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,17 +30,18 @@ def _block_results(doc: dict[str, Any]) -> list[tuple[int, float, float]]:
     return sorted(rows)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_png(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
     with atomic_target(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def plot_blocks(doc: dict[str, Any], path: Path) -> Path:
     """Test (solid) and validation (dashed) accuracy per block, BL1 and BL2 as lines,
     B_opt marked."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = _block_results(doc)
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows) + 3), 4))
     if rows:
@@ -68,13 +70,13 @@ def plot_blocks(doc: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"{doc['model']}: block-wise fine-tuning")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_quartiles(docs: Sequence[dict[str, Any]], path: Path) -> Path:
     """One panel per quartile: a box of the blocks' test accuracies per model, with
     that model's BL1 (red) and BL2 (green) test accuracies as markers."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(3.2 * 4, 3.8), sharey=True)
     labels = [d["model"] for d in docs]
     for q, ax in zip(("1", "2", "3", "4"), axes, strict=True):
@@ -92,14 +94,14 @@ def plot_quartiles(docs: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.tick_params(axis="x", rotation=45, labelsize=7)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (red: BL1, green: BL2)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
     """RL-Tune's mean chosen learning rate, units down, epochs across."""
     import csv
 
-    plt = _pyplot()
+    plt = pyplot()
     with log_csv.open() as handle:
         rows = list(csv.DictReader(handle))
     units = [k for k in (rows[0] if rows else {}) if k not in ("episode", "epoch")]
@@ -115,4 +117,4 @@ def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
         ax.axvline(boundary - 0.5, color="white", lw=0.8)
     fig.colorbar(image, ax=ax, label="learning rate")
     ax.set_title("RL-Tune: learning rate per unit")
-    return _save(fig, path)
+    return save_png(fig, path)

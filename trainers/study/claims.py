@@ -35,16 +35,23 @@ def _mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-def _count_claim(text: str, source: str, cases: list[tuple[str, bool]]) -> Claim:
+def _count_claim(
+    text: str,
+    source: str,
+    cases: list[tuple[str, bool]],
+    of: str = "(model, target) pairs",
+    details: str = "",
+) -> Claim:
+    """A claim judged by the share of ``cases`` (``(name, true?)``) where it is true."""
     if not cases:
         return Claim(text, source, "not tested", "no finished runs")
     true = [name for name, ok in cases if ok]
     false = [name for name, ok in cases if not ok]
     share = len(true) / len(cases)
-    evidence = f"true in {len(true)} of {len(cases)} (model, target) pairs"
+    evidence = f"true in {len(true)} of {len(cases)} {of}"
     if false and len(false) <= 6:
         evidence += f"; not in {', '.join(false)}"
-    return Claim(text, source, verdict(share), evidence + ".")
+    return Claim(text, source, verdict(share), evidence + "." + details)
 
 
 def evaluate_claims(pairs: list[PairResults], rates: tuple[float, ...]) -> list[Claim]:
@@ -119,15 +126,12 @@ def _varies_claim(swept: list[PairResults], source: str) -> Claim:
         spread = max(depths.values()) - min(depths.values()) if len(depths) > 1 else 0.0
         cases.append((target, spread >= 0.25))
         details.append(f"{target}: " + ", ".join(f"{m} {d:.2f}" for m, d in depths.items()))
-    claim = _count_claim(
-        "B_opt varies by model (relative depths spread by ≥ 0.25 on a target)", source, cases
-    )
-    return Claim(
-        claim.text,
+    return _count_claim(
+        "B_opt varies by model (relative depths spread by ≥ 0.25 on a target)",
         source,
-        claim.verdict,
-        claim.evidence.replace("(model, target) pairs", "targets")
-        + " Median relative depth of B_opt (0 = first block, 1 = last): "
+        cases,
+        of="targets",
+        details=" Median relative depth of B_opt (0 = first block, 1 = last): "
         + "; ".join(details)
         + ".",
     )

@@ -61,7 +61,6 @@ class TargetSpec:
     kind: str
     path: str | None = None
     per_class: int = 50
-    classes: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
@@ -139,14 +138,11 @@ class StudyConfig:
         if unknown:
             raise ConfigError(f"unknown [train] settings {unknown}", "use graphblocks-train's keys")
         for keys, what in (
-            (self._model_keys(), "model"),
+            ([m.key for m in self.models], "model"),
             ([t.name for t in self.targets], "target"),
         ):
             if len(set(keys)) != len(keys):
                 raise ConfigError(f"two {what}s share a name", f"give each {what} its own label")
-
-    def _model_keys(self) -> list[str]:
-        return [m.key for m in self.models]
 
     def source_hash(self, model: ModelSpec) -> str:
         """What a pre-trained checkpoint depends on: the model, the source task, the

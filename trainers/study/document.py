@@ -310,52 +310,51 @@ def _median(values: list[float]) -> str:
     return f"{statistics.median(values):.1f}" if values else "–"
 
 
+def _seconds(pairs: list[PairResults], job: str, rate: float | None = None) -> list[float]:
+    """Wall seconds of ``job`` in every run of ``pairs`` (sweeps, or RL-Tune at ``rate``)."""
+    return [s for p in pairs for s in p.seconds(job, rate)]
+
+
 def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
     full_rate = max(rates)
     rows = []
     for model in dict.fromkeys(p.model for p in pairs):
         of_model = [p for p in pairs if p.model == model]
-        partition = of_model[0].partition
-        block_seconds = [
-            s for p in of_model for b in partition.blocks for s in p.seconds(f"block:{b.index}")
-        ]
-        sweep_seconds = [
-            sum(r["seconds"] for r in jobs.values()) for p in of_model for jobs in p.sweeps.values()
-        ]
-        block_params = [
-            p.trainable(f"block:{b.index}") or 0 for b in partition.blocks for p in of_model[:1]
-        ]
+        first = of_model[0]
+        blocks = [f"block:{b.index}" for b in first.partition.blocks]
+
+        block_params = [first.trainable(job) or 0 for job in blocks]
         entries = [
-            (
-                "BL1 (head)",
-                of_model[0].trainable("head"),
-                [s for p in of_model for s in p.seconds("head")],
-            ),
-            (
-                "BL2 (all layers)",
-                of_model[0].trainable("full"),
-                [s for p in of_model for s in p.seconds("full")],
-            ),
+            ("BL1 (head)", first.trainable("head"), _seconds(of_model, "head")),
+            ("BL2 (all layers)", first.trainable("full"), _seconds(of_model, "full")),
             (
                 "one block + head",
                 int(statistics.fmean(block_params)) if block_params else None,
-                block_seconds,
+                [s for job in blocks for s in _seconds(of_model, job)],
             ),
-            ("whole sweep (finds B_opt)", None, sweep_seconds),
+            (
+                "whole sweep (finds B_opt)",
+                None,
+                [
+                    sum(r["seconds"] for r in jobs.values())
+                    for p in of_model
+                    for jobs in p.sweeps.values()
+                ],
+            ),
             (
                 f"RL-Tune at {full_rate:.0%}",
-                of_model[0].trainable("rltune"),
-                [s for p in of_model for s in p.seconds("rltune", full_rate)],
+                first.trainable("rltune"),
+                _seconds(of_model, "rltune", full_rate),
             ),
             (
                 f"uniform at {full_rate:.0%}",
-                of_model[0].trainable("uniform"),
-                [s for p in of_model for s in p.seconds("uniform", full_rate)],
+                first.trainable("uniform"),
+                _seconds(of_model, "uniform", full_rate),
             ),
         ]
-        for name, params, seconds in entries:
+        for name, params, times in entries:
             rows.append(
-                [f"`{model}`", name, human_count(params) if params else "–", _median(seconds)]
+                [f"`{model}`", name, human_count(params) if params else "–", _median(times)]
             )
     lines = [
         "## Cost of each strategy",
@@ -417,7 +416,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
             pairs,
             config.sample_rates,
             f"{relative}/rltune-gain.png",
-            rl_diagnostics(config),
+            rl_diagnostics(pairs, Path(config.out)),
             float(config.train.get("lr", 1e-3)),
         ),
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from trainers.plots import _pyplot, _save
+from trainers.plots import pyplot, save_png
 from trainers.study.results import PairResults
 
 GROUPS = ("BL1", "BL2", "Q1", "Q2", "Q3", "Q4")
@@ -30,7 +30,7 @@ def quartile_samples(pairs: list[PairResults]) -> dict[str, list[tuple[str, floa
 def plot_quartile_boxes(by_target: dict[str, list[PairResults]], path: Path) -> Path:
     """One panel per target: boxes BL1, BL2, Q1..Q4 over all models, points coloured by
     model."""
-    plt = _pyplot()
+    plt = pyplot()
     targets = list(by_target)
     fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 4.2), squeeze=False)
     models = sorted({p.model for pairs in by_target.values() for p in pairs})
@@ -55,13 +55,13 @@ def plot_quartile_boxes(by_target: dict[str, list[PairResults]], path: Path) -> 
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[m], label=m) for m in models]
     fig.legend(handles=handles, loc="lower center", ncol=len(models), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_rl_gains(gains: dict[float, list[float]], path: Path) -> Path:
     """RL-Tune − uniform test accuracy per sampling rate: every run as a point, the mean
     as a line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     rates = sorted(gains)
     for x, rate in enumerate(rates):
@@ -75,4 +75,4 @@ def plot_rl_gains(gains: dict[float, list[float]], path: Path) -> Path:
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -153,36 +153,37 @@ def rl_gains(pairs: list[PairResults], rates: tuple[float, ...]) -> dict[float, 
     return dict(gains)
 
 
-def rl_diagnostics(config: StudyConfig) -> dict[float, dict[str, float]]:
+def rl_diagnostics(pairs: list[PairResults], out: Path) -> dict[float, dict[str, float]]:
     """Per sampling rate, means over RL-Tune runs of: the last episode's target model minus
     uniform on validation (``target_gap``), the final (moving-average) model minus uniform
     on validation (``final_gap``), and the agent's mean chosen learning rate over all units
-    in the first and the last epoch (``first_lr``, ``last_lr``)."""
-    import csv
-
-    out = Path(config.out)
+    in the first and the last epoch (``first_lr``, ``last_lr``, from ``rltune-lr.csv``)."""
     found: dict[float, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for model in config.models:
-        for target in config.targets:
-            for seed in config.seeds:
-                for rate in config.sample_rates:
-                    folder = unit_dir(out, model.key, target.name, seed, "rltune", rate)
-                    jobs = _jobs(folder)
-                    if not jobs or "rltune" not in jobs or "uniform" not in jobs:
-                        continue
-                    rl, uniform = jobs["rltune"], jobs["uniform"]
-                    into = found[rate]
-                    if "last_target_val_acc" in rl:
-                        into["target_gap"].append(rl["last_target_val_acc"] - uniform["val_acc"])
-                    into["final_gap"].append(rl["val_acc"] - uniform["val_acc"])
-                    log = folder / "rltune-lr.csv"
-                    if log.exists():
-                        with log.open() as handle:
-                            rows = [[float(v) for v in r[2:]] for r in list(csv.reader(handle))[1:]]
-                        if rows:
-                            into["first_lr"].append(statistics.fmean(rows[0]))
-                            into["last_lr"].append(statistics.fmean(rows[-1]))
+    for pair in pairs:
+        for rate, runs in pair.rltune.items():
+            for seed, jobs in runs.items():
+                if "rltune" not in jobs or "uniform" not in jobs:
+                    continue
+                rl, uniform, into = jobs["rltune"], jobs["uniform"], found[rate]
+                if "last_target_val_acc" in rl:
+                    into["target_gap"].append(rl["last_target_val_acc"] - uniform["val_acc"])
+                into["final_gap"].append(rl["val_acc"] - uniform["val_acc"])
+                rows = _lr_log(unit_dir(out, pair.model, pair.target, seed, "rltune", rate))
+                if rows:
+                    into["first_lr"].append(statistics.fmean(rows[0]))
+                    into["last_lr"].append(statistics.fmean(rows[-1]))
     return {
         rate: {key: statistics.fmean(values) for key, values in d.items() if values}
         for rate, d in found.items()
     }
+
+
+def _lr_log(run_dir: Path) -> list[list[float]]:
+    """The chosen learning rate per unit, one row per epoch (none without a log)."""
+    import csv
+
+    log = run_dir / "rltune-lr.csv"
+    if not log.exists():
+        return []
+    with log.open() as handle:
+        return [[float(v) for v in row[2:]] for row in list(csv.reader(handle))[1:]]

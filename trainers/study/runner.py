@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -82,17 +82,26 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _completed(futures: Mapping[Future[Any], Any]) -> Iterator[Future[Any]]:
-    """Futures as they finish; on an error or an interrupt the queued ones are cancelled
-    (finished runs stay on disk, so the next invocation resumes)."""
-    try:
-        for future in as_completed(futures):
-            future.result()  # raises the worker's error here
-            yield future
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
+def _parallel(
+    fn: Callable[[Any], Any], tasks: Sequence[tuple[Any, Any]], workers: int
+) -> Iterator[tuple[Any, Any]]:
+    """``(key, fn(argument))`` for each ``(key, argument)`` task, as they finish: inline
+    with one worker, else in a process pool. On an error or an interrupt the queued tasks
+    are cancelled (finished runs stay on disk, so the next invocation resumes)."""
+    workers = min(workers, len(tasks))
+    if workers <= 1:
+        for key, argument in tasks:
+            yield key, fn(argument)
+        return
+    with _pool(workers) as pool:
+        futures = {pool.submit(fn, argument): key for key, argument in tasks}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _run_unit(settings: dict[str, Any]) -> dict[str, Any]:
@@ -241,30 +250,22 @@ class Study:
             return
         todo = [m for m in cfg.models if not self.checkpoint(m).exists()]
         todo.sort(key=lambda m: -(m.epochs or cfg.source.epochs))
-        jobs = [
+        tasks = [
             (
-                str(self.partition_path(m)),
-                str(self.out / "data" / "source"),
-                str(self.checkpoint(m)),
-                self.pretrain_settings(m),
+                m,
+                (str(self.partition_path(m)), str(self.out / "data" / "source"),
+                 str(self.checkpoint(m)), self.pretrain_settings(m)),
             )
             for m in todo
-        ]
-        if not jobs:
-            return
-        with _pool(min(cfg.workers, len(jobs))) as pool:
-            futures = {
-                pool.submit(_pretrain_job, job): m for job, m in zip(jobs, todo, strict=True)
-            }
-            for done, future in enumerate(_completed(futures), 1):
-                record = future.result()
-                if progress:
-                    progress(
-                        f"pre-trained {futures[future].key}: source accuracy "
-                        f"{record['source_val_acc']:.1%} in {record['seconds']:.0f} s",
-                        done,
-                        len(jobs),
-                    )
+        ]  # fmt: skip
+        for done, (model, record) in enumerate(_parallel(_pretrain_job, tasks, cfg.workers), 1):
+            if progress:
+                progress(
+                    f"pre-trained {model.key}: source accuracy "
+                    f"{record['source_val_acc']:.1%} in {record['seconds']:.0f} s",
+                    done,
+                    len(tasks),
+                )
 
     # ---- fine-tuning runs -------------------------------------------------------------
     def units(self) -> list[Unit]:
@@ -318,23 +319,9 @@ class Study:
             )
         return settings
 
-    def run_units(self, progress: StudyProgress | None = None) -> float:
-        """Run the unfinished units; the summed seconds of those run."""
-        todo = [u for u in self.units() if not _finished(u)]
-        spent = 0.0
-        if not todo:
-            return spent
-        workers = min(self.config.workers, len(todo))
-        if workers <= 1:
-            for done, unit in enumerate(todo, 1):
-                spent += _run_unit(unit.settings)["seconds"]
-                if progress:
-                    progress(unit.label, done, len(todo))
-            return spent
-        with _pool(workers) as pool:
-            futures = {pool.submit(_run_unit, u.settings): u for u in todo}
-            for done, future in enumerate(_completed(futures), 1):
-                spent += future.result()["seconds"]
-                if progress:
-                    progress(futures[future].label, done, len(todo))
-        return spent
+    def run_units(self, progress: StudyProgress | None = None) -> None:
+        """Run the unfinished units."""
+        todo = [(u, u.settings) for u in self.units() if not _finished(u)]
+        for done, (unit, _marker) in enumerate(_parallel(_run_unit, todo, self.config.workers), 1):
+            if progress:
+                progress(unit.label, done, len(todo))
