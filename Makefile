@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
+.PHONY: setup inspect test lint golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 golden: $(STAMP)
 	$(PY) fixtures/make_golden.py
+
+# the run results tests/test_golden_results.py pins; regenerate only for an intended change
+golden-results: $(STAMP)
+	$(PY) fixtures/make_results_golden.py
 
 # TensorFlow lives in its own environment: graphblocks never needs it.
 TF_VENV := .venv-tf
