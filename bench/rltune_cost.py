@@ -44,16 +44,17 @@ def main() -> None:
         for granularity in args.granularity:
             ratios, rl, plain = [], [], []
             for repeat in range(args.repeats):
-                doc = run(TrainConfig(
+                results = run(TrainConfig(
                     model=args.model, data=str(data), out=str(work / f"{granularity}-{repeat}"), strategy="rltune",
                     input_size=[3, args.size, args.size], episodes=1, epochs=args.epochs, pretrained=False,
                     granularity=granularity,
                 ))  # fmt: skip
-                by_name = {r["name"]: r for r in doc["strategies"]}
-                rl.append(by_name["rltune"]["train_seconds"] / args.epochs)
-                plain.append(by_name["uniform"]["train_seconds"] / args.epochs)
+                tuned, uniform = results.job("rltune"), results.job("uniform")
+                assert tuned is not None and uniform is not None
+                rl.append(tuned.train_seconds / args.epochs)
+                plain.append(uniform.train_seconds / args.epochs)
                 ratios.append(rl[-1] / plain[-1])
-            rows.append((granularity, len(doc["strategies"][0]["units"]), statistics.median(rl),
+            rows.append((granularity, len(tuned.units or ()), statistics.median(rl),
                          statistics.median(plain), statistics.median(ratios)))  # fmt: skip
     lines = [
         "# RL-Tune cost per epoch",

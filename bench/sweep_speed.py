@@ -61,8 +61,8 @@ def sweep_pair(spec: str, data: Path, work: Path, args: argparse.Namespace) -> d
         start = time.perf_counter()
         docs[cache] = run(config)
         timings[cache] = time.perf_counter() - start
-    cached = {r["name"]: r["test_acc"] for r in docs["auto"]["strategies"]}
-    naive = {r["name"]: r["test_acc"] for r in docs["off"]["strategies"]}
+    cached = {r.name: r.test_acc for r in docs["auto"].jobs}
+    naive = {r.name: r.test_acc for r in docs["off"].jobs}
     return {
         "model": model,
         "jobs": len(cached),
@@ -113,7 +113,7 @@ def step_throughput(
     ours, bare = [], []
     for _ in range(args.repeats):
         result = ready.runner.run(ready.jobs[0])
-        ours.append(result["train_seconds"] / result["steps"])
+        ours.append(result.train_seconds / result.steps)
         bare.append(bare_loop(ready.runner, args.epochs, args.batch_size))
     return {
         "model": model,

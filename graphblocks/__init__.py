@@ -7,13 +7,27 @@ The public API is small and imported lazily, so that ``graphblocks --help`` star
     groups = partition.param_groups(model, lrs=[1e-4] * partition.num_blocks + [1e-3])
     graphblocks.export(partition, "timm", "resnet50.timm-groups.json")
     graphblocks.draw("resnet50", "resnet50.svg", collapse=True)
+
+Tools built on graphblocks (its fine-tuning trainers among them) use only the names in
+``__all__``:
+
+* analysis: :func:`analyze`, :class:`Partition`, :func:`export`, :func:`draw`;
+* models: :func:`resolve_model` (a specification to a buildable
+  :class:`~graphblocks.sources.ModelSource`), :func:`parse_model_args` and
+  :func:`parse_input_size` (the ``--model-arg`` and ``--input-size`` syntaxes);
+* cutting a model where the partition cuts it: :func:`segment_model`, :func:`split_model`;
+* files: :func:`write_atomic`, :func:`atomic_target`;
+* errors and command lines: :class:`GraphblocksError`, :class:`PartitionError`,
+  :class:`OneLineErrors` and :func:`debug_option` (one-line errors, ``--debug``);
+* people: :func:`human_count`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from graphblocks.errors import GraphblocksError
+from graphblocks.atomic import atomic_target, write_atomic
+from graphblocks.errors import GraphblocksError, PartitionError
 
 __version__ = "0.1.0"
 
@@ -22,9 +36,44 @@ if TYPE_CHECKING:
 
     from torch import nn
 
+    from graphblocks.commandline import OneLineErrors, debug_option
     from graphblocks.partition import Partition
+    from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
+    from graphblocks.split import segment_model, split_model
+    from graphblocks.tables import human_count
 
-__all__ = ["GraphblocksError", "Partition", "__version__", "analyze", "draw", "export"]
+#: public names imported on first use: name -> the module that defines it
+_LAZY = {
+    "Partition": "graphblocks.partition",
+    "OneLineErrors": "graphblocks.commandline",
+    "debug_option": "graphblocks.commandline",
+    "parse_input_size": "graphblocks.sources",
+    "parse_model_args": "graphblocks.sources",
+    "resolve_model": "graphblocks.sources",
+    "segment_model": "graphblocks.split",
+    "split_model": "graphblocks.split",
+    "human_count": "graphblocks.tables",
+}
+
+__all__ = [
+    "GraphblocksError",
+    "OneLineErrors",
+    "Partition",
+    "PartitionError",
+    "__version__",
+    "analyze",
+    "atomic_target",
+    "debug_option",
+    "draw",
+    "export",
+    "human_count",
+    "parse_input_size",
+    "parse_model_args",
+    "resolve_model",
+    "segment_model",
+    "split_model",
+    "write_atomic",
+]
 
 
 def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
@@ -82,8 +131,8 @@ def _tupled(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def __getattr__(attr: str) -> Any:
-    if attr == "Partition":
-        from graphblocks.partition import Partition
+    if attr in _LAZY:
+        import importlib
 
-        return Partition
+        return getattr(importlib.import_module(_LAZY[attr]), attr)
     raise AttributeError(f"module 'graphblocks' has no attribute {attr!r}")

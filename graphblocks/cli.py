@@ -6,63 +6,20 @@ Heavy modules (torch, timm, networkx) are imported inside the commands so that
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from graphblocks import __version__
-from graphblocks.errors import GraphblocksError, first_line
+from graphblocks.commandline import OneLineErrors, debug_option
+from graphblocks.errors import GraphblocksError
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis, Settings
 
-_DEBUG_KEY = "graphblocks.debug"
 F = Callable[..., Any]
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-class OneLineErrors(click.Group):
-    """Turns errors into one line on stderr and a non-zero exit (tracebacks with --debug)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except GraphblocksError as exc:
-            if ctx.meta.get(_DEBUG_KEY):
-                raise
-            _fail(str(exc), exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        except Exception as exc:
-            if ctx.meta.get(_DEBUG_KEY):
-                raise
-            first = first_line(exc)
-            _fail(
-                f"internal error: {type(exc).__name__}: {first}; rerun with --debug for the traceback",
-                1,
-            )
-
-
-def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    if value:
-        ctx.meta[_DEBUG_KEY] = True
-    return value
-
-
-def debug_option(fn: F) -> F:
-    return click.option(
-        "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
-        help="Show full tracebacks instead of one-line errors.",
-    )(fn)  # fmt: skip
 
 
 def _analysis_options(fn: F) -> F:
@@ -152,7 +109,7 @@ def inspect(model: str, as_json: bool, **options: Any) -> None:
     if as_json:
         click.echo(result.partition.to_json(), nl=False)
         return
-    from graphblocks.report import print_partition
+    from graphblocks.tables import print_partition
 
     print_partition(result.partition, seconds=result.seconds)
 
@@ -353,7 +310,7 @@ def zoo(**options: Any) -> None:
       graphblocks zoo --source timm --pattern 'resnet*' --jobs 2 -o resnets.csv
       graphblocks zoo --sample 30 -o sample.csv
     """
-    from graphblocks.report import run_zoo_with_progress
+    from graphblocks.zoo.progress import run_zoo_with_progress
     from graphblocks.zoo.run import ZooRun
 
     run_zoo_with_progress(ZooRun(**options))
@@ -371,8 +328,8 @@ def zoo_report(report: Path, output: Path) -> None:
     Example:
       graphblocks zoo-report zoo.csv -o docs/zoo.md
     """
-    from graphblocks.partition import write_atomic
-    from graphblocks.zoo.report import zoo_markdown
+    from graphblocks.atomic import write_atomic
+    from graphblocks.zoo.markdown import zoo_markdown
 
     write_atomic(output, zoo_markdown(report))
     click.echo(f"wrote {output}")

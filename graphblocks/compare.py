@@ -45,7 +45,7 @@ def timm_groups(model: nn.Module) -> dict[str, int] | None:
     matcher = getattr(model, "group_matcher", None)
     if not callable(matcher):
         return None
-    from timm.models._manipulate import group_parameters
+    from timm.models import group_parameters
 
     groups: dict[str, int] = group_parameters(model, matcher(coarse=False), reverse=True)
     return groups

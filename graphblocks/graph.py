@@ -46,7 +46,6 @@ from graphblocks import ops
 from graphblocks.params import ParamTable
 
 NODE_KINDS = ("input", "module", "function", "method", "parameter", "buffer", "output")
-ROLES = ("weighted", "norm", "other")
 
 
 class GraphBuilder:
@@ -109,11 +108,6 @@ class GraphBuilder:
 def function_node_hint(scope: str, op: str) -> str:
     """Name hint for a non-module operation inside module ``scope``."""
     return f"{scope}.{op}" if scope else op
-
-
-def topological_nodes(graph: nx.DiGraph) -> list[str]:
-    """Nodes in the order the frontend added them, which is topological."""
-    return list(graph.nodes)
 
 
 def inputs_of(graph: nx.DiGraph) -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import networkx as nx
 
-from graphblocks.partition import Partition, write_atomic
+from graphblocks.atomic import write_atomic
+from graphblocks.partition import Partition
 
 HEAD_BLOCK = -1
 NO_BLOCK = -2

@@ -11,9 +11,6 @@ and an ONNX operator by the function it computes (``Relu`` → ``relu``, ``Gemm`
 
 from __future__ import annotations
 
-from typing import Literal
-
-DelimiterClass = Literal["pool", "norm", "act"]
 DELIMITER_CLASSES: tuple[str, ...] = ("pool", "norm", "act")
 ALL_BOUNDARY_CLASSES: tuple[str, ...] = ("pool", "norm", "act", "merge")
 

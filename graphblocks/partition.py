@@ -7,19 +7,18 @@ to the same bytes: no timestamps, no timings, keys in a fixed order.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graphblocks.atomic import write_atomic
 from graphblocks.errors import PartitionError, SchemaError
 
 if TYPE_CHECKING:
@@ -273,32 +272,3 @@ def validate_document(data: Mapping[str, Any]) -> None:
             else "regenerate it with graphblocks partition"
         )
         raise SchemaError(f"invalid partition at {where}: {error.message}", hint)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary file next to ``path``, renamed onto it when the block succeeds and
-    removed when it fails; it gets the permissions a new file would get."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    with atomic_target(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())

@@ -20,7 +20,7 @@ from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS, Captured, capture
 from graphblocks.graph import annotate, graph_hash, inputs_of, output_of
 from graphblocks.params import ParamTable
 from graphblocks.partition import BlockInfo, Head, Layer, ModelInfo, Partition
-from graphblocks.sources import DEFAULT_INPUT_SIZE, ModelSource, is_onnx_path, resolve
+from graphblocks.sources import DEFAULT_INPUT_SIZE, ModelSource, is_onnx_path, resolve_model
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ def analyze_model(
     start = time.perf_counter()
     source: ModelSource | None = None
     if isinstance(model, str):
-        source = resolve(model, settings.model_args)
+        source = resolve_model(model, settings.model_args)
         module = _build_on_meta_else_cpu(source)
         input_size = tuple(settings.input_size or source.default_input_size(module))
     else:

@@ -198,7 +198,7 @@ def is_onnx_path(spec: str) -> bool:
     return spec.lower().endswith(".onnx")
 
 
-def resolve(spec: str, model_args: Mapping[str, Any] | None = None) -> ModelSource:
+def resolve_model(spec: str, model_args: Mapping[str, Any] | None = None) -> ModelSource:
     """Turn a model specification string into a :class:`ModelSource`.
 
     Raises :class:`UnknownModelError` naming the three closest model names when the

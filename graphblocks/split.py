@@ -28,7 +28,7 @@ class SplitError(GraphblocksError):
 
 
 @dataclass
-class Split:
+class ModelHalves:
     """The two halves of a model and the name of the node between them."""
 
     prefix: fx.GraphModule
@@ -47,14 +47,14 @@ def _ancestors(node: fx.Node) -> set[fx.Node]:
     return seen
 
 
-def split_model(model: nn.Module, cut: str) -> Split:
+def split_model(model: nn.Module, cut: str) -> ModelHalves:
     """Cut ``model`` (one tensor input) after the node named ``cut``.
 
     Raises :class:`SplitError` when no node has that name, or when more than the
     cut's tensor would cross.
     """
     prefix, suffix = segment_model(model, [cut])
-    return Split(prefix, suffix, cut)
+    return ModelHalves(prefix, suffix, cut)
 
 
 def segment_model(model: nn.Module, cuts: list[str]) -> list[fx.GraphModule]:

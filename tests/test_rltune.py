@@ -79,7 +79,7 @@ def test_lr_choices_include_both_ends():
 @pytest.mark.parametrize("granularity", ["layer", "block"])
 def test_units_cover_every_parameter_once(images, tmp_path, granularity):
     ready = prepare(settings(images, tmp_path / "run", granularity=granularity))
-    units = make_units(ready.partition, ready.runner.model, granularity, set(ready.dropped))
+    units = make_units(ready.partition, ready.runner.model, granularity, set(ready.runner.dropped))
     names = [p for u in units for p in u.params]
     assert sorted(names) == sorted(n for n, _ in ready.runner.model.named_parameters())
     assert units[-1].name == "head"
@@ -98,8 +98,8 @@ def test_units_cover_every_parameter_once(images, tmp_path, granularity):
 def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     ready = prepare(settings(images, tmp_path / "run"))
     model = ready.runner.model
-    units = make_units(ready.partition, model, "layer", set(ready.dropped))
-    tuner = RLTune(ready.runner, units, ready.run_dir)
+    units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
+    tuner = RLTune(ready.runner, units, ready.run_dir, ready.config)
     act = tuner.agent.act
 
     def first_unit_paused(state):  # the agent's choice, except unit 0 gets rate 0
@@ -118,7 +118,7 @@ def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     from trainers.rltune.tuner import StateProbe
 
     probe = StateProbe(model, units)
-    tuner._epoch(optimizer, probe, torch.Generator().manual_seed(0))
+    tuner.train_epoch(optimizer, probe, torch.Generator().manual_seed(0))
     probe.remove()
     assert optimizer.param_groups[0]["lr"] == 0.0
     assert all(torch.equal(before[p], named[p]) for p in units[0].params), (
@@ -162,4 +162,4 @@ def test_rltune_resumes_after_the_last_finished_episode(images, tmp_path):
     again = (out / "rltune-lr.csv").read_text().splitlines()
     assert len(again) == 3 and again[:2] == first, "episode 1 kept, episode 2 added"
     assert again == (tmp_path / "straight" / "rltune-lr.csv").read_text().splitlines()
-    assert resumed["strategies"][0]["test_acc"] == straight["strategies"][0]["test_acc"]
+    assert resumed.jobs[0].test_acc == straight.jobs[0].test_acc

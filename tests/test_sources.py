@@ -7,31 +7,31 @@ import re
 import pytest
 
 from graphblocks.errors import ModelBuildError, UnknownModelError
-from graphblocks.sources import parse_input_size, parse_model_args, resolve
+from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
 
 
 def test_timm_name_builds_on_meta_with_its_input_size():
-    source = resolve("resnet18")
+    source = resolve_model("resnet18")
     model = source.build("meta")
     assert source.source == "timm" and next(model.parameters()).is_meta
     assert source.default_input_size(model) == (3, 224, 224)
-    assert resolve("timm:resnet18.a1_in1k").source == "timm"
+    assert resolve_model("timm:resnet18.a1_in1k").source == "timm"
 
 
 def test_timm_pretrained_cfg_sets_the_input_size():
-    source = resolve("inception_v3")
+    source = resolve_model("inception_v3")
     assert source.default_input_size(source.build("meta")) == (3, 299, 299)
 
 
 def test_torchvision_name():
-    source = resolve("torchvision:resnet18")
+    source = resolve_model("torchvision:resnet18")
     assert source.source == "torchvision" and source.name == "torchvision:resnet18"
     assert type(source.build("meta")).__name__ == "ResNet"
 
 
 def test_module_and_file_factories_with_kwargs():
-    by_module = resolve("tests.toy_models:widened", {"width": 16})
-    by_file = resolve("tests/toy_models.py:widened", {"width": 16})
+    by_module = resolve_model("tests.toy_models:widened", {"width": 16})
+    by_file = resolve_model("tests/toy_models.py:widened", {"width": 16})
     for source in (by_module, by_file):
         assert source.source == "python"
         assert source.build("cpu")[0][0].out_channels == 16
@@ -39,7 +39,7 @@ def test_module_and_file_factories_with_kwargs():
 
 def test_unknown_name_suggests_three_close_names():
     with pytest.raises(UnknownModelError) as err:
-        resolve("resnet5O")
+        resolve_model("resnet5O")
     message = str(err.value)
     assert (
         "unknown model 'resnet5O'" in message and message.count(",") >= 2 and "resnet50" in message
@@ -49,7 +49,7 @@ def test_unknown_name_suggests_three_close_names():
 
 def test_unknown_torchvision_name():
     with pytest.raises(UnknownModelError, match=r"did you mean: torchvision:resnet18"):
-        resolve("torchvision:resnet1")
+        resolve_model("torchvision:resnet1")
 
 
 @pytest.mark.parametrize(
@@ -63,14 +63,14 @@ def test_unknown_torchvision_name():
 )
 def test_bad_specs(spec, error, text):
     with pytest.raises(error, match=re.escape(text)):
-        resolve(spec)
+        resolve_model(spec)
 
 
 def test_factory_failures_are_one_line():
     with pytest.raises(ModelBuildError, match="width 3 is not supported"):
-        resolve("tests/toy_models.py:failing_factory", {"width": 3}).build("cpu")
+        resolve_model("tests/toy_models.py:failing_factory", {"width": 3}).build("cpu")
     with pytest.raises(ModelBuildError, match=r"not a torch\.nn\.Module"):
-        resolve("tests/toy_models.py:not_a_module").build("cpu")
+        resolve_model("tests/toy_models.py:not_a_module").build("cpu")
 
 
 def test_argument_parsing():

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from graphblocks.errors import GraphblocksError
 from trainers.cli import cli
+from trainers.jobs import JobResult
 from trainers.study.claims import evaluate_claims, verdict
 from trainers.study.config import load_study
 from trainers.study.datasets import PHOTOS, SHAPES, materialize
@@ -103,11 +104,14 @@ def _pair(
     partition = Partition.load(ROOT / "fixtures" / "golden" / "resnet50.json")
     partition.quartiles = quartiles
     partition.blocks = partition.blocks[: 1 + max(i for q in quartiles.values() for i in q)]
-    rows = {
-        k: {"name": k, "test_acc": v, "val_acc": v, "seconds": 1.0, "trainable_params": 1}
-        for k, v in accs.items()
-    }
+    rows = {k: _result(k, v) for k, v in accs.items()}
     return PairResults(model, target, partition, sweeps={0: rows})
+
+
+def _result(name: str, acc: float) -> JobResult:
+    """A job result with these test and validation accuracies."""
+    return JobResult(name=name, test_acc=acc, val_acc=acc, seconds=1.0, train_seconds=1.0,
+                     steps=1, trainable_params=1)  # fmt: skip
 
 
 def test_claims_count_the_cases_where_they_are_true() -> None:
@@ -140,8 +144,8 @@ def test_claims_count_the_cases_where_they_are_true() -> None:
 def test_rl_claims_compare_the_gain_at_the_lowest_and_highest_rate() -> None:
     pair = _pair("a", "t", {"head": 0.5}, {"1": [0], "2": [1], "3": [2], "4": [3]})
     pair.rltune = {
-        0.15: {0: {"rltune": {"test_acc": 0.6}, "uniform": {"test_acc": 0.5}}},
-        1.0: {0: {"rltune": {"test_acc": 0.8}, "uniform": {"test_acc": 0.79}}},
+        0.15: {0: {"rltune": _result("rltune", 0.6), "uniform": _result("uniform", 0.5)}},
+        1.0: {0: {"rltune": _result("rltune", 0.8), "uniform": _result("uniform", 0.79)}},
     }
     overall, low_data = evaluate_claims([pair], (0.15, 1.0))[-2:]
     assert overall.verdict == "holds" and "2 of 2 runs" in overall.evidence

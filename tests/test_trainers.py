@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from tests.image_data import make_image_folder
 from trainers.cli import cli
 from trainers.config import TrainConfig, resolve_config
+from trainers.results import load_results
 from trainers.session import prepare, run
 
 MODEL = "tests/toy_models.py:tiny_resnet"
@@ -43,20 +44,20 @@ def config(images, out, **changes) -> TrainConfig:
     ],
 )
 def test_every_strategy_end_to_end(images, tmp_path, strategy, extra, names):
-    doc = run(config(images, tmp_path / "run", strategy=strategy, **extra))
-    assert [r["name"] for r in doc["strategies"]] == names
-    for r in doc["strategies"]:
-        assert 0 <= r["test_acc"] <= 1 and r["trainable_params"] > 0
-        assert (
-            tmp_path / "run" / "checkpoints" / f"{r['name'].replace(':', '-')}.safetensors"
-        ).exists()
-        assert (
-            tmp_path / "run" / "metrics" / f"{r['name'].replace(':', '-')}.jsonl"
-        ).read_text().count("\n") == 2
+    results = run(config(images, tmp_path / "run", strategy=strategy, **extra))
+    assert [r.name for r in results.jobs] == names
+    for r in results.jobs:
+        assert 0 <= r.test_acc <= 1 and r.trainable_params > 0
+        stem = r.name.replace(":", "-")
+        assert (tmp_path / "run" / "checkpoints" / f"{stem}.safetensors").exists()
+        assert (tmp_path / "run" / "metrics" / f"{stem}.jsonl").read_text().count("\n") == 2
+    assert load_results(tmp_path / "run") == results, "results.json holds what run returned"
     if strategy == "sweep":
-        assert 0 <= doc["best_block"]["index"] < 4 and set(doc["quartiles"]) == {"1", "2", "3", "4"}
-        assert set(doc["baselines"]) == {"head", "full"}
-    trainable = {r["name"]: r["trainable_params"] for r in doc["strategies"]}
+        assert results.sweep is not None and results.best_block is not None
+        assert 0 <= results.best_block.index < 4
+        assert set(results.sweep.quartiles) == {"1", "2", "3", "4"}
+        assert set(results.sweep.baselines) == {"head", "full"}
+    trainable = {r.name: r.trainable_params for r in results.jobs}
     if strategy == "sweep":
         assert trainable["head"] < trainable["block:2"] < trainable["full"]
 
@@ -94,18 +95,18 @@ def test_cached_activations_give_the_uncached_logits(images, tmp_path, dtype, at
     ready = prepare(config(images, tmp_path / "run", strategy="block", block=2, cache_dtype=dtype))
     runner, model = ready.runner, ready.runner.model
     model.eval()
-    stores, suffix = runner._plan(ready.jobs[0])
-    assert stores is not None and stores["train"].kind == "memory"
+    inputs = runner.plan_inputs(level=2)
+    assert inputs.stores is not None and inputs.stores["train"].kind == "memory"
     index = torch.arange(len(runner.data.labels["train"]))
     with torch.no_grad():
-        cached = model.head(suffix(stores["train"].batch(index, runner.device)))
+        cached = model.head(inputs.suffix(runner.batch("train", index, inputs)))
         direct = model(runner.preprocess(runner.data.images["train"][index]))
     assert torch.allclose(cached, direct, atol=atol)
 
 
 def test_cache_falls_back_to_disk_then_to_no_cache(images, tmp_path):
     disk = run(config(images, tmp_path / "disk", strategy="block", block=1, cache_memory_gb=0.0))
-    assert disk["strategies"][0]["cache"] == ["disk"]
+    assert disk.jobs[0].cache == ("disk",)
     none = run(
         config(
             images,
@@ -116,15 +117,16 @@ def test_cache_falls_back_to_disk_then_to_no_cache(images, tmp_path):
             cache_disk_gb=0.0,
         )
     )
-    assert none["strategies"][0]["cache"] == []
+    assert none.jobs[0].cache == ()
 
 
 def test_a_job_is_a_pure_function_of_settings_and_job(images, tmp_path):
     alone = run(config(images, tmp_path / "alone", strategy="block", block=3))
     swept = run(config(images, tmp_path / "sweep", strategy="sweep"))
-    by_name = {r["name"]: r for r in swept["strategies"]}
+    same = swept.job("block:3")
+    assert same is not None
     for key in ("val_acc", "test_acc", "best_epoch", "trainable_params"):
-        assert alone["strategies"][0][key] == by_name["block:3"][key]
+        assert getattr(alone.jobs[0], key) == getattr(same, key)
 
 
 def test_config_file_then_flags(tmp_path, images):
@@ -141,7 +143,7 @@ def test_the_saved_config_repeats_the_run(images, tmp_path):
     first = run(config(images, tmp_path / "a", strategy="block", block=1))
     again = resolve_config(tmp_path / "a" / "config.toml", {"out": str(tmp_path / "b")})
     second = run(again)
-    assert first["strategies"][0]["test_acc"] == second["strategies"][0]["test_acc"]
+    assert first.jobs[0].test_acc == second.jobs[0].test_acc
     assert (tmp_path / "a" / "split.json").read_text().count("class_") > 0
 
 
@@ -212,10 +214,10 @@ def test_bad_data_is_one_line(tmp_path, case, text):
 def test_unreadable_images_are_skipped_and_listed_or_fail_with_strict(tmp_path):
     data = make_image_folder(tmp_path / "d", classes=2, per_class=10, size=8)
     (data / "class_0" / "broken.png").write_bytes(b"not a png")
-    doc = run(
+    results = run(
         TrainConfig(**{**SMALL, "data": str(data), "out": str(tmp_path / "a"), "strategy": "head"})
     )
-    assert any("broken.png" in p for p in doc["skipped_images"])
+    assert any("broken.png" in p for p in results.skipped_images)
     strict = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(data), "--strict",
                                       "--out", str(tmp_path / "b"), "--input-size", "3,24,24"])  # fmt: skip
     assert strict.exit_code == 2 and "cannot read image" in strict.stderr
@@ -228,8 +230,8 @@ def test_weights_file_is_checked_against_the_partition(images, tmp_path):
 
     good = tmp_path / "good.safetensors"
     save_file({k: v.contiguous() for k, v in tiny_resnet().state_dict().items()}, str(good))
-    doc = run(config(images, tmp_path / "ok", strategy="head", weights=str(good)))
-    assert doc["strategies"][0]["name"] == "head"
+    results = run(config(images, tmp_path / "ok", strategy="head", weights=str(good)))
+    assert results.jobs[0].name == "head"
     bad = tmp_path / "bad.pth"
     torch.save({"fc.weight": torch.zeros(4, 32), "extra.weight": torch.zeros(1)}, bad)
     result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),

@@ -4,84 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import click
 
-from graphblocks.cli import OneLineErrors, debug_option
+from graphblocks import OneLineErrors, debug_option
 
 F = Callable[..., Any]
 
 
-def _shares(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        from trainers.config import ConfigError
-
-        raise ConfigError(f"bad --split {text!r}", "write three shares, e.g. 0.7,0.2,0.1") from None
-
-
-def _sizes(text: str) -> list[int]:
-    from graphblocks.sources import parse_input_size
-
-    return list(parse_input_size(text))
-
-
-def _model_args(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from graphblocks.sources import parse_model_args
-
-    return parse_model_args(pairs)
+def _option(spec: Any, command: str, hints: dict[str, Any]) -> Callable[[F], F]:
+    """The click option of one setting (see :class:`trainers.config.SettingInfo`)."""
+    info = spec.info
+    names = [spec.flag, *info.aliases.get(command, ())]
+    text = f"{info.help} [{spec.shown_default()}]"
+    if info.syntax == "flag":
+        return click.option(f"{spec.flag}/--no-{spec.flag[2:]}", spec.name, default=None, help=text)
+    if info.syntax == "multiple":
+        return click.option(*names, spec.name, multiple=True, metavar=info.metavar, help=text)
+    kind: Any = str
+    if info.choices is not None:
+        kind = click.Choice(info.choices)
+    elif info.parse is None:
+        kind = next(
+            t for t in get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None)
+        )
+    return click.option(*names, spec.name, type=kind, metavar=info.metavar, help=text)
 
 
-def _run_options(fn: F) -> F:
-    """Every setting of :class:`trainers.config.TrainConfig` as a flag."""
-    options: list[Callable[[F], F]] = [
-        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="TOML or YAML file of settings; flags override it."),
-        click.option("--model", help="timm name, torchvision:NAME or module:factory (default: the partition's)."),
-        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. img_size=64)."),
-        click.option("--data", help="ImageFolder dir, a dir with train/ val/ [test/], or a CSV of path,label."),
-        click.option("--out", help="The run folder."),
-        click.option("--partition", type=click.Path(exists=True, dir_okay=False), help="Partition JSON (computed when not given)."),
-        click.option("--epochs", type=int, help="Epochs per job [10]."),
-        click.option("--batch-size", type=int, help="Batch size [24]."),
-        click.option("--lr", type=float, help="Adam learning rate [1e-3]."),
-        click.option("--weight-decay", type=float, help="Adam weight decay [0]."),
-        click.option("--schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule [constant]."),
-        click.option("--patience", type=int, help="Stop after N epochs without a better validation accuracy [off]."),
-        click.option("--input-size", help="C,H,W [the partition's]."),
-        click.option("--split", help="Train,val,test shares [0.7,0.2,0.1]."),
-        click.option("--sample-rate", type=float, help="Stratified share of the training split to keep [1.0]."),
-        click.option("--preprocess", type=click.Choice(["unit", "timm"]), help="unit: scale to [0, 1] (the paper's); timm: the model's mean/std [unit]."),
-        click.option("--augment/--no-augment", default=None, help="Random flips and shifts (turns the activation cache off) [off]."),
-        click.option("--strict/--no-strict", default=None, help="Fail on an unreadable image instead of skipping it [off]."),
-        click.option("--pretrained/--no-pretrained", default=None, help="timm / torchvision pretrained weights [on]."),
-        click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Weights file (.safetensors or a state dict)."),
-        click.option("--head", type=click.Choice(["paper", "linear"]), help="paper: Linear 512, ReLU, Dropout 0.5, Linear; linear: one Linear [paper]."),
-        click.option("--bn", type=click.Choice(["train", "frozen"]), help="The tuned block's BatchNorm: batch statistics, or running ones [train]."),
-        click.option("--seed", type=int, help="Seed of the split, sampling and every job [0]."),
-        click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms [off]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="[auto]"),
-        click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA [on]."),
-        click.option("--cache", type=click.Choice(["auto", "memory", "disk", "off"]), help="Activation cache before the tuned block [auto]."),
-        click.option("--cache-dtype", type=click.Choice(["float16", "float32"]), help="[float16]"),
-        click.option("--cache-memory-gb", type=float, help="[4]"),
-        click.option("--cache-disk-gb", type=float, help="[20]"),
-        click.option("--resume/--no-resume", default=None, help="Continue a run folder: finished jobs are not rerun."),
-        debug_option,
-    ]  # fmt: skip
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _setting_options(command: str) -> Callable[[F], F]:
+    """``--config`` and every setting of :class:`trainers.config.TrainConfig` that
+    ``command`` offers, as flags."""
+    from trainers.config import TrainConfig, settings
+
+    hints = get_type_hints(TrainConfig)
+
+    def decorate(fn: F) -> F:
+        specs = [s for s in settings() if command in s.info.commands]
+        for spec in reversed(specs):
+            fn = _option(spec, command, hints)(fn)
+        fn = click.option(
+            "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+            help="TOML or YAML file of settings; flags override it.",
+        )(fn)  # fmt: skip
+        return debug_option(fn)
+
+    return decorate
 
 
 def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
-    """The flags the user typed (not defaults), converted to settings."""
-    converters: dict[str, Callable[[Any], Any]] = {
-        "split": _shares,
-        "input_size": _sizes,
-        "model_args": _model_args,
-    }
+    """The flags the user typed (not defaults), as settings."""
+    from trainers.config import settings
+
+    parsers = {s.name: s.info.parse for s in settings() if s.info.parse is not None}
     given = {}
     for key, value in values.items():
         if (
@@ -89,21 +64,24 @@ def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
             or ctx.get_parameter_source(key) != click.core.ParameterSource.COMMANDLINE
         ):
             continue
-        given[key] = converters.get(key, lambda v: v)(value)
+        given[key] = parsers[key](value) if key in parsers else value
     return given
 
 
-def _execute(ctx: click.Context, config_file: str | None, values: dict[str, Any]) -> None:
+def _execute(
+    ctx: click.Context, config_file: str | None, values: dict[str, Any], **fixed: Any
+) -> None:
+    """Resolve the settings (``fixed``: what the command itself sets), run, print."""
     from trainers.config import resolve_config
-    from trainers.report import print_results, progress_printer, render_plots
+    from trainers.console import print_results, progress_printer
+    from trainers.plots import render_plots
     from trainers.session import run
 
-    fixed = values.pop("_fixed", {})
     config = resolve_config(config_file, {**_given(ctx, values), **fixed})
     with progress_printer() as progress:
-        document = run(config, progress)
-    print_results(document)
-    render_plots(Path(config.out), document)
+        results = run(config, progress)
+    print_results(results)
+    render_plots(Path(config.out), results)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,7 +91,7 @@ def cli() -> None:
 
 
 @cli.command()
-@_run_options
+@_setting_options("sweep")
 @click.pass_context
 def sweep(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     """Algorithm 1: every block + head, then BL1 (head) and BL2 (all); B_opt on validation.
@@ -122,20 +100,11 @@ def sweep(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     Example:
       graphblocks-train sweep --model resnet18 --data flowers/ --out runs/r18 --epochs 10
     """
-    values["_fixed"] = {"strategy": "sweep"}
-    _execute(ctx, config_file, values)
+    _execute(ctx, config_file, values, strategy="sweep")
 
 
 @cli.command("run")
-@_run_options
-@click.option(
-    "--strategy",
-    type=click.Choice(["head", "full", "block", "quartile", "layers", "sweep"]),
-    help="What trains [sweep].",
-)
-@click.option("--block", type=int, help="The block of --strategy block.")
-@click.option("--quartile", type=int, help="The quartile of --strategy quartile.")
-@click.option("--names", multiple=True, help="Layer names of --strategy layers; repeatable.")
+@_setting_options("run")
 @click.pass_context
 def run_command(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     """One strategy: head (BL1), full (BL2), block K, quartile Q, layers, or sweep.
@@ -145,31 +114,11 @@ def run_command(ctx: click.Context, config_file: str | None, **values: Any) -> N
       graphblocks-train run --strategy block --block 12 --model resnet50 --data d/ --out runs/b12
       graphblocks-train run --config runs/b12/config.toml --out runs/b12-again
     """
-    names = values.pop("names")
-    values["_fixed"] = {"names": list(names)} if names else {}
     _execute(ctx, config_file, values)
 
 
 @cli.command()
-@_run_options
-@click.option("--episodes", type=int, help="Episodes of episodic moving-average control [5].")
-@click.option("--epochs-per-episode", type=int, help="Epochs per episode [10] (same as --epochs).")
-@click.option(
-    "--granularity",
-    type=click.Choice(["layer", "block"]),
-    help="One learning rate per weighted layer, or per block [layer].",
-)
-@click.option("--lr-steps", type=int, help="Learning rates to choose from [20].")
-@click.option("--lr-min", type=float, help="Smallest rate, included [0].")
-@click.option("--lr-max", type=float, help="Largest rate, included [0.01].")
-@click.option(
-    "--ema", type=float, help="After each episode: source ← (1 − EMA)·source + EMA·target [0.2]."
-)
-@click.option(
-    "--reward",
-    type=click.Choice(["eval", "train"]),
-    help="Reward forward pass in eval or training mode [eval].",
-)
+@_setting_options("rltune")
 @click.pass_context
 def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     """RL-Tune: a PPO agent picks each layer's (or block's) learning rate at every step;
@@ -179,12 +128,7 @@ def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     Example:
       graphblocks-train rltune --model resnet50 --data cub/ --out runs/rl --sample-rate 0.15
     """  # fmt: skip
-    per_episode = values.pop("epochs_per_episode")
-    fixed: dict[str, Any] = {"strategy": "rltune"}
-    if per_episode is not None:
-        fixed["epochs"] = per_episode
-    values["_fixed"] = fixed
-    _execute(ctx, config_file, values)
+    _execute(ctx, config_file, values, strategy="rltune")
 
 
 @cli.command()
@@ -204,17 +148,17 @@ def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
 def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
     """Print the results of RUN_DIR(s) and render their plots (several runs: one box
     per model in each quartile's panel)."""
-    from trainers.report import load_results, print_results, render_plots
+    from trainers.console import print_results
+    from trainers.plots import plot_quartiles, render_plots
+    from trainers.results import load_results
 
-    documents = [load_results(d) for d in run_dirs]
-    for run_dir, document in zip(run_dirs, documents, strict=True):
-        print_results(document)
-        render_plots(run_dir, document)
-    if len(documents) > 1:
-        from trainers.plots import plot_quartiles
-
+    runs = [load_results(d) for d in run_dirs]
+    for run_dir, results in zip(run_dirs, runs, strict=True):
+        print_results(results)
+        render_plots(run_dir, results)
+    if len(runs) > 1:
         target = (output or Path(".")) / "quartiles.png"
-        plot_quartiles(documents, target)
+        plot_quartiles(runs, target)
         click.echo(f"wrote {target}")
 
 

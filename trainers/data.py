@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from graphblocks.errors import GraphblocksError
-from graphblocks.partition import write_atomic
+from graphblocks import GraphblocksError, write_atomic
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -33,7 +32,7 @@ class DataError(GraphblocksError):
 
 
 @dataclass
-class Split:
+class DataSplit:
     """Paths (relative to ``root``) and labels of each split, and the class names."""
 
     root: str
@@ -49,7 +48,7 @@ class Split:
         ) + "\n"  # fmt: skip
 
     @classmethod
-    def from_json(cls, text: str) -> Split:
+    def from_json(cls, text: str) -> DataSplit:
         data = json.loads(text)
         parts = {k: [(str(p), int(y)) for p, y in data[k]] for k in SPLITS}
         return cls(data["root"], list(data["classes"]), parts, list(data.get("skipped", [])))
@@ -133,7 +132,7 @@ def subsample(samples: Sequence[tuple[str, int]], rate: float, seed: int) -> lis
     return [s for s in samples if s in keep]
 
 
-def make_split(data: str | Path, shares: Sequence[float], seed: int) -> Split:
+def make_split(data: str | Path, shares: Sequence[float], seed: int) -> DataSplit:
     """Find the data and split it (a pre-split folder keeps its own parts)."""
     path = Path(data)
     if not path.exists():
@@ -147,7 +146,7 @@ def make_split(data: str | Path, shares: Sequence[float], seed: int) -> Split:
         classes, samples = _from_csv(path)
         _check_classes(classes, samples, str(path))
         cut = stratified_split(samples, shares, seed)
-        return Split(str(path.parent.resolve()), classes, dict(zip(SPLITS, cut, strict=True)))
+        return DataSplit(str(path.parent.resolve()), classes, dict(zip(SPLITS, cut, strict=True)))
     if (path / "train").is_dir() and (path / "val").is_dir():
         classes, train = _image_folder(path / "train", path)
         _check_classes(classes, train, str(path / "train"))
@@ -164,27 +163,27 @@ def make_split(data: str | Path, shares: Sequence[float], seed: int) -> Split:
                 parts[name] = [(p, index[other[y]]) for p, y in samples]
             else:
                 parts[name] = []
-        return Split(str(path.resolve()), classes, parts)
+        return DataSplit(str(path.resolve()), classes, parts)
     classes, samples = _image_folder(path, path) if path.is_dir() else ([], [])
     _check_classes(classes, samples, str(path))
     parts_list = stratified_split(samples, shares, seed)
-    return Split(str(path.resolve()), classes, dict(zip(SPLITS, parts_list, strict=True)))
+    return DataSplit(str(path.resolve()), classes, dict(zip(SPLITS, parts_list, strict=True)))
 
 
 def load_or_make_split(
     run_dir: Path, data: str | Path, shares: Sequence[float], seed: int
-) -> Split:
+) -> DataSplit:
     """The run folder's saved split, or a new one saved there."""
     saved = run_dir / "split.json"
     if saved.exists():
-        return Split.from_json(saved.read_text())
+        return DataSplit.from_json(saved.read_text())
     split = make_split(data, shares, seed)
     write_atomic(saved, split.to_json())
     return split
 
 
 def decode_images(
-    split: Split,
+    split: DataSplit,
     part: str,
     size: Sequence[int],
     *,

@@ -1,12 +1,11 @@
 """One fine-tuning job (a set of trainable parameters), run to a result file.
 
-A :class:`Job` names what trains: ``head`` (BL1), ``full`` (BL2), ``block:K``,
-``quartile:Q``, ``layers``. :class:`Runner` holds what jobs share (data, the source
-weights, the activation cache) and runs each job as a pure function of (settings,
-job): the trunk is reset to the source weights, the head re-initialised from a seed
-derived from the job's name, and the result written atomically to
-``results/<job>.json``. Per-epoch metrics go to ``metrics/<job>.jsonl`` and the best
-epoch's trained parameters to ``checkpoints/<job>.safetensors``.
+:class:`Runner` holds what jobs share (data, the source weights, the activation cache)
+and runs each :class:`~trainers.jobs.Job` as a pure function of (settings, job): the
+trunk is reset to the source weights, the head re-initialised from a seed derived from
+the job's name, and the result written atomically to ``results/<job>.json``. Per-epoch
+metrics go to ``metrics/<job>.jsonl`` and the best epoch's trained parameters to
+``checkpoints/<job>.safetensors``.
 """
 
 from __future__ import annotations
@@ -15,35 +14,24 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from graphblocks.partition import Partition, atomic_target, write_atomic
+from graphblocks import Partition, atomic_target, segment_model
 from trainers.cache import GIB, ActivationWalker, Budget, Store
-from trainers.config import TrainConfig
+from trainers.config import ConfigError, TrainConfig
 from trainers.data import Preprocess, batches
+from trainers.jobs import Job, JobResult
 from trainers.modeling import FineTuneModel, eval_mode, freeze, set_modes
+from trainers.results import write_job_result
+from trainers.strategies import Trainable, trainable
 
-
-@dataclass(frozen=True)
-class Job:
-    """What trains: ``trainable`` trunk parameters (and always the new head).
-
-    ``level``: the block whose entry is the first point anything trains (None: the
-    input), i.e. where cached activations can start."""
-
-    name: str
-    trainable: tuple[str, ...]
-    level: int | None
-
-    @property
-    def file_stem(self) -> str:
-        return self.name.replace(":", "-")
+#: ``(epoch, validation accuracy)`` after each epoch
+EpochProgress = Callable[[int, float], None]
 
 
 @dataclass
@@ -67,8 +55,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device(next(d for d, ok in available.items() if ok))
     if not available.get(name, False):
-        from trainers.config import ConfigError
-
         raise ConfigError(f"device {name!r} is not available here", "use --device auto or cpu")
     return torch.device(name)
 
@@ -82,6 +68,37 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean()) if len(labels) else float("nan")
 
 
+@dataclass
+class Inputs:
+    """Where a job's batches come from: cached activations at its level (``stores``)
+    and the trunk part that runs on them, or (None, the whole trunk)."""
+
+    stores: dict[str, Store] | None
+    suffix: nn.Module
+
+    @property
+    def cache_kinds(self) -> list[str]:
+        return sorted({s.kind for s in self.stores.values()}) if self.stores else []
+
+
+@dataclass
+class BestEpoch:
+    """The epoch with the best validation accuracy so far, and its trained state."""
+
+    val_acc: float = -1.0
+    epoch: int = -1
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Training:
+    """What the epochs of one job gave."""
+
+    best: BestEpoch
+    steps: int
+    train_seconds: float
+
+
 class Runner:
     """Runs jobs on one model, data set and run folder."""
 
@@ -93,6 +110,7 @@ class Runner:
         data: Loaded,
         preprocess: Preprocess,
         run_dir: Path,
+        dropped: Collection[str] = (),
     ) -> None:
         self.config = config
         self.partition = partition
@@ -100,6 +118,7 @@ class Runner:
         self.data = data
         self.preprocess = preprocess
         self.run_dir = run_dir
+        self.dropped = tuple(dropped)  # the source classifier's parameters, gone
         self.device = pick_device(config.device)
         self.model.to(self.device)
         self.source_trunk = {k: v.detach().clone() for k, v in model.trunk.state_dict().items()}
@@ -114,8 +133,6 @@ class Runner:
     def segments(self) -> list[nn.Module] | None:
         """The trunk cut at every block entry (None when it cannot be cut)."""
         if self._segments is None and self.cache_usable() and not self.cache_note:
-            from graphblocks.split import segment_model
-
             try:
                 self.model.trunk.eval()
                 cuts = [b.entry for b in self.partition.blocks[1:]]
@@ -138,126 +155,147 @@ class Runner:
             )
         return self._walker
 
-    # ---- one job -------------------------------------------------------------------------
-    def run(
+    def plan_inputs(self, level: int | None) -> Inputs:
+        """Cached activations at block ``level``'s entry when they can be had, else the
+        images through the whole trunk."""
+        walker = self.walker() if level else None
+        if walker is not None and level:
+            stores = walker.at(level)
+            if stores is not None:
+                return Inputs(stores, nn.Sequential(*walker.segments[level:]))
+        return Inputs(None, self.model.trunk)
+
+    def batch(
         self,
-        job: Job,
-        progress: Callable[[int, float], None] | None = None,
-        epochs: int | None = None,
-    ) -> dict[str, Any]:
-        """Train ``job`` from the source weights (``epochs`` overrides the setting);
-        write and return its result."""
-        cfg, model = self.config, self.model
-        epochs = epochs or cfg.epochs
+        split: str,
+        index: torch.Tensor,
+        inputs: Inputs | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """What ``inputs``' suffix takes for rows ``index`` of ``split``: cached
+        activations, or the preprocessed (and, for training, augmented) images."""
+        if inputs is not None and inputs.stores is not None:
+            return inputs.stores[split].batch(index, self.device)
+        images = self.data.images[split][index].to(self.device)
+        return self.preprocess(images, generator, train=split == "train")
+
+    # ---- one job -------------------------------------------------------------------------
+    def run(self, job: Job, progress: EpochProgress | None = None) -> JobResult:
+        """Train ``job`` from the source weights; write and return its result."""
         start = time.perf_counter()
-        model.trunk.load_state_dict(self.source_trunk)
-        seed = job_seed(cfg.seed, job.name)
+        seed = self.reset(job)
+        plan = trainable(job, self.partition, self.dropped)
+        inputs = self.plan_inputs(plan.level)
+        count = freeze(self.model, plan.params, job.settings.bn)
+        training = self._train(job, inputs, torch.Generator().manual_seed(seed), progress)
+        self.model.load_state_dict(training.best.state, strict=False)
+        self._save_checkpoint(job, plan, training.best.state)
+        result = JobResult(
+            name=job.name, val_acc=training.best.val_acc,
+            test_acc=self.evaluate("test", inputs), best_epoch=training.best.epoch,
+            trainable_params=count, seconds=round(time.perf_counter() - start, 3),
+            train_seconds=round(training.train_seconds, 3), steps=training.steps,
+            cache=tuple(inputs.cache_kinds),
+        )  # fmt: skip
+        write_job_result(self.run_dir / "results" / f"{job.file_stem}.json", result)
+        return result
+
+    def reset(self, job: Job) -> int:
+        """The trunk back to the source weights, the head re-initialised from the job's
+        own seed; returns that seed."""
+        self.model.trunk.load_state_dict(self.source_trunk)
+        seed = job_seed(job.settings.seed, job.name)
         torch.manual_seed(seed)
-        for module in model.head.modules():
+        for module in self.model.head.modules():
             if isinstance(module, nn.Linear):
                 module.reset_parameters()
-        model.trunk.eval()
-        stores, suffix = self._plan(job)
-        trainable = freeze(model, job.trainable, cfg.bn)
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.model.trunk.eval()
+        return seed
+
+    def _optimizer(
+        self, cfg: TrainConfig
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """Adam over the trainable parameters, with the schedule over all steps."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total_steps = epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            (lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps)))
+        total = cfg.epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
+        factor: Callable[[int], float] = (
+            (lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
             if cfg.schedule == "cosine"
-            else (lambda s: 1.0),
+            else (lambda s: 1.0)
         )
-        generator = torch.Generator().manual_seed(seed)
-        autocast = cfg.amp and self.device.type == "cuda"  # bfloat16: no loss scaling needed
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def _train(
+        self,
+        job: Job,
+        inputs: Inputs,
+        generator: torch.Generator,
+        progress: EpochProgress | None,
+    ) -> Training:
+        """Every epoch (or until ``patience`` runs out), logging metrics; the best epoch."""
+        cfg = job.settings
+        optimizer, schedule = self._optimizer(cfg)
         metrics_path = self.run_dir / "metrics" / f"{job.file_stem}.jsonl"
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
-        stale, steps, train_seconds = 0, 0, 0.0
+        best, stale, steps, seconds = BestEpoch(), 0, 0, 0.0
         with metrics_path.open("w") as log:
-            for epoch in range(epochs):
-                set_modes(model, cfg.bn)
-                loss_sum, seen = 0.0, 0
-                epoch_start = time.perf_counter()
-                for index in batches(
-                    len(self.data.labels["train"]),
-                    cfg.batch_size,
-                    shuffle=True,
-                    generator=generator,
-                ):
-                    x = self._inputs("train", index, stores, generator)
-                    y = self.data.labels["train"][index].to(self.device)
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                        loss = nn.functional.cross_entropy(model.head(suffix(x)), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-                    loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)
-                train_seconds += time.perf_counter() - epoch_start
+            for epoch in range(1, cfg.epochs + 1):
+                began = time.perf_counter()
+                loss, seen = self._train_epoch(cfg, inputs, optimizer, schedule, generator)
+                seconds += time.perf_counter() - began
                 steps += math.ceil(seen / cfg.batch_size)
-                val_acc = self.evaluate("val", stores, suffix)
-                record = {
-                    "epoch": epoch + 1,
-                    "train_loss": loss_sum / max(seen, 1),
-                    "val_acc": val_acc,
-                }
+                val_acc = self.evaluate("val", inputs)
+                record = {"epoch": epoch, "train_loss": loss / max(seen, 1), "val_acc": val_acc}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress:
-                    progress(epoch + 1, val_acc)
-                if val_acc > best[0] or best[1] < 0:
-                    best, stale = (val_acc, epoch + 1, self._trained_state()), 0
+                    progress(epoch, val_acc)
+                if val_acc > best.val_acc or best.epoch < 0:
+                    best, stale = BestEpoch(val_acc, epoch, self._trained_state()), 0
                 else:
                     stale += 1
                     if cfg.patience is not None and stale >= cfg.patience:
                         break
-        model.load_state_dict(best[2], strict=False)
-        test_acc = self.evaluate("test", stores, suffix)
-        self._save_checkpoint(job, best[2])
-        result = {
-            "name": job.name, "val_acc": best[0], "test_acc": test_acc, "best_epoch": best[1],
-            "trainable_params": trainable, "seconds": round(time.perf_counter() - start, 3),
-            "train_seconds": round(train_seconds, 3), "steps": steps,
-            "cache": sorted({s.kind for s in stores.values()}) if stores else [],
-        }  # fmt: skip
-        write_atomic(
-            self.run_dir / "results" / f"{job.file_stem}.json", json.dumps(result, indent=1) + "\n"
-        )
-        return result
+        return Training(best, steps, seconds)
 
-    def _plan(self, job: Job) -> tuple[dict[str, Store] | None, nn.Module]:
-        """Cached activations at the job's level and the trunk part that runs on them,
-        or (None, the whole trunk)."""
-        walker = self.walker() if job.level else None
-        if walker is not None and job.level:
-            stores = walker.at(job.level)
-            if stores is not None:
-                return stores, nn.Sequential(*walker.segments[job.level :])
-        return None, self.model.trunk
-
-    def _inputs(
+    def _train_epoch(
         self,
-        split: str,
-        index: torch.Tensor,
-        stores: dict[str, Store] | None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        if stores is not None:
-            return stores[split].batch(index, self.device)
-        images = self.data.images[split][index].to(self.device)
-        return self.preprocess(images, generator, train=split == "train")
+        cfg: TrainConfig,
+        inputs: Inputs,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+    ) -> tuple[float, int]:
+        """One pass over the training split; the summed loss and the images seen."""
+        model, labels = self.model, self.data.labels["train"]
+        autocast = cfg.amp and self.device.type == "cuda"  # bfloat16: no loss scaling needed
+        set_modes(model, cfg.bn)
+        loss_sum, seen = 0.0, 0
+        for index in batches(len(labels), cfg.batch_size, shuffle=True, generator=generator):
+            x = self.batch("train", index, inputs, generator)
+            y = labels[index].to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = nn.functional.cross_entropy(model.head(inputs.suffix(x)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)
+        return loss_sum, seen
 
     @torch.no_grad()
-    def evaluate(self, split: str, stores: dict[str, Store] | None, suffix: nn.Module) -> float:
-        """Accuracy on ``split`` with every module in eval mode (modes restored after)."""
+    def evaluate(self, split: str, inputs: Inputs | None = None) -> float:
+        """Accuracy on ``split`` with every module in eval mode (modes restored after);
+        ``inputs`` default to the images through the whole trunk."""
+        inputs = inputs or Inputs(None, self.model.trunk)
         labels = self.data.labels[split]
         if not len(labels):
             return float("nan")
         correct = 0
         with eval_mode(self.model):
             for index in batches(len(labels), 128, shuffle=False):
-                logits = self.model.head(suffix(self._inputs(split, index, stores)))
+                logits = self.model.head(inputs.suffix(self.batch(split, index, inputs)))
                 correct += int((logits.argmax(1).cpu() == labels[index]).sum())
         return correct / len(labels)
 
@@ -266,15 +304,15 @@ class Runner:
             n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad
         } | {n: b.detach().clone() for n, b in self.model.named_buffers()}
 
-    def _save_checkpoint(self, job: Job, state: dict[str, torch.Tensor]) -> None:
+    def _save_checkpoint(self, job: Job, plan: Trainable, state: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save_file
 
-        modules = {p.rpartition(".")[0] for p in job.trainable}  # their buffers trained too
+        modules = {p.rpartition(".")[0] for p in plan.params}  # their buffers trained too
         trained = {
             n: t.contiguous().cpu()
             for n, t in state.items()
             if n.startswith("head.")
-            or n.removeprefix("trunk.") in job.trainable
+            or n.removeprefix("trunk.") in plan.params
             or n.removeprefix("trunk.").rpartition(".")[0] in modules
         }
         with atomic_target(self.run_dir / "checkpoints" / f"{job.file_stem}.safetensors") as tmp:

@@ -20,8 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graphblocks.errors import GraphblocksError, PartitionError
-from graphblocks.partition import Partition
+from graphblocks import GraphblocksError, Partition, PartitionError
+
+#: the BatchNorm layers whose statistics ``bn="frozen"`` keeps
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class WeightsError(GraphblocksError):
@@ -58,10 +60,10 @@ def make_head(
 def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
     """The partition's network on the CPU, with timm's or torchvision's pretrained
     weights when asked (other sources have none)."""
-    from graphblocks.sources import resolve
+    import graphblocks
 
     name, args = partition.model.name, dict(partition.settings.get("model_args", {}))
-    source = resolve(name, args)
+    source = graphblocks.resolve_model(name, args)
     if not pretrained or source.source == "python":
         return source.build("cpu")
     try:
@@ -210,7 +212,7 @@ def set_modes(model: nn.Module, bn: str = "train", parent_trains: bool = True) -
     for child in model.children():
         own = list(child.parameters())
         trains = any(p.requires_grad for p in own) if own else parent_trains
-        if bn == "frozen" and isinstance(child, nn.modules.batchnorm._BatchNorm):
+        if bn == "frozen" and isinstance(child, BATCH_NORMS):
             trains = False
         child.training = trains
         set_modes(child, bn, trains)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from graphblocks.partition import atomic_target
+from graphblocks import atomic_target
+from trainers.results import RunResults
 
 
 def pyplot() -> Any:
@@ -21,13 +22,15 @@ def pyplot() -> Any:
     return plt
 
 
-def _block_results(doc: dict[str, Any]) -> list[tuple[int, float, float]]:
-    rows = [
-        (int(r["name"].split(":")[1]), r["val_acc"], r["test_acc"])
-        for r in doc["strategies"]
-        if r["name"].startswith("block:")
-    ]
-    return sorted(rows)
+def _block_results(results: RunResults) -> list[tuple[int, float, float]]:
+    """``(block, val_acc, test_acc)`` of every block job, by block."""
+    return sorted((r.block, r.val_acc, r.test_acc) for r in results.jobs if r.block is not None)
+
+
+def _baseline_test(results: RunResults, name: str) -> float | None:
+    """The test accuracy of baseline ``name`` (``head``, ``full``) when there is one."""
+    base = results.sweep.baselines.get(name) if results.sweep else None
+    return base.test_acc if base is not None and base.test_acc == base.test_acc else None
 
 
 def save_png(fig: Any, path: Path) -> Path:
@@ -38,11 +41,11 @@ def save_png(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_blocks(doc: dict[str, Any], path: Path) -> Path:
+def plot_blocks(results: RunResults, path: Path) -> Path:
     """Test (solid) and validation (dashed) accuracy per block, BL1 and BL2 as lines,
     B_opt marked."""
     plt = pyplot()
-    rows = _block_results(doc)
+    rows = _block_results(results)
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows) + 3), 4))
     if rows:
         blocks, val, test = zip(*rows, strict=True)
@@ -52,44 +55,45 @@ def plot_blocks(doc: dict[str, Any], path: Path) -> Path:
         ("head", "#d62728", "BL1: head only"),
         ("full", "#2ca02c", "BL2: all layers"),
     ):
-        base = doc.get("baselines", {}).get(name)
-        if base and base["test_acc"] == base["test_acc"]:
-            ax.axhline(base["test_acc"], color=color, linestyle=":", label=f"{label} (test)")
-    best = doc.get("best_block")
+        base = _baseline_test(results, name)
+        if base is not None:
+            ax.axhline(base, color=color, linestyle=":", label=f"{label} (test)")
+    best = results.best_block
     if best:
         ax.plot(
-            [best["index"]],
-            [best["test_acc"]],
+            [best.index],
+            [best.test_acc],
             "*",
             color="#ff7f0e",
             markersize=16,
-            label=f"B_opt = block {best['index']}",
+            label=f"B_opt = block {best.index}",
         )
     ax.set_xlabel("block")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{doc['model']}: block-wise fine-tuning")
+    ax.set_title(f"{results.model}: block-wise fine-tuning")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     return save_png(fig, path)
 
 
-def plot_quartiles(docs: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot_quartiles(runs: Sequence[RunResults], path: Path) -> Path:
     """One panel per quartile: a box of the blocks' test accuracies per model, with
     that model's BL1 (red) and BL2 (green) test accuracies as markers."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(3.2 * 4, 3.8), sharey=True)
-    labels = [d["model"] for d in docs]
+    labels = [r.model for r in runs]
     for q, ax in zip(("1", "2", "3", "4"), axes, strict=True):
         boxes = []
-        for doc in docs:
-            quartile = set(doc.get("quartiles", {}).get(q, {}).get("blocks", []))
-            boxes.append([t for b, _, t in _block_results(doc) if b in quartile and t == t])
+        for results in runs:
+            stats = results.sweep.quartiles.get(q) if results.sweep else None
+            quartile = set(stats.blocks if stats else ())
+            boxes.append([t for b, _, t in _block_results(results) if b in quartile and t == t])
         ax.boxplot([b or [float("nan")] for b in boxes], tick_labels=labels)
-        for i, doc in enumerate(docs, start=1):
+        for i, results in enumerate(runs, start=1):
             for name, color in (("head", "#d62728"), ("full", "#2ca02c")):
-                base = doc.get("baselines", {}).get(name)
-                if base:
-                    ax.plot([i], [base["test_acc"]], marker="_", markersize=22, color=color)
+                test = _baseline_test(results, name)
+                if test is not None:
+                    ax.plot([i], [test], marker="_", markersize=22, color=color)
         ax.set_title(f"Q{q}")
         ax.tick_params(axis="x", rotation=45, labelsize=7)
         ax.grid(alpha=0.3)
@@ -118,3 +122,17 @@ def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
     fig.colorbar(image, ax=ax, label="learning rate")
     ax.set_title("RL-Tune: learning rate per unit")
     return save_png(fig, path)
+
+
+def render_plots(run_dir: Path, results: RunResults) -> list[Path]:
+    """``blocks.png`` and ``quartiles.png`` for a sweep, ``rltune-lr.png`` (the chosen
+    learning rate per unit and epoch) for RL-Tune."""
+    written = []
+    if any(r.block is not None for r in results.jobs):
+        written += [
+            plot_blocks(results, run_dir / "blocks.png"),
+            plot_quartiles([results], run_dir / "quartiles.png"),
+        ]
+    if (run_dir / "rltune-lr.csv").exists():
+        written.append(plot_lr_heatmap(run_dir / "rltune-lr.csv", run_dir / "rltune-lr.png"))
+    return written

@@ -9,27 +9,18 @@ jobs are read back, not rerun.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from graphblocks.errors import GraphblocksError, PartitionError
-from graphblocks.partition import Partition, write_atomic
+from graphblocks import GraphblocksError, Partition, PartitionError, write_atomic
 from trainers.config import ConfigError, TrainConfig
 from trainers.data import DataError, Preprocess, decode_images, load_or_make_split, subsample
-from trainers.engine import Job, Loaded, Runner
+from trainers.engine import EpochProgress, Loaded, Runner
+from trainers.jobs import Job, JobResult
 from trainers.modeling import build_finetune_model
-from trainers.strategies import (
-    block_job,
-    full_job,
-    head_job,
-    layers_job,
-    quartile_job,
-    sweep_jobs,
-    sweep_summary,
-)
+from trainers.results import RunResults, read_job_result, summarize_sweep
+from trainers.strategies import jobs_for
 
 #: ``(event, job, done, total)``: events ``start``/``done``/``skipped`` count jobs, ``epoch`` epochs.
 Progress = Callable[[str, Job, int, int], None]
@@ -73,31 +64,6 @@ def _preprocess(config: TrainConfig, partition: Partition) -> Preprocess:
         if cfg is not None:
             mean, std = tuple(cfg.mean), tuple(cfg.std)
     return Preprocess(tuple(mean), tuple(std), augment=config.augment)
-
-
-def jobs_for(config: TrainConfig, partition: Partition, dropped: list[str]) -> list[Job]:
-    """The jobs a ``strategy`` setting asks for."""
-    makers: dict[str, Callable[[], list[Job]]] = {
-        "sweep": lambda: sweep_jobs(partition, dropped),
-        "head": lambda: [head_job(partition, dropped)],
-        "full": lambda: [full_job(partition, dropped)],
-        "block": lambda: [block_job(partition, dropped, _required(config.block, "--block K"))],
-        "quartile": lambda: [
-            quartile_job(partition, dropped, _required(config.quartile, "--quartile Q"))
-        ],
-        "layers": lambda: [layers_job(partition, dropped, config.names)],
-        "rltune": lambda: [
-            full_job(partition, dropped, "rltune"),
-            full_job(partition, dropped, "uniform"),
-        ],
-    }
-    return makers[config.strategy]()
-
-
-def _required(value: int | None, flag: str) -> int:
-    if value is None:
-        raise ConfigError(f"this strategy needs {flag}", f"pass {flag}")
-    return value
 
 
 def _prepare_run_dir(config: TrainConfig) -> Path:
@@ -153,7 +119,6 @@ class Prepared:
     partition: Partition
     runner: Runner
     jobs: list[Job]
-    dropped: list[str]
 
 
 def prepare(config: TrainConfig) -> Prepared:
@@ -171,6 +136,7 @@ def prepare(config: TrainConfig) -> Prepared:
     config = config.replace(
         model=partition.model.name, input_size=list(config.input_size or partition.model.input_size)
     )
+    jobs = jobs_for(config, partition)
     write_atomic(run_dir / "config.toml", config.to_toml())
     partition.save(run_dir / "partition.json")
     input_size = tuple(config.input_size or ())
@@ -179,69 +145,73 @@ def prepare(config: TrainConfig) -> Prepared:
         partition, len(data.classes), input_size, pretrained=config.pretrained, weights=config.weights,
         head=config.head, hidden=config.head_hidden, dropout=config.head_dropout,
     )  # fmt: skip
-    runner = Runner(config, partition, model, data, _preprocess(config, partition), run_dir)
-    return Prepared(
-        config, run_dir, partition, runner, jobs_for(config, partition, dropped), dropped
-    )
+    preprocess = _preprocess(config, partition)
+    runner = Runner(config, partition, model, data, preprocess, run_dir, dropped)
+    return Prepared(config, run_dir, partition, runner, jobs)
 
 
-def run(config: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the jobs of ``config`` into its run folder; return ``results.json``'s content."""
+def run(config: TrainConfig, progress: Progress | None = None) -> RunResults:
+    """Run the jobs of ``config`` into its run folder; return what ``results.json`` holds."""
     ready = prepare(config)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, JobResult] = {}
     jobs = ready.jobs
     for done, job in enumerate(jobs):
         saved = ready.run_dir / "results" / f"{job.file_stem}.json"
         if ready.config.resume and saved.exists():
-            results[job.name] = json.loads(saved.read_text())
+            results[job.name] = read_job_result(saved)
             if progress:
                 progress("skipped", job, done + 1, len(jobs))
             continue
         if progress:
             progress("start", job, done, len(jobs))
-        results[job.name] = _run_job(ready, job, progress)
+        results[job.name] = run_job(ready, job, progress)
         if progress:
             progress("done", job, done + 1, len(jobs))
         _write_results(ready, list(results.values()))
     return _write_results(ready, list(results.values()))
 
 
-def _run_job(ready: Prepared, job: Job, progress: Progress | None) -> dict[str, Any]:
-    """RL-Tune, its uniform baseline over the same number of epochs, or a plain job."""
-    cfg = ready.config
-    if job.name == "rltune":
-        from trainers.rltune.tuner import RLTune, make_units
+def _run_rltune(ready: Prepared, job: Job, progress: Progress | None) -> JobResult:
+    from trainers.rltune.tuner import RLTune, make_units
 
-        units = make_units(ready.partition, ready.runner.model, cfg.granularity, set(ready.dropped))
-        total = cfg.episodes * cfg.epochs
-        report = (lambda done, _total: progress("epoch", job, done, total)) if progress else None
-        return RLTune(ready.runner, units, ready.run_dir).run(report)
-    epochs = cfg.episodes * cfg.epochs if job.name == "uniform" else cfg.epochs
-    return ready.runner.run(job, _epoch_reporter(progress, job, epochs), epochs)
+    cfg = job.settings
+    units = make_units(
+        ready.partition, ready.runner.model, cfg.granularity, set(ready.runner.dropped)
+    )
+    total = cfg.episodes * cfg.epochs
+    report = (lambda done, _total: progress("epoch", job, done, total)) if progress else None
+    return RLTune(ready.runner, units, ready.run_dir, cfg).run(report)
 
 
-def _epoch_reporter(
-    progress: Progress | None, job: Job, epochs: int
-) -> Callable[[int, float], None] | None:
+def _run_plain(ready: Prepared, job: Job, progress: Progress | None) -> JobResult:
+    return ready.runner.run(job, _epoch_reporter(progress, job))
+
+
+#: job kinds that do not run as one plain training job
+SPECIAL_JOBS: dict[str, Callable[[Prepared, Job, Progress | None], JobResult]] = {
+    "rltune": _run_rltune,
+}
+
+
+def run_job(ready: Prepared, job: Job, progress: Progress | None = None) -> JobResult:
+    """Run one job of a prepared run (RL-Tune, or one plain training job)."""
+    return SPECIAL_JOBS.get(job.kind, _run_plain)(ready, job, progress)
+
+
+def _epoch_reporter(progress: Progress | None, job: Job) -> EpochProgress | None:
     if progress is None:
         return None
-    return lambda epoch, _val_acc: progress("epoch", job, epoch, epochs)
+    return lambda epoch, _val_acc: progress("epoch", job, epoch, job.settings.epochs)
 
 
-def _write_results(ready: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
+def _write_results(ready: Prepared, results: list[JobResult]) -> RunResults:
     """Write ``results.json`` (all finished jobs, and a sweep's summary)."""
-    config, partition, runner = ready.config, ready.partition, ready.runner
-    data = runner.data
-    document: dict[str, Any] = {
-        "model": partition.model.name, "strategy": config.strategy, "num_blocks": partition.num_blocks,
-        "classes": data.classes, "split_sizes": {k: len(v) for k, v in data.labels.items()},
-        "strategies": results, "skipped_images": data.skipped,
-    }  # fmt: skip
-    if runner.cache_note:
-        document["cache_note"] = runner.cache_note
-    if config.strategy == "sweep":
-        document.update(sweep_summary(partition, results))
-    write_atomic(
-        ready.run_dir / "results.json", json.dumps(document, indent=1, allow_nan=True) + "\n"
-    )
+    config, partition, data = ready.config, ready.partition, ready.runner.data
+    document = RunResults(
+        model=partition.model.name, strategy=config.strategy, num_blocks=partition.num_blocks,
+        classes=tuple(data.classes), split_sizes={k: len(v) for k, v in data.labels.items()},
+        jobs=tuple(results), skipped_images=tuple(data.skipped), cache_note=ready.runner.cache_note,
+        sweep=summarize_sweep(partition, results) if config.strategy == "sweep" else None,
+    )  # fmt: skip
+    document.save(ready.run_dir / "results.json")
     return document

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graphblocks.atomic import write_atomic
 from graphblocks.errors import PartitionError
-from graphblocks.partition import Partition, write_atomic
+from graphblocks.partition import Partition
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis
@@ -146,14 +147,14 @@ def _graphml(partition: Partition, out: Path, options: ExportOptions) -> None:
 
 Exporter = Callable[[Partition, Path, ExportOptions], None]
 
-#: format name -> (writer, default file suffix)
-EXPORTERS: dict[str, tuple[Exporter, str]] = {
-    "param-groups": (_param_groups, ".param-groups.json"),
-    "timm": (_timm, ".timm-groups.json"),
-    "onnx": (_onnx, ".blocks.onnx"),
-    "keras": (_keras, ".keras-blocks.json"),
-    "csv": (_csv, ".layers.csv"),
-    "graphml": (_graphml, ".graphml"),
+#: format name -> writer
+EXPORTERS: dict[str, Exporter] = {
+    "param-groups": _param_groups,
+    "timm": _timm,
+    "onnx": _onnx,
+    "keras": _keras,
+    "csv": _csv,
+    "graphml": _graphml,
 }
 
 
@@ -165,7 +166,6 @@ def export_partition(
         raise PartitionError(
             f"unknown export format {fmt!r}", f"choose from {', '.join(EXPORTERS)}"
         )
-    writer, _ = EXPORTERS[fmt]
     out = Path(out)
-    writer(partition, out, options or ExportOptions())
+    EXPORTERS[fmt](partition, out, options or ExportOptions())
     return out

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graphblocks.atomic import atomic_target
 from graphblocks.errors import PartitionError
-from graphblocks.partition import atomic_target
 
 if TYPE_CHECKING:
     import networkx as nx

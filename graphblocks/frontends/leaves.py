@@ -40,10 +40,10 @@ def register_autowrap_function(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _timm_registry() -> tuple[list[type[nn.Module]], list[Callable[..., Any]]]:
     try:
-        from timm.layers import _fx
+        from timm.layers import get_notrace_functions, get_notrace_modules
     except ImportError:  # timm is optional for plain PyTorch models
         return [], []
-    return list(_fx.get_notrace_modules()), list(_fx.get_notrace_functions())
+    return list(get_notrace_modules()), list(get_notrace_functions())
 
 
 def leaf_module_types() -> tuple[type[nn.Module], ...]:

@@ -13,8 +13,8 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graphblocks.atomic import atomic_target
 from graphblocks.errors import GraphblocksError
-from graphblocks.partition import atomic_target
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from graphblocks.partition import Partition
-from graphblocks.report import human_count, layer_span
+from graphblocks.tables import human_count, layer_span
 
 #: quartile -> (light, dark) fill; the head and plain nodes get the last two.
 QUARTILE_COLORS: dict[int, tuple[str, str]] = {

@@ -35,9 +35,10 @@ class ZooModel:
 def timm_models(pattern: str = "*") -> list[ZooModel]:
     """Every ``timm.list_models()`` name matching ``pattern``; family = defining module."""
     import timm
-    from timm.models import _registry
 
-    module_of = getattr(_registry, "_model_to_module", {})
+    module_of = {
+        name: module for module in timm.list_modules() for name in timm.list_models(module=module)
+    }
     return [
         ZooModel(name, "timm", module_of.get(name, name.split("_")[0]))
         for name in timm.list_models()

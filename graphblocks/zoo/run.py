@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from graphblocks.atomic import write_atomic
 from graphblocks.errors import GraphblocksError
-from graphblocks.partition import write_atomic
+from graphblocks.zoo.markdown import run_info_path
 from graphblocks.zoo.models import FIELDS, Row, ZooModel, read_done
 from graphblocks.zoo.pool import WorkerPool
-from graphblocks.zoo.report import run_info_path
 
 
 @dataclass(frozen=True)

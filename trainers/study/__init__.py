@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from graphblocks.partition import write_atomic
+from graphblocks import write_atomic
 from trainers.study.config import StudyConfig, load_study
 from trainers.study.runner import Study, StudyProgress
 
@@ -34,7 +34,7 @@ def run_study(
         study.make_partitions()
         study.pretrain_all(progress)
         pretrained = time.perf_counter()
-        study.run_units(progress)
+        study.run_all(progress)
         minutes = (time.perf_counter() - start) / 60
         meta = {
             "machine": machine(),

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from graphblocks.partition import write_atomic
-from graphblocks.report import human_count
+from graphblocks import human_count, write_atomic
+from trainers.jobs import job_name
 from trainers.study.claims import Claim, evaluate_claims
 from trainers.study.config import ModelSpec, StudyConfig
 from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
@@ -321,7 +321,7 @@ def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
     for model in dict.fromkeys(p.model for p in pairs):
         of_model = [p for p in pairs if p.model == model]
         first = of_model[0]
-        blocks = [f"block:{b.index}" for b in first.partition.blocks]
+        blocks = [job_name("block", b.index) for b in first.partition.blocks]
 
         block_params = [first.trainable(job) or 0 for job in blocks]
         entries = [
@@ -336,7 +336,7 @@ def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
                 "whole sweep (finds B_opt)",
                 None,
                 [
-                    sum(r["seconds"] for r in jobs.values())
+                    sum(r.seconds for r in jobs.values())
                     for p in of_model
                     for jobs in p.sweeps.values()
                 ],

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from graphblocks.partition import Partition, atomic_target, write_atomic
+from graphblocks import Partition, atomic_target, write_atomic
 from trainers.data import augment_batch, batches, decode_images, make_split
 from trainers.engine import accuracy
 from trainers.modeling import build_source_model, eval_mode

@@ -8,14 +8,14 @@ validation accuracy, never on test.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from graphblocks.partition import Partition
+from graphblocks import Partition
+from trainers.jobs import JobResult, job_name
+from trainers.results import best_block, load_results
 from trainers.study.config import StudyConfig
 from trainers.study.runner import unit_dir
 
@@ -27,6 +27,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+Jobs = dict[str, JobResult]  # one run folder's results by job name
+
+
 @dataclass
 class PairResults:
     """All runs of one (model, target): per seed, the sweep's and RL-Tune's results."""
@@ -34,53 +37,38 @@ class PairResults:
     model: str
     target: str
     partition: Partition
-    sweeps: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)  # seed → job → row
-    rltune: dict[float, dict[int, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    sweeps: dict[int, Jobs] = field(default_factory=dict)  # seed → job → result
+    rltune: dict[float, dict[int, Jobs]] = field(default_factory=dict)  # rate → seed → …
 
     def seeds(self) -> list[int]:
         return sorted(self.sweeps)
 
     def test(self, job: str) -> list[float]:
         """The test accuracy of ``job`` in every seed's sweep that has it."""
-        return [s[job]["test_acc"] for s in self.sweeps.values() if job in s]
+        return [s[job].test_acc for s in self.sweeps.values() if job in s]
 
     def block_test(self, index: int) -> list[float]:
-        return self.test(f"block:{index}")
+        return self.test(job_name("block", index))
 
     def block_mean_val(self, index: int) -> float:
-        values = [
-            s[f"block:{index}"]["val_acc"] for s in self.sweeps.values() if f"block:{index}" in s
-        ]
+        name = job_name("block", index)
+        values = [s[name].val_acc for s in self.sweeps.values() if name in s]
         return statistics.fmean(values) if values else float("-inf")
 
     def b_opt(self) -> tuple[list[int], list[float]]:
-        """Per seed: the block with the best validation accuracy (earliest on ties), and
-        its test accuracy."""
-        chosen, accs = [], []
-        for jobs in self.sweeps.values():
-            blocks = [
-                (r["val_acc"], -int(n.split(":")[1]), r)
-                for n, r in jobs.items()
-                if n.startswith("block:")
-            ]
-            if blocks:
-                best = max(blocks, key=lambda t: (t[0], t[1]))
-                chosen.append(-best[1])
-                accs.append(best[2]["test_acc"])
-        return chosen, accs
+        """Per seed: B_opt (:func:`trainers.results.best_block`) and its test accuracy."""
+        chosen = [best_block(jobs.values()) for jobs in self.sweeps.values()]
+        return [c.index for c in chosen if c], [c.test_acc for c in chosen if c]
 
     def quartile_blocks(self, quartile: str) -> list[int]:
         return list(self.partition.quartiles.get(quartile, []))
 
     def quartile_test(self, quartile: str) -> list[float]:
         """Per seed, the mean test accuracy over the quartile's blocks."""
+        names = [job_name("block", i) for i in self.quartile_blocks(quartile)]
         out = []
         for jobs in self.sweeps.values():
-            values = [
-                jobs[f"block:{i}"]["test_acc"]
-                for i in self.quartile_blocks(quartile)
-                if f"block:{i}" in jobs
-            ]
+            values = [jobs[n].test_acc for n in names if n in jobs]
             if values:
                 out.append(statistics.fmean(values))
         return out
@@ -91,24 +79,23 @@ class PairResults:
         return max(blocks, key=lambda i: (self.block_mean_val(i), -i)) if blocks else None
 
     def rl_test(self, rate: float, job: str) -> list[float]:
-        return [s[job]["test_acc"] for s in self.rltune.get(rate, {}).values() if job in s]
+        return [s[job].test_acc for s in self.rltune.get(rate, {}).values() if job in s]
 
     def seconds(self, job: str, rate: float | None = None) -> list[float]:
         runs = self.sweeps.values() if rate is None else self.rltune.get(rate, {}).values()
-        return [s[job]["seconds"] for s in runs if job in s]
+        return [s[job].seconds for s in runs if job in s]
 
     def trainable(self, job: str) -> int | None:
         for runs in [*self.sweeps.values(), *(r for v in self.rltune.values() for r in v.values())]:
             if job in runs:
-                return int(runs[job]["trainable_params"])
+                return runs[job].trainable_params
         return None
 
 
-def _jobs(run_dir: Path) -> dict[str, dict[str, Any]] | None:
-    path = run_dir / "results.json"
-    if not path.exists():
+def _jobs(run_dir: Path) -> Jobs | None:
+    if not (run_dir / "results.json").exists():
         return None
-    return {r["name"]: r for r in json.loads(path.read_text())["strategies"]}
+    return {r.name: r for r in load_results(run_dir).jobs}
 
 
 def collect(config: StudyConfig) -> list[PairResults]:
@@ -137,8 +124,8 @@ def split_sizes(config: StudyConfig) -> dict[str, dict[str, int]]:
     for path in sorted(Path(config.out).glob("runs/*/*/seed*/sweep/results.json")):
         target = path.parts[-4]
         if target not in sizes:
-            doc = json.loads(path.read_text())
-            sizes[target] = {**doc["split_sizes"], "classes": len(doc["classes"])}
+            results = load_results(path.parent)
+            sizes[target] = {**results.split_sizes, "classes": len(results.classes)}
     return sizes
 
 
@@ -149,7 +136,7 @@ def rl_gains(pairs: list[PairResults], rates: tuple[float, ...]) -> dict[float, 
         for rate in rates:
             for jobs in pair.rltune.get(rate, {}).values():
                 if "rltune" in jobs and "uniform" in jobs:
-                    gains[rate].append(jobs["rltune"]["test_acc"] - jobs["uniform"]["test_acc"])
+                    gains[rate].append(jobs["rltune"].test_acc - jobs["uniform"].test_acc)
     return dict(gains)
 
 
@@ -165,9 +152,9 @@ def rl_diagnostics(pairs: list[PairResults], out: Path) -> dict[float, dict[str,
                 if "rltune" not in jobs or "uniform" not in jobs:
                     continue
                 rl, uniform, into = jobs["rltune"], jobs["uniform"], found[rate]
-                if "last_target_val_acc" in rl:
-                    into["target_gap"].append(rl["last_target_val_acc"] - uniform["val_acc"])
-                into["final_gap"].append(rl["val_acc"] - uniform["val_acc"])
+                if rl.last_target_val_acc is not None:
+                    into["target_gap"].append(rl.last_target_val_acc - uniform.val_acc)
+                into["final_gap"].append(rl.val_acc - uniform.val_acc)
                 rows = _lr_log(unit_dir(out, pair.model, pair.target, seed, "rltune", rate))
                 if rows:
                     into["first_lr"].append(statistics.fmean(rows[0]))

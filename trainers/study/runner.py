@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from graphblocks.partition import Partition, write_atomic
+from graphblocks import Partition, write_atomic
 from trainers.config import ConfigError, TrainConfig
 from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
 
@@ -34,7 +34,7 @@ StudyProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class Unit:
+class StudyRun:
     """One fine-tuning run of the study: a ``graphblocks-train`` run folder."""
 
     model: str
@@ -104,15 +104,15 @@ def _parallel(
             raise
 
 
-def _run_unit(settings: dict[str, Any]) -> dict[str, Any]:
+def _run_one(settings: dict[str, Any]) -> dict[str, Any]:
     """A worker's job: one run folder, then its ``study-unit.json`` marker."""
     from trainers.session import run
 
     start = time.perf_counter()
-    document = run(TrainConfig(**settings))
+    results = run(TrainConfig(**settings))
     marker = {
         "seconds": round(time.perf_counter() - start, 2),
-        "jobs": len(document["strategies"]),
+        "jobs": len(results.jobs),
         "settings": settings,
     }
     write_atomic(Path(settings["out"]) / "study-unit.json", json.dumps(marker) + "\n")
@@ -135,19 +135,19 @@ def _check_partition(
         )
 
 
-def _finished(unit: Unit) -> bool:
-    """Whether the unit's run folder is finished, with the same settings."""
-    marker = unit.run_dir / "study-unit.json"
+def _finished(run: StudyRun) -> bool:
+    """Whether the run's folder is finished, with the same settings."""
+    marker = run.run_dir / "study-unit.json"
     if not marker.exists():
         return False
     recorded = json.loads(marker.read_text()).get("settings")
-    wanted = json.loads(json.dumps(unit.settings))
+    wanted = json.loads(json.dumps(run.settings))
     if recorded is not None and recorded != wanted:
         changed = sorted(
             k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k)
         )
         raise ConfigError(
-            f"{str(unit.run_dir)!r} was run with other settings ({', '.join(changed)})",
+            f"{str(run.run_dir)!r} was run with other settings ({', '.join(changed)})",
             "give the study another --out, or delete that folder to redo it",
         )
     return True
@@ -268,10 +268,10 @@ class Study:
                 )
 
     # ---- fine-tuning runs -------------------------------------------------------------
-    def units(self) -> list[Unit]:
+    def runs(self) -> list[StudyRun]:
         """Every fine-tuning run, costliest first (for load balance)."""
         cfg = self.config
-        units = []
+        runs = []
         for model in cfg.models:
             blocks = Partition.load(self.partition_path(model)).num_blocks
             for target in cfg.targets:
@@ -286,8 +286,10 @@ class Study:
                             if kind == "sweep"
                             else rate * 2.3 * cfg.rltune.episodes * cfg.rltune.epochs
                         )
-                        units.append(Unit(model.key, target.name, seed, kind, rate, settings, cost))
-        return sorted(units, key=lambda u: -u.cost)
+                        runs.append(
+                            StudyRun(model.key, target.name, seed, kind, rate, settings, cost)
+                        )
+        return sorted(runs, key=lambda r: -r.cost)
 
     def _settings(
         self, model: ModelSpec, target: TargetSpec, seed: int, kind: str, rate: float
@@ -319,9 +321,9 @@ class Study:
             )
         return settings
 
-    def run_units(self, progress: StudyProgress | None = None) -> None:
-        """Run the unfinished units."""
-        todo = [(u, u.settings) for u in self.units() if not _finished(u)]
-        for done, (unit, _marker) in enumerate(_parallel(_run_unit, todo, self.config.workers), 1):
+    def run_all(self, progress: StudyProgress | None = None) -> None:
+        """Carry out the unfinished runs."""
+        todo = [(r, r.settings) for r in self.runs() if not _finished(r)]
+        for done, (run, _marker) in enumerate(_parallel(_run_one, todo, self.config.workers), 1):
             if progress:
-                progress(unit.label, done, len(todo))
+                progress(run.label, done, len(todo))

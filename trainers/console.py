@@ -1,0 +1,65 @@
+"""Results for people: the table of a run's jobs, and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from trainers.jobs import Job, job_name
+from trainers.results import RunResults
+from trainers.session import Progress
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{100 * value:.1f}%"
+
+
+def print_results(results: RunResults) -> None:
+    """One row per job; for a sweep, B_opt and the quartiles below."""
+    from rich.console import Console
+    from rich.table import Table
+
+    best = results.best_block
+    b_opt = job_name("block", best.index) if best else None
+    table = Table(title=f"{results.model}: {results.strategy}", title_justify="left")
+    for column in ("job", "val acc", "test acc", "trainable", "seconds", "cache"):
+        table.add_column(column, justify="left" if column in ("job", "cache") else "right")
+    for r in results.jobs:
+        name = r.name + (" ★ B_opt" if r.name == b_opt else "")
+        table.add_row(name, _pct(r.val_acc), _pct(r.test_acc), f"{r.trainable_params:,}",
+                      f"{r.seconds:.1f}", ",".join(r.cache) or "-")  # fmt: skip
+    console = Console()
+    console.print(table)
+    for q, stats in sorted(results.sweep.quartiles.items() if results.sweep else []):
+        t = stats.test_acc
+        console.print(
+            f"Q{q}: blocks {list(stats.blocks)} test mean {_pct(t.mean)} ± {_pct(t.std)}, best {_pct(t.max)}"
+        )
+    if results.skipped_images:
+        console.print(
+            f"[yellow]{len(results.skipped_images)} unreadable images skipped (listed in results.json)[/]"
+        )
+    if results.cache_note:
+        console.print(f"[yellow]{results.cache_note}[/]")
+
+
+@contextlib.contextmanager
+def progress_printer() -> Iterator[Progress]:
+    """Rich progress bars: the jobs of a run, and the epochs of the current job."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as bar:
+        task = bar.add_task("jobs", total=None)
+        epochs = bar.add_task("epochs", total=None)
+
+        def update(event: str, job: Job, done: int, total: int) -> None:
+            if event == "epoch":
+                bar.update(epochs, total=total, completed=done, description=f"  {job.name} epochs")
+                return
+            if event == "start":
+                bar.reset(epochs)
+            bar.update(task, total=total, completed=done, description=f"jobs ({event} {job.name})")
+
+        yield update

@@ -1,0 +1,122 @@
+"""What runs and what came out: :class:`Job` and :class:`JobResult`.
+
+A job's name is its identity in a run folder (``results/<name>.json``,
+``metrics/<name>.jsonl``, ``checkpoints/<name>.safetensors``, the ``name`` of a result).
+Names are made by :func:`job_name` and read by :func:`parse_job_name`, nowhere else:
+
+============  =======================================================
+``head``      BL1: the new head
+``full``      BL2: everything
+``block:K``   block K and the head
+``quartile:Q``  every block of quartile Q and the head
+``layers``    the named layers and the head
+``rltune``    RL-Tune: everything, at the agent's per-unit rates
+``uniform``   RL-Tune's baseline: everything at one rate
+============  =======================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trainers.config import ConfigError, TrainConfig
+
+#: job kinds whose name carries an index (the block, the quartile)
+INDEXED = ("block", "quartile")
+JOB_KINDS = ("head", "full", *INDEXED, "layers", "rltune", "uniform")
+
+
+def job_name(kind: str, index: int | None = None) -> str:
+    """The name of the job of ``kind`` (with its block or quartile ``index``)."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    if (kind in INDEXED) != (index is not None):
+        raise ValueError(f"a {kind} job {'needs' if kind in INDEXED else 'takes no'} index")
+    return f"{kind}:{index}" if index is not None else kind
+
+
+def parse_job_name(name: str) -> tuple[str, int | None]:
+    """``(kind, index)`` of a job name: ``"block:3"`` → ``("block", 3)``."""
+    kind, sep, index = name.partition(":")
+    if kind not in JOB_KINDS or (kind in INDEXED) != bool(sep) or (sep and not index.isdigit()):
+        raise ConfigError(f"bad job name {name!r}", f"job names are {', '.join(JOB_KINDS)}")
+    return kind, int(index) if sep else None
+
+
+@dataclass(frozen=True)
+class Job:
+    """What runs: a strategy's kind, its block, quartile or layers, and its settings
+    (a job's budget is ``settings.epochs``)."""
+
+    kind: str
+    settings: TrainConfig = dataclasses.field(compare=False, repr=False)
+    block: int | None = None
+    quartile: int | None = None
+    layers: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return job_name(self.kind, self.block if self.kind == "block" else self.quartile)
+
+    @property
+    def file_stem(self) -> str:
+        """The name as a file name (no ``:``)."""
+        return self.name.replace(":", "-")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobResult:
+    """What one job gave: accuracies of the model it selected, its cost, how it ran.
+
+    ``val_acc`` and ``test_acc`` are the selected model's (the best epoch's for every
+    strategy but RL-Tune, whose model is its last source); ``test_acc`` is NaN without a
+    test split. The RL-Tune fields are None for other jobs and are left out of JSON."""
+
+    name: str
+    val_acc: float
+    test_acc: float
+    best_epoch: int | None = None
+    trainable_params: int
+    seconds: float
+    train_seconds: float
+    steps: int
+    cache: tuple[str, ...] = ()
+    #: RL-Tune only: the last episode's target model on validation
+    last_target_val_acc: float | None = None
+    #: RL-Tune only: the units that got a learning rate each, and how they were cut
+    units: tuple[str, ...] | None = None
+    granularity: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return parse_job_name(self.name)[0]
+
+    @property
+    def block(self) -> int | None:
+        """The block index of a ``block`` job, else None."""
+        kind, index = parse_job_name(self.name)
+        return index if kind == "block" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (``results/<job>.json``, and a row of ``results.json``)."""
+        data = dataclasses.asdict(self)
+        order = ["name", "val_acc", "test_acc", "best_epoch", "last_target_val_acc",
+                 "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
+                 "granularity"]  # fmt: skip
+        out = {key: data[key] for key in order if data[key] is not None}
+        for key in ("cache", "units"):
+            if key in out:
+                out[key] = list(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
+        """From a JSON object checked by the results schema."""
+        values = dict(data)
+        for key in ("cache", "units"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)

@@ -1,0 +1,276 @@
+"""``results.json``: a run's typed results, its one JSON serializer, and B_opt.
+
+The format is documented field by field in ``trainers/schema/results-v1.schema.json``;
+every document is validated against it when written and when read. Files written
+before ``schema_version`` existed have the same fields and are read as version 1.
+
+B_opt, the block chosen by a sweep, is chosen here and nowhere else
+(:func:`best_block`): the block with the best validation accuracy, the earliest on a
+tie, reported with its test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from graphblocks import GraphblocksError, Partition, write_atomic
+from trainers.jobs import JobResult, job_name
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = "results-v1.schema.json"
+
+
+class ResultsError(GraphblocksError):
+    """A results file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """B_opt: a block and the accuracies it was chosen by and is reported with."""
+
+    index: int
+    val_acc: float
+    test_acc: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Mean, population standard deviation, minimum and maximum (None: no values)."""
+
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Stats:
+        """Of ``values`` without their NaNs (an empty split's accuracy)."""
+        clean = [v for v in values if v == v]
+        if not clean:
+            return cls(None, None, None, None)
+        return cls(statistics.fmean(clean), statistics.pstdev(clean), min(clean), max(clean))
+
+
+@dataclass(frozen=True)
+class QuartileStats:
+    """The block results of one quartile."""
+
+    blocks: tuple[int, ...]
+    test_acc: Stats
+    val_acc: Stats
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep adds to its job results."""
+
+    best_block: BlockChoice | None
+    quartiles: dict[str, QuartileStats]
+    baselines: dict[str, JobResult]
+
+
+def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
+    """B_opt among the ``block:K`` results: the best validation accuracy, the earliest
+    block on a tie; None without block results."""
+    blocks = [(r.val_acc, -r.block, r) for r in results if r.block is not None]
+    if not blocks:
+        return None
+    _, _, best = max(blocks, key=lambda t: (t[0], t[1]))
+    assert best.block is not None
+    return BlockChoice(best.block, best.val_acc, best.test_acc)
+
+
+def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> SweepSummary:
+    """B_opt, per-quartile statistics and the baselines, from the results present."""
+    by_name = {r.name: r for r in results}
+    quartiles = {}
+    for q, indices in partition.quartiles.items():
+        done = [by_name[n] for n in (job_name("block", i) for i in indices) if n in by_name]
+        if done:
+            quartiles[q] = QuartileStats(
+                tuple(r.block for r in done if r.block is not None),
+                Stats.of(r.test_acc for r in done),
+                Stats.of(r.val_acc for r in done),
+            )
+    baselines: dict[str, JobResult] = {k: by_name[k] for k in ("head", "full") if k in by_name}
+    return SweepSummary(best_block(results), quartiles, baselines)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResults:
+    """Everything ``results.json`` holds (see the schema for each field)."""
+
+    model: str
+    strategy: str
+    num_blocks: int
+    classes: tuple[str, ...]
+    split_sizes: dict[str, int]
+    jobs: tuple[JobResult, ...]
+    skipped_images: tuple[str, ...] = ()
+    cache_note: str = ""
+    sweep: SweepSummary | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def job(self, name: str) -> JobResult | None:
+        """The result of the job called ``name``, if it finished."""
+        return next((r for r in self.jobs if r.name == name), None)
+
+    @property
+    def best_block(self) -> BlockChoice | None:
+        return self.sweep.best_block if self.sweep else None
+
+    # ---- serialization -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document as plain data, keys in the documented order."""
+        data: dict[str, Any] = {
+            "schema_version": self.schema_version, "model": self.model, "strategy": self.strategy,
+            "num_blocks": self.num_blocks, "classes": list(self.classes),
+            "split_sizes": dict(self.split_sizes), "strategies": [r.to_dict() for r in self.jobs],
+            "skipped_images": list(self.skipped_images),
+        }  # fmt: skip
+        if self.cache_note:
+            data["cache_note"] = self.cache_note
+        if self.sweep is not None:
+            data.update(_sweep_dict(self.sweep))
+        return data
+
+    def to_json(self) -> str:
+        """Serialize, validating against the schema first; ends with a newline."""
+        data = self.to_dict()
+        validate_results(data)
+        return json.dumps(data, indent=1, allow_nan=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResults:
+        """Build from a parsed document (an older one without ``schema_version`` too),
+        validating it first."""
+        data = {"schema_version": SCHEMA_VERSION, **data}
+        validate_results(data)
+        jobs = tuple(JobResult.from_dict(r) for r in data["strategies"])
+        return cls(
+            model=data["model"], strategy=data["strategy"], num_blocks=data["num_blocks"],
+            classes=tuple(data["classes"]), split_sizes=dict(data["split_sizes"]), jobs=jobs,
+            skipped_images=tuple(data["skipped_images"]), cache_note=data.get("cache_note", ""),
+            sweep=_sweep_from(data) if "quartiles" in data else None,
+        )  # fmt: skip
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically."""
+        write_atomic(Path(path), self.to_json())
+
+
+def _sweep_dict(sweep: SweepSummary) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if sweep.best_block is not None:
+        b = sweep.best_block
+        data["best_block"] = {"index": b.index, "val_acc": b.val_acc, "test_acc": b.test_acc}
+    data["quartiles"] = {
+        q: {"blocks": list(s.blocks), "test_acc": vars(s.test_acc), "val_acc": vars(s.val_acc)}
+        for q, s in sweep.quartiles.items()
+    }
+    data["baselines"] = {k: r.to_dict() for k, r in sweep.baselines.items()}
+    return data
+
+
+def _sweep_from(data: Mapping[str, Any]) -> SweepSummary:
+    best = data.get("best_block")
+    return SweepSummary(
+        BlockChoice(**best) if best else None,
+        {
+            q: QuartileStats(tuple(s["blocks"]), Stats(**s["test_acc"]), Stats(**s["val_acc"]))
+            for q, s in data["quartiles"].items()
+        },
+        {k: JobResult.from_dict(r) for k, r in data.get("baselines", {}).items()},
+    )
+
+
+@cache
+def results_schema() -> dict[str, Any]:
+    """The shipped JSON Schema of ``results.json``."""
+    text = resources.files("trainers.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _first_error(data: Any, schema: Mapping[str, Any]) -> str | None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"at {where}: {error.message}"
+
+
+def validate_results(data: Mapping[str, Any]) -> None:
+    """Raise :class:`ResultsError` naming the first place ``data`` breaks the schema."""
+    problem = _first_error(data, results_schema())
+    if problem is not None:
+        version = data.get("schema_version")
+        hint = (
+            f"this file has schema_version {version!r}; this graphblocks-train reads {SCHEMA_VERSION}"
+            if version != SCHEMA_VERSION
+            else "rerun the job, or the run with --resume"
+        )
+        raise ResultsError(f"invalid results {problem}", hint)
+
+
+def validate_job(data: Mapping[str, Any]) -> None:
+    """Raise :class:`ResultsError` when ``data`` is not one job's result."""
+    full = results_schema()
+    schema = {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/job"}
+    problem = _first_error(data, schema)
+    if problem is not None:
+        raise ResultsError(f"invalid job result {problem}", "delete it to rerun that job")
+
+
+def write_job_result(path: Path, result: JobResult) -> None:
+    """``results/<job>.json``, validated and written atomically."""
+    data = result.to_dict()
+    validate_job(data)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def read_job_result(path: Path) -> JobResult:
+    """A finished job's result file, validated."""
+    data = _read_json(path, "give a run folder of graphblocks-train")
+    validate_job(data)
+    return JobResult.from_dict(data)
+
+
+def _read_json(path: Path, fix: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"no readable results in {str(path)!r}", fix) from exc
+
+
+def load_results(run_dir: str | Path) -> RunResults:
+    """``RUN_DIR/results.json``, validated, or a one-line error."""
+    data = _read_json(Path(run_dir) / "results.json", "give a run folder of graphblocks-train")
+    if not isinstance(data, dict):
+        raise ResultsError(f"{str(run_dir)!r} holds no results object", "rerun it")
+    return RunResults.from_dict(data)
+
+
+__all__ = [
+    "BlockChoice",
+    "QuartileStats",
+    "ResultsError",
+    "RunResults",
+    "Stats",
+    "SweepSummary",
+    "best_block",
+    "load_results",
+    "read_job_result",
+    "summarize_sweep",
+    "write_job_result",
+]
