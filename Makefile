@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests bench fixtures
 
-.PHONY: setup inspect test lint golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
+.PHONY: setup inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
+
+# the generated parts of the docs (tests check that they are up to date)
+docs: $(STAMP)
+	$(PY) -m trainers.settings_table
 
 golden: $(STAMP)
 	$(PY) fixtures/make_golden.py

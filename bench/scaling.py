@@ -47,11 +47,12 @@ class DeepNet(nn.Module):
 
 def measure(units: int) -> dict[str, float]:
     from graphblocks import analysis
+    from graphblocks.build import build_partition
     from graphblocks.frontends import capture
     from graphblocks.graph import annotate, graph_hash
     from graphblocks.params import ParamTable
     from graphblocks.partition import ModelInfo
-    from graphblocks.pipeline import Settings, build_partition, gc_paused
+    from graphblocks.pipeline import Settings, gc_paused
 
     with torch.device("meta"):
         model = DeepNet(units).eval()

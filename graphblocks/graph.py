@@ -202,6 +202,53 @@ def _is_reduction_pool(data: dict[str, Any], in_shape: list[int] | None) -> bool
     return any(o == 1 and i > 1 for o, i in zip(out_shape[2:], in_shape[2:], strict=False))
 
 
+def _carried_weights(
+    graph: nx.DiGraph, active: set[str]
+) -> tuple[dict[str, str], dict[str, list[str]], dict[str, list[str]]]:
+    """Per node: its canonical op name, the parameters it reads directly or through
+    parameter-only computations (``w.t()``), and the parameters it *owns*: those it is
+    the first activation node to read."""
+    canonical: dict[str, str] = {}
+    weights_in: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for node in graph:
+        data = graph.nodes[node]
+        kind = data["kind"]
+        canonical[node] = data["op"] if kind == "module" else ops.canonical_function(data["op"])
+        carried: dict[str, None] = dict.fromkeys(data["params"])
+        for p in graph.predecessors(node):
+            if p not in active:
+                carried.update(dict.fromkeys(weights_in[p]))
+        weights_in[node] = list(carried)
+        if node in active and kind != "output":
+            for name in carried:
+                owner.setdefault(name, node)
+    owned: dict[str, list[str]] = {n: [] for n in graph}
+    for name, node in owner.items():
+        owned[node].append(name)
+    return canonical, weights_in, owned
+
+
+def _delimiter(
+    graph: nx.DiGraph, node: str, canonical: dict[str, str], active: set[str]
+) -> str | None:
+    """``pool``, ``norm``, ``act`` or None for an activation node (None for others)."""
+    data = graph.nodes[node]
+    op = canonical[node]
+    if node not in active:
+        return None
+    if data["kind"] == "module":
+        return ops.module_delimiter(data["bases"] or [op])
+    if _is_decomposed_swish(graph, node, canonical) or _is_decomposed_gelu(graph, node, canonical):
+        return "act"
+    delimiter = ops.function_delimiter(op)
+    if op in ("mean", "amax") and delimiter == "pool":
+        act_in = [p for p in graph.predecessors(node) if p in active]
+        in_shape = graph.nodes[act_in[0]]["shape"] if act_in else None
+        delimiter = "pool" if _is_reduction_pool(data, in_shape) else None
+    return delimiter
+
+
 def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
     """Add the analysis flags to every node of ``graph``; return ``graph``.
 
@@ -221,52 +268,17 @@ def annotate(graph: nx.DiGraph, table: ParamTable) -> nx.DiGraph:
       whole residual-unit-like block (timm registers e.g. NFNet's residual block so).
     """
     active = _activation_nodes(graph)
-    canonical: dict[str, str] = {}
-    weights_in: dict[str, list[str]] = {}
-    owner: dict[str, str] = {}
-    for node in graph:
-        data = graph.nodes[node]
-        kind = data["kind"]
-        canonical[node] = data["op"] if kind == "module" else ops.canonical_function(data["op"])
-        carried: dict[str, None] = dict.fromkeys(data["params"])
-        for p in graph.predecessors(node):
-            if p not in active:
-                carried.update(dict.fromkeys(weights_in[p]))
-        weights_in[node] = list(carried)
-        if node in active and kind != "output":
-            for name in carried:
-                owner.setdefault(name, node)
-
-    owned: dict[str, list[str]] = {n: [] for n in graph}
-    for name, node in owner.items():
-        owned[node].append(name)
-
+    canonical, weights_in, owned = _carried_weights(graph, active)
     definition_order = {name: i for i, name in enumerate(table.numel)}
     for node in graph:
         data = graph.nodes[node]
-        kind = data["kind"]
-        op = canonical[node]
-        preds = list(graph.predecessors(node))
-        is_active = node in active
-        if not is_active:
-            delimiter = None
-        elif kind == "module":
-            delimiter = ops.module_delimiter(data["bases"] or [op])
-        elif _is_decomposed_swish(graph, node, canonical) or _is_decomposed_gelu(
-            graph, node, canonical
-        ):
-            delimiter = "act"
-        else:
-            delimiter = ops.function_delimiter(op)
-            if op in ("mean", "amax") and delimiter == "pool":
-                act_in = [p for p in preds if p in active]
-                in_shape = graph.nodes[act_in[0]]["shape"] if act_in else None
-                delimiter = "pool" if _is_reduction_pool(data, in_shape) else None
+        kind, op, is_active = data["kind"], canonical[node], node in active
+        delimiter = _delimiter(graph, node, canonical, active)
         merge = (
             is_active
             and kind in ("function", "method")
             and ops.is_merge_function(op)
-            and sum(p in active for p in preds) >= 2
+            and sum(p in active for p in graph.predecessors(node)) >= 2
         )
         node_owned = sorted(owned[node], key=definition_order.__getitem__)
         has_weights = bool(weights_in[node]) and is_active

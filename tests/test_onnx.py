@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from graphblocks.cli import cli
 from graphblocks.errors import GraphblocksError
-from graphblocks.frontends.onnx_graph import _parameters, keras_layer, torchscript_scope
+from graphblocks.frontends.onnx_graph import keras_layer, onnx_parameters, torchscript_scope
 from graphblocks.pipeline import Analysis, analyze_model
 from tests.conftest import check_invariants
 from tests.onnx_models import (
@@ -33,7 +33,7 @@ CROSS_CHECK = {
 
 def analyze_onnx_file(path) -> Analysis:
     result = analyze_model(str(path))
-    check_invariants(result, list(_parameters(onnx.load(str(path), load_external_data=False))))
+    check_invariants(result, list(onnx_parameters(onnx.load(str(path), load_external_data=False))))
     return result
 
 

@@ -4,7 +4,7 @@ Each field of :class:`TrainConfig` is declared with :func:`setting`: its default
 text, its allowed values and the commands that offer it. From those declarations come
 the ``graphblocks-train`` flags (:mod:`trainers.cli`), the TOML/YAML loader
 (:func:`resolve_config`) and the settings table of ``docs/trainers.md``
-(:func:`settings_table`, checked by a test).
+(:mod:`trainers.settings_table`, checked by a test).
 
 Precedence: defaults < ``--config FILE`` (TOML or YAML) < command-line flags. The run
 folder keeps the resolved settings as ``config.toml``, enough to repeat the run with
@@ -93,7 +93,10 @@ class TrainConfig:
 
     # what and where
     model: str = setting(
-        "", "timm name, torchvision:NAME or module:factory.", shown_default="the partition's"
+        "",
+        "timm name, torchvision:NAME or module:factory.",
+        shown_default="the partition's",
+        metavar="NAME",
     )
     model_args: dict[str, Any] = setting(
         {},
@@ -108,9 +111,12 @@ class TrainConfig:
         "",
         "An ImageFolder, a folder with train/ val/ [test/], or a CSV of path,label.",
         shown_default="required",
+        metavar="DIR|CSV",
     )
-    out: str = setting("", "The run folder.", shown_default="required")
-    partition: str | None = setting(None, "Partition JSON.", shown_default="computed from --model")
+    out: str = setting("", "The run folder.", shown_default="required", metavar="RUN_DIR")
+    partition: str | None = setting(
+        None, "Partition JSON.", shown_default="computed from --model", metavar="FILE"
+    )
     # what trains
     strategy: str = setting(
         "sweep",
@@ -174,6 +180,7 @@ class TrainConfig:
         None,
         "Weights file: .safetensors or a state dict, checked against the partition's parameter names.",
         shown_default="none",
+        metavar="FILE",
     )
     head: str = setting(
         "paper",
@@ -331,23 +338,6 @@ FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 def default_of(name: str) -> Any:
     """The default value of setting ``name``."""
     return next(s.default for s in settings() if s.name == name)
-
-
-def settings_table() -> str:
-    """The Markdown table of every setting (docs/trainers.md holds a copy, tested)."""
-    lines = [
-        "| flag | config key | default | commands | what it does |",
-        "|---|---|---|---|---|",
-    ]
-    for spec in settings():
-        flag = spec.flag if spec.info.syntax != "flag" else f"{spec.flag}/--no-{spec.flag[2:]}"
-        if spec.info.choices:
-            flag += " " + "\\|".join(spec.info.choices)
-        commands = "all" if spec.info.commands == EVERY_COMMAND else ", ".join(spec.info.commands)
-        lines.append(
-            f"| `{flag}` | `{spec.name}` | {spec.shown_default()} | {commands} | {spec.info.help} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def _toml_value(value: Any) -> str:

@@ -122,7 +122,7 @@ def _dtype(tensor_type: Any) -> str | None:
     return str(onnx.TensorProto.DataType.Name(tensor_type.elem_type)).lower()
 
 
-def _parameters(model: onnx.ModelProto) -> dict[str, int]:
+def onnx_parameters(model: onnx.ModelProto) -> dict[str, int]:
     """Weight initializers and their element counts, in order of first use."""
     import math
 
@@ -175,7 +175,7 @@ def _keras_scopes(node: onnx.NodeProto, params: list[str]) -> list[str]:
 
 def capture_onnx(model: onnx.ModelProto) -> tuple[nx.DiGraph, ParamTable]:
     """The graph of ``model`` (shapes inferred beforehand) and its parameter table."""
-    numel = _parameters(model)
+    numel = onnx_parameters(model)
     table = ParamTable(numel, {})
     rule = scope_rule(model)
     scope_of = SCOPE_RULES[rule][1]

@@ -10,6 +10,7 @@ bar in the left margin spanning its ranks.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import networkx as nx
 
@@ -48,24 +49,11 @@ def layered_layout(view: nx.DiGraph) -> dict[str, tuple[float, int]]:
     return {n: (x[n], rank[n]) for n in view}
 
 
-def draw(view: nx.DiGraph, partition: Partition, legend: Legend, title: str, fmt: str) -> bytes:
-    """The picture as PNG or SVG bytes."""
-    import matplotlib
+Position = dict[str, tuple[float, int]]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
 
-    pos = layered_layout(view)
-    ranks = max(r for _, r in pos.values()) + 1
-    width = max(x for x, _ in pos.values()) - min(x for x, _ in pos.values()) + 1
-    fig_w, fig_h = max(7.0, width * _COLUMN_WIDTH + 2.5), max(4.0, ranks * _RANK_HEIGHT + 1.5)
-    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
-    left = min(x for x, _ in pos.values()) - 1.3
-    ax.set_xlim(left - 0.6, max(x for x, _ in pos.values()) + 1.0)
-    ax.set_ylim(-ranks + 0.3, 1.2)
-    ax.axis("off")
-
+def _draw_edges(ax: Any, view: nx.DiGraph, pos: Position) -> None:
+    """Arrows between nodes; skip connections dashed, red and bent around the trunk."""
     for u, v, skip in view.edges(data="skip"):
         (x1, r1), (x2, r2) = pos[u], pos[v]
         span = max(1, r2 - r1)
@@ -76,6 +64,10 @@ def draw(view: nx.DiGraph, partition: Partition, legend: Legend, title: str, fmt
                             lw=1.2 if skip else 0.8, linestyle="--" if skip else "-",
                             shrinkA=9, shrinkB=9, connectionstyle=f"arc3,rad={rad}"),
         )  # fmt: skip
+
+
+def _draw_nodes(ax: Any, view: nx.DiGraph, pos: Position) -> None:
+    """Each node as a labelled box shaped and coloured by its kind and block."""
     for node, data in view.nodes(data=True):
         x, r = pos[node]
         kind = str(data["kind"])
@@ -86,6 +78,13 @@ def draw(view: nx.DiGraph, partition: Partition, legend: Legend, title: str, fmt
                       edgecolor=SKIP_COLOR if kind == "merge" else "#444444", lw=0.6),
         )  # fmt: skip
 
+
+def _draw_block_bars(
+    ax: Any, view: nx.DiGraph, pos: Position, partition: Partition, left: float
+) -> None:
+    """A bar left of the graph per block, over its ranks, labelled with block and quartile."""
+    from matplotlib.patches import Rectangle
+
     quartile = {b.index: b.quartile for b in partition.blocks}
     spans: dict[int, list[int]] = {}
     for node, block in view.nodes(data="block"):
@@ -94,24 +93,32 @@ def draw(view: nx.DiGraph, partition: Partition, legend: Legend, title: str, fmt
     for block, rs in spans.items():
         top, bottom = min(rs), max(rs)
         color = block_color(block, quartile[block])
-        ax.add_patch(
-            Rectangle(
-                (left, -bottom - 0.4),
-                0.35,
-                bottom - top + 0.8,
-                facecolor=color,
-                edgecolor="#444444",
-                lw=0.5,
-            )
-        )
-        ax.text(
-            left - 0.1,
-            -(top + bottom) / 2,
-            f"b{block}\nQ{quartile[block]}",
-            ha="right",
-            va="center",
-            fontsize=7,
-        )
+        ax.add_patch(Rectangle((left, -bottom - 0.4), 0.35, bottom - top + 0.8,
+                               facecolor=color, edgecolor="#444444", lw=0.5))  # fmt: skip
+        ax.text(left - 0.1, -(top + bottom) / 2, f"b{block}\nQ{quartile[block]}",
+                ha="right", va="center", fontsize=7)  # fmt: skip
+
+
+def draw(view: nx.DiGraph, partition: Partition, legend: Legend, title: str, fmt: str) -> bytes:
+    """The picture as PNG or SVG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    pos = layered_layout(view)
+    ranks = max(r for _, r in pos.values()) + 1
+    width = max(x for x, _ in pos.values()) - min(x for x, _ in pos.values()) + 1
+    fig_w, fig_h = max(7.0, width * _COLUMN_WIDTH + 2.5), max(4.0, ranks * _RANK_HEIGHT + 1.5)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    left = min(x for x, _ in pos.values()) - 1.3
+    ax.set_xlim(left - 0.6, max(x for x, _ in pos.values()) + 1.0)
+    ax.set_ylim(-ranks + 0.3, 1.2)
+    ax.axis("off")
+    _draw_edges(ax, view, pos)
+    _draw_nodes(ax, view, pos)
+    _draw_block_bars(ax, view, pos, partition, left)
     handles = [Patch(facecolor=c, edgecolor="#444444", label=label) for label, c in legend.entries]
     ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=False)
     ax.set_title(title, fontsize=11, loc="left")

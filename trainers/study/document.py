@@ -88,7 +88,8 @@ def _minutes(meta: dict[str, Any], key: str) -> str:
     return f"{meta[key]:.1f} min" if key in meta else "not recorded"
 
 
-def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) -> list[str]:
+def _models_table(config: StudyConfig, pairs: list[PairResults]) -> list[str]:
+    """Per model: family, factory, size, blocks, and what pre-training gave it."""
     study = Study(config)
     rows = []
     for model in config.models:
@@ -97,32 +98,19 @@ def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) 
         source = f"{100 * record['source_val_acc']:.1f}%" if "source_val_acc" in record else "–"
         args = ", ".join(f"{k}={v}" for k, v in model.model_args.items()) or "–"
         rows.append(
-            [
-                f"`{model.key}`",
-                model.family or "–",
-                f"`{model.name}` ({args})",
-                human_count(partition.model.num_params),
-                str(partition.num_blocks),
-                source,
-                f"{record.get('seconds', '–')}",
-            ]
-        )
-    lines = ["## Setup", "", "### Models", ""]
-    lines += _table(
-        [
-            "model",
-            "family",
-            "timm / factory (arguments)",
-            "params",
-            "blocks",
-            "source val. acc.",
-            "pre-train s",
-        ],
-        rows,
-    )
+            [f"`{model.key}`", model.family or "–", f"`{model.name}` ({args})",
+             human_count(partition.model.num_params), str(partition.num_blocks), source,
+             f"{record.get('seconds', '–')}"]
+        )  # fmt: skip
+    header = ["model", "family", "timm / factory (arguments)", "params", "blocks",
+              "source val. acc.", "pre-train s"]  # fmt: skip
+    return _table(header, rows)
+
+
+def _targets_table(config: StudyConfig) -> list[str]:
+    """Per target: its kind, where its images come from, classes and split sizes."""
     sizes = split_sizes(config)
-    lines += ["", "### Targets", ""]
-    target_rows = []
+    rows = []
     for target in config.targets:
         s = sizes.get(target.name, {})
         where = (
@@ -130,22 +118,18 @@ def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) 
             if target.kind == "folder"
             else f"generated, {target.per_class} per class"
         )
-        target_rows.append(
-            [
-                target.name,
-                target.kind,
-                where,
-                str(s.get("classes", "–")),
-                f"{s.get('train', '–')} / {s.get('val', '–')} / {s.get('test', '–')}",
-            ]
-        )
-    lines += _table(["target", "kind", "images", "classes", "train / val / test"], target_rows)
+        rows.append(
+            [target.name, target.kind, where, str(s.get("classes", "–")),
+             f"{s.get('train', '–')} / {s.get('val', '–')} / {s.get('test', '–')}"]
+        )  # fmt: skip
+    return _table(["target", "kind", "images", "classes", "train / val / test"], rows)
+
+
+def _settings_lines(config: StudyConfig, meta: dict[str, Any]) -> list[str]:
+    """Source weights, fine-tuning settings, seeds, RL-Tune's budget, machine and time."""
     train = {"epochs": 10, **config.train}
     src = config.source
-    lines += [
-        "",
-        "### Settings",
-        "",
+    return [
         f"- Source weights: **{src.kind}**"
         + (
             f" — {src.classes} classes × {src.per_class} images at {config.input_size} px, "
@@ -168,10 +152,18 @@ def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) 
         f"{_minutes(meta, 'pretrain_minutes')}); all invocations together "
         f"{_minutes(meta, 'wall_minutes_all_invocations')}.",
     ]
-    return lines
 
 
-def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
+def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) -> list[str]:
+    return [
+        "## Setup", "", "### Models", "", *_models_table(config, pairs),
+        "", "### Targets", "", *_targets_table(config),
+        "", "### Settings", "", *_settings_lines(config, meta),
+    ]  # fmt: skip
+
+
+def _blockwise_table(pairs: list[PairResults]) -> list[str]:
+    """Per (model, target): BL1, BL2, B_opt, the best Q4 block, first and last block."""
     rows = []
     for pair in pairs:
         if not pair.sweeps:
@@ -180,51 +172,20 @@ def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
         q4 = pair.best_q4_block()
         last = pair.partition.num_blocks - 1
         rows.append(
-            [
-                f"`{pair.model}`",
-                pair.target,
-                cell(pair.test("head")),
-                cell(pair.test("full")),
-                cell(b_opt) + f" ({', '.join(map(str, chosen))})",
-                (cell(pair.block_test(q4)) + f" ({q4})") if q4 is not None else "–",
-                cell(pair.block_test(0)),
-                cell(pair.block_test(last)) + f" ({last})",
-                cell(pair.quartile_test("4")),
-            ]
-        )
-    lines = [
-        "## Block-wise fine-tuning (Barakat & Huang 2023)",
-        "",
-        "B_opt is picked per seed on validation accuracy (the blocks chosen in brackets); "
-        "the best Q4 block is the Q4 block with the best mean validation accuracy; "
-        "Q4 mean is the mean over Q4's blocks.",
-        "",
-    ]
-    lines += _table(
-        [
-            "model",
-            "target",
-            "BL1 (head)",
-            "BL2 (all)",
-            "B_opt (blocks)",
-            "best Q4 block",
-            "first block",
-            "last block",
-            "Q4 mean",
-        ],
-        rows,
-    )
-    lines += [
-        "",
-        "### Per quartile, all models (Fig. 6-7 style)",
-        "",
-        f"![per-quartile box plots]({figure})",
-        "",
-        "Each box holds one point per block of every model in that quartile (mean over "
-        "seeds); BL1 and BL2 one point per model.",
-        "",
-    ]
-    quartile_rows = []
+            [f"`{pair.model}`", pair.target, cell(pair.test("head")), cell(pair.test("full")),
+             cell(b_opt) + f" ({', '.join(map(str, chosen))})",
+             (cell(pair.block_test(q4)) + f" ({q4})") if q4 is not None else "–",
+             cell(pair.block_test(0)), cell(pair.block_test(last)) + f" ({last})",
+             cell(pair.quartile_test("4"))]
+        )  # fmt: skip
+    header = ["model", "target", "BL1 (head)", "BL2 (all)", "B_opt (blocks)", "best Q4 block",
+              "first block", "last block", "Q4 mean"]  # fmt: skip
+    return _table(header, rows)
+
+
+def _quartile_means(pairs: list[PairResults]) -> list[str]:
+    """Per target: BL1, BL2 and each quartile's mean ± std over models."""
+    rows = []
     for target in dict.fromkeys(p.target for p in pairs):
         of_target = [p for p in pairs if p.target == target and p.sweeps]
         means = {
@@ -233,11 +194,31 @@ def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
         }
         for q in "1234":
             means[f"Q{q}"] = [statistics.fmean(v) for p in of_target if (v := p.quartile_test(q))]
-        quartile_rows.append(
-            [target] + [cell(means[g]) for g in ("BL1", "BL2", "Q1", "Q2", "Q3", "Q4")]
-        )
-    lines += ["Mean ± std over models:", ""]
-    return lines + _table(["target", "BL1", "BL2", "Q1", "Q2", "Q3", "Q4"], quartile_rows)
+        rows.append([target] + [cell(means[g]) for g in ("BL1", "BL2", "Q1", "Q2", "Q3", "Q4")])
+    return _table(["target", "BL1", "BL2", "Q1", "Q2", "Q3", "Q4"], rows)
+
+
+def _blockwise(pairs: list[PairResults], figure: str) -> list[str]:
+    return [
+        "## Block-wise fine-tuning (Barakat & Huang 2023)",
+        "",
+        "B_opt is picked per seed on validation accuracy (the blocks chosen in brackets); "
+        "the best Q4 block is the Q4 block with the best mean validation accuracy; "
+        "Q4 mean is the mean over Q4's blocks.",
+        "",
+        *_blockwise_table(pairs),
+        "",
+        "### Per quartile, all models (Fig. 6-7 style)",
+        "",
+        f"![per-quartile box plots]({figure})",
+        "",
+        "Each box holds one point per block of every model in that quartile (mean over "
+        "seeds); BL1 and BL2 one point per model.",
+        "",
+        "Mean ± std over models:",
+        "",
+        *_quartile_means(pairs),
+    ]
 
 
 def _rltune(
