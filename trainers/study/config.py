@@ -19,7 +19,7 @@ from typing import Any
 import tomllib
 
 from trainers.config import FIELDS as TRAIN_FIELDS
-from trainers.config import ConfigError
+from trainers.config import ConfigError, default_of
 
 TARGET_KINDS = ("digits", "photos", "shifted", "folder")
 SOURCE_KINDS = ("generated", "pretrained", "weights")
@@ -104,9 +104,9 @@ class RLTuneSpec:
     """RL-Tune's episodes, epochs per episode and unit granularity in the study."""
 
     enabled: bool = True
-    episodes: int = 5
-    epochs: int = 10
-    granularity: str = "layer"
+    episodes: int = default_of("episodes")
+    epochs: int = default_of("epochs")
+    granularity: str = default_of("granularity")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import human_count, write_atomic
+from trainers.config import default_of
 from trainers.jobs import job_name
 from trainers.study.claims import Claim, evaluate_claims
 from trainers.study.config import ModelSpec, StudyConfig
@@ -127,7 +128,7 @@ def _targets_table(config: StudyConfig) -> list[str]:
 
 def _settings_lines(config: StudyConfig, meta: dict[str, Any]) -> list[str]:
     """Source weights, fine-tuning settings, seeds, RL-Tune's budget, machine and time."""
-    train = {"epochs": 10, **config.train}
+    train = {"epochs": default_of("epochs"), **config.train}
     src = config.source
     return [
         f"- Source weights: **{src.kind}**"
@@ -398,7 +399,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
             config.sample_rates,
             f"{relative}/rltune-gain.png",
             rl_diagnostics(pairs, Path(config.out)),
-            float(config.train.get("lr", 1e-3)),
+            float(config.train.get("lr", default_of("lr"))),
         ),
         "",
         *_costs(pairs, config.sample_rates),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import Partition, write_atomic
-from trainers.config import ConfigError, TrainConfig
+from trainers.config import ConfigError, TrainConfig, default_of
 from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
 
 #: ``(what, done, total)`` after each finished unit of work.
@@ -295,7 +295,7 @@ class Study:
         self, model: ModelSpec, target: TargetSpec, seed: int, kind: str, rate: float
     ) -> dict[str, Any]:
         cfg = self.config
-        settings: dict[str, Any] = {"epochs": 10, **cfg.train}
+        settings: dict[str, Any] = {"epochs": default_of("epochs"), **cfg.train}
         settings.update(
             partition=str(self.partition_path(model)),
             data=str(self.target_dir(target)),
