@@ -1,4 +1,5 @@
-"""RL-Tune: the agent learns, its rates reach the optimizer, EMA, end to end, resume."""
+"""RL-Tune: the agent learns, its rates reach the optimizer, the presets, the moving
+average and BatchNorm statistics, model selection, end to end, resume."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tests.image_data import make_image_folder
 from trainers.cli import cli
 from trainers.config import TrainConfig
 from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings, gae
-from trainers.rltune.tuner import RLTune, ema_update, lr_choices, make_units
+from trainers.rltune.moving_average import average_parameters, recompute_bn
+from trainers.rltune.tuner import RateGrid, RLTune, StateProbe, lr_choices, make_units
 from trainers.session import prepare, run
 
 MODEL = "tests/toy_models.py:tiny_resnet"
@@ -65,10 +67,63 @@ def test_gae_matches_the_recursion():
     assert torch.allclose(advantages, expected) and torch.allclose(returns, expected + values)
 
 
-def test_ema_moves_the_source_a_fifth_of_the_way():
-    source = {"w": torch.tensor([0.0, 10.0]), "n": torch.tensor(3)}
-    ema_update(source, {"w": torch.tensor([10.0, 0.0]), "n": torch.tensor(7)}, 0.2)
-    assert torch.allclose(source["w"], torch.tensor([2.0, 8.0])) and int(source["n"]) == 7
+def test_gae_stops_at_an_episode_end_and_bootstraps_past_the_buffer():
+    rewards, values = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.4])
+    cut, _ = gae(rewards, values, gamma=0.9, lam=0.5, last_value=2.0, dones=[True, False])
+    assert torch.allclose(cut, torch.tensor([1.0 - 0.5, 0.9 * 2.0 - 0.4]))
+
+
+def test_the_moving_average_moves_parameters_and_copies_buffers():
+    source = {
+        "w": torch.tensor([0.0, 10.0]),
+        "bn.running_mean": torch.tensor([0.0]),
+        "n": torch.tensor(3),
+    }
+    target = {
+        "w": torch.tensor([10.0, 0.0]),
+        "bn.running_mean": torch.tensor([4.0]),
+        "n": torch.tensor(7),
+    }
+    average_parameters(source, target, 0.2, params={"w"})
+    assert torch.allclose(source["w"], torch.tensor([2.0, 8.0]))
+    assert float(source["bn.running_mean"]) == 4.0 and int(source["n"]) == 7
+
+
+def test_batchnorm_statistics_are_recomputed_exactly_for_the_weights():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5)
+    )
+    data = [torch.randn(8, 3, 6, 6) * 3 + 1 for _ in range(3)]
+    model[1].running_mean.fill_(100.0)
+    assert recompute_bn(model, iter(data)) and model.training and model[1].training, (
+        "modes restored"
+    )
+    with torch.no_grad():
+        features = torch.cat([model[0](x) for x in data])
+    assert torch.allclose(model[1].running_mean, features.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(model[1].running_var, features.var((0, 2, 3)), atol=1e-4)
+    assert model[1].momentum == 0.1 and not recompute_bn(torch.nn.Linear(2, 2), iter(data))
+
+
+def test_the_paper_preset_builds_the_papers_grid_and_practical_a_relative_one():
+    paper = TrainConfig(strategy="rltune", preset="paper").rltune_settings()
+    grid = RateGrid.of(paper)
+    assert (
+        len(grid.choices) == 20
+        and grid.choices[0] == 0
+        and abs(float(grid.choices[-1]) - 0.01) < 1e-12
+    )
+    assert (paper.ema, paper.reward, paper.ppo_steps, paper.base_prob) == (0.2, "eval", 1, 0.0)
+    practical = RateGrid.of(TrainConfig(strategy="rltune").rltune_settings())
+    assert practical.relative and practical.base is not None and float(practical.choices[0]) == 0
+    assert float(practical.rates(torch.tensor([practical.base]), 3e-4)[0]) == 3e-4
+    agent = Agent(3, len(practical.choices))
+    agent.start_at(practical.base, 0.9)
+    probs = agent(torch.randn(5, 3, 1))[0].probs
+    assert torch.allclose(probs[..., practical.base], torch.tensor(0.9))
+    explicit = TrainConfig(strategy="rltune", preset="paper", ema=1.0).rltune_settings()
+    assert explicit.ema == 1.0, "a setting given wins over the preset"
 
 
 def test_lr_choices_include_both_ends():
@@ -99,11 +154,11 @@ def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     ready = prepare(settings(images, tmp_path / "run"))
     model = ready.runner.model
     units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
-    tuner = RLTune(ready.runner, units, ready.run_dir, ready.config)
+    tuner = RLTune(ready.runner, units, ready.run_dir, ready.jobs[0])
     act = tuner.agent.act
 
-    def first_unit_paused(state):  # the agent's choice, except unit 0 gets rate 0
-        actions, log_prob, value = act(state)
+    def first_unit_paused(state, greedy=False):  # the agent's choice, but unit 0 gets rate 0
+        actions, log_prob, value = act(state, greedy)
         actions = actions.clone()
         actions[0] = 0
         return actions, log_prob, value
@@ -115,8 +170,6 @@ def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     groups = [{"params": [named[p] for p in u.params], "lr": 0.0} for u in units]
     optimizer = torch.optim.Adam(groups)
     before = {p: named[p].detach().clone() for u in units for p in u.params}
-    from trainers.rltune.tuner import StateProbe
-
     probe = StateProbe(model, units)
     tuner.train_epoch(optimizer, probe, torch.Generator().manual_seed(0))
     probe.remove()
@@ -127,7 +180,7 @@ def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     moved = [u for u in units[1:] if any(not torch.equal(before[p], named[p]) for p in u.params)]
     assert moved, "other units trained at their chosen rates"
     rates = {float(g["lr"]) for g in optimizer.param_groups}
-    assert rates <= {float(c) for c in tuner.choices}
+    assert rates <= {float(c) * ready.config.lr for c in tuner.grid.choices}
 
 
 def test_rltune_end_to_end_with_its_baseline(images, tmp_path):
@@ -163,3 +216,57 @@ def test_rltune_resumes_after_the_last_finished_episode(images, tmp_path):
     assert len(again) == 3 and again[:2] == first, "episode 1 kept, episode 2 added"
     assert again == (tmp_path / "straight" / "rltune-lr.csv").read_text().splitlines()
     assert resumed.jobs[0].test_acc == straight.jobs[0].test_acc
+
+
+def _trained_weights(run_dir, job: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "checkpoints" / f"{job}.safetensors"))
+
+
+def test_practical_rltune_starts_as_uniform_fine_tuning(images, tmp_path):
+    """Epoch 1 of the practical preset takes uniform fine-tuning's optimizer steps: the
+    same weights after it, bit for bit, from the same seed."""
+    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=1))
+    rltune, uniform = ready.jobs
+    assert rltune.settings.rltune_settings().warmup_epochs == 1 and uniform.settings.epochs == 1
+    model = ready.runner.model
+    units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
+    after: dict[str, torch.Tensor] = {}
+
+    def keep(done: int, _total: int) -> None:
+        after.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    RLTune(ready.runner, units, ready.run_dir, rltune).run(keep)
+    ready.runner.run(uniform)
+    plain = model.state_dict()
+    assert after.keys() == plain.keys()
+    different = [k for k in plain if not torch.equal(after[k], plain[k])]
+    assert not different, different[:5]
+
+
+def test_rltune_reports_its_best_validation_model(images, tmp_path):
+    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=1))
+    model = ready.runner.model
+    units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
+    tuner = RLTune(ready.runner, units, ready.run_dir, ready.jobs[0])
+    scores = iter([0.5, 0.3, 0.7, 0.7, 0.6])  # validation accuracy of each model in turn
+    ready.runner.evaluate = lambda split, inputs=None: next(scores)  # type: ignore[method-assign]
+    bias = model.head[-1].bias
+    for i, (kind, episode) in enumerate([("source", 0), ("target", 1), ("target", 1),
+                                         ("source", 1), ("target", 2)]):  # fmt: skip
+        with torch.no_grad():
+            bias.fill_(float(i))
+        tuner.consider(kind, episode, i)
+    best = tuner.best
+    assert (best.val_acc, best.model, best.episode, best.epoch) == (0.7, "target", 1, 2), (
+        "the first 0.7"
+    )
+    assert float(best.state["head.4.bias"][0]) == 2.0, "its weights, not the latest ones"
+
+    result = run(settings(images, tmp_path / "full", episodes=2, epochs=2, preset="paper"))
+    rl = result.jobs[0]
+    log = list(csv.DictReader((tmp_path / "full" / "rltune-lr.csv").open()))
+    assert rl.val_acc >= max(float(r["val_acc"]) for r in log)
+    assert rl.selected in ("source", "target") and rl.best_epoch is not None
+    assert rl.preset == "paper" and rl.selected_episode is not None

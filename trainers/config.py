@@ -16,75 +16,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from graphblocks import GraphblocksError
+from trainers.rltune.presets import RLTUNE_PRESETS, RLTuneSettings, preset_default
+from trainers.setting import (
+    COMMANDS,
+    EVERY_COMMAND,
+    RLTUNE_ONLY,
+    RUN_ONLY,
+    ConfigError,
+    Setting,
+    parse_floats,
+    parse_input_size,
+    parse_model_args,
+    parse_shares,
+    setting,
+)
 
+__all__ = ["COMMANDS", "EVERY_COMMAND", "ConfigError", "TrainConfig", "resolve_config", "settings"]
 
-class ConfigError(GraphblocksError):
-    """A setting or a config file that cannot be used."""
-
-
-#: the commands of ``graphblocks-train`` that run something
-COMMANDS = ("run", "sweep", "rltune")
-EVERY_COMMAND = COMMANDS
-RUN_ONLY = ("run",)
-RLTUNE_ONLY = ("rltune",)
 STRATEGIES = ("head", "full", "block", "quartile", "layers", "sweep", "rltune")
-
-
-@dataclass(frozen=True)
-class SettingInfo:
-    """What a setting's declaration says besides its default (a field's metadata)."""
-
-    help: str
-    choices: tuple[str, ...] | None = None
-    commands: tuple[str, ...] = EVERY_COMMAND
-    #: the command-line syntax: "value" (one value), "multiple" (a repeatable flag) or
-    #: "flag" (``--x/--no-x``)
-    syntax: str = "value"
-    #: turns what the command line gives (a string, or a tuple of them) into the value
-    parse: Callable[[Any], Any] | None = None
-    #: how the default is shown when not by its value
-    shown_default: str | None = None
-    metavar: str | None = None
-    #: the flag's name when not ``--<name-with-dashes>``
-    flag: str | None = None
-    #: more flag names per command, e.g. ``{"rltune": ("--epochs-per-episode",)}``
-    aliases: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-
-
-def _shares(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"bad --split {text!r}", "write three shares, e.g. 0.7,0.2,0.1") from None
-
-
-def _input_size(text: str) -> list[int]:
-    import graphblocks
-
-    return list(graphblocks.parse_input_size(text))
-
-
-def _model_args(pairs: tuple[str, ...]) -> dict[str, Any]:
-    import graphblocks
-
-    return graphblocks.parse_model_args(pairs)
-
-
-def setting(default: Any = None, help: str = "", **info: Any) -> Any:
-    """A :class:`TrainConfig` field: its default (a list or dict is copied per instance)
-    and its :class:`SettingInfo`."""
-    metadata = {"setting": SettingInfo(help, **info)}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -102,7 +58,7 @@ class TrainConfig:
         {},
         "Keyword arguments of the model factory (img_size=64 for a ViT at 64 px), recorded in the partition; with --partition they must match the partition's.",
         syntax="multiple",
-        parse=_model_args,
+        parse=parse_model_args,
         flag="--model-arg",
         metavar="KEY=VALUE",
         shown_default="none",
@@ -142,7 +98,7 @@ class TrainConfig:
     split: list[float] = setting(
         [0.7, 0.2, 0.1],
         "Train, validation and test shares, seeded and stratified per class; every class keeps one training image. Saved as split.json and reused by every later run in the folder; a folder with train/ and val/ keeps its own split.",
-        parse=_shares,
+        parse=parse_shares,
         metavar="TRAIN,VAL,TEST",
     )
     sample_rate: float = setting(
@@ -151,7 +107,7 @@ class TrainConfig:
     input_size: list[int] | None = setting(
         None,
         "Input size C,H,W.",
-        parse=_input_size,
+        parse=parse_input_size,
         metavar="C,H,W",
         shown_default="the partition's",
     )
@@ -236,7 +192,14 @@ class TrainConfig:
     resume: bool = setting(
         False, "Continue a run folder: finished jobs are read back, not rerun.", syntax="flag"
     )
-    # RL-Tune (epochs above are the epochs per episode)
+    # RL-Tune (epochs above are the epochs per episode); None: the preset's value
+    preset: str = setting(
+        "practical",
+        "RL-Tune's defaults: practical (rates relative to --lr, the first policy acts at --lr, "
+        "reward on the next batch) or paper (Mahmud et al. 2022 as stated). See docs/rltune.md.",
+        choices=tuple(RLTUNE_PRESETS),
+        commands=RLTUNE_ONLY,
+    )
     granularity: str = setting(
         "layer",
         "One learning rate per weighted layer, or per block.",
@@ -244,23 +207,71 @@ class TrainConfig:
         commands=RLTUNE_ONLY,
     )
     episodes: int = setting(5, "Episodes of episodic moving-average control.", commands=RLTUNE_ONLY)
-    lr_steps: int = setting(20, "Learning rates the agent chooses from.", commands=RLTUNE_ONLY)
-    lr_min: float = setting(0.0, "Smallest rate, included.", commands=RLTUNE_ONLY)
-    lr_max: float = setting(0.01, "Largest rate, included.", commands=RLTUNE_ONLY)
-    ema: float = setting(
-        0.2, "After each episode: source ← (1 − EMA)·source + EMA·target.", commands=RLTUNE_ONLY
-    )
-    reward: str = setting(
-        "eval",
-        "Reward forward pass in eval or training mode.",
-        choices=("eval", "train"),
+    lr_grid: str | None = setting(
+        None,
+        "relative: the agent picks a multiple of --lr from --lr-multipliers; "
+        "linear: one of --lr-steps rates from --lr-min to --lr-max.",
+        choices=("relative", "linear"),
         commands=RLTUNE_ONLY,
+        shown_default=preset_default("lr_grid"),
+    )
+    lr_multipliers: list[float] | None = setting(
+        None,
+        "The relative grid's multiples of --lr (include 1 for the base rate).",
+        parse=parse_floats,
+        metavar="M,M,...",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("lr_multipliers"),
+    )
+    lr_steps: int = setting(20, "The linear grid's number of rates.", commands=RLTUNE_ONLY)
+    lr_min: float = setting(0.0, "The linear grid's smallest rate, included.", commands=RLTUNE_ONLY)
+    lr_max: float = setting(0.01, "The linear grid's largest rate, included.", commands=RLTUNE_ONLY)
+    base_prob: float | None = setting(
+        None,
+        "The first policy's probability of the base rate (1×) per unit; 0: the agent's "
+        "random initial policy.",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("base_prob"),
+    )
+    warmup_epochs: int | None = setting(
+        None,
+        "First epochs in which the agent takes its most likely action and does not learn "
+        "(with base-prob > 0: plain fine-tuning at --lr).",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("warmup_epochs"),
+    )
+    ema: float | None = setting(
+        None,
+        "After each episode: source ← (1 − EMA)·source + EMA·target for the parameters, "
+        "BatchNorm statistics recomputed; 1: the target carries on (weights, Adam moments, data).",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("ema"),
+    )
+    reward: str | None = setting(
+        None,
+        "The reward of a step: accuracy of the updated model on the batch it trained on, in "
+        "eval or train mode, or on the next batch (next: from that batch's training forward, free).",
+        choices=("eval", "train", "next"),
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("reward"),
+    )
+    agent_lr: float | None = setting(
+        None,
+        "Adam learning rate of the agent (PPO).",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("agent_lr"),
+    )
+    ppo_steps: int | None = setting(
+        None,
+        "Interactions a PPO update waits for (checked at each epoch end; 1: every epoch).",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("ppo_steps"),
     )
 
     def __post_init__(self) -> None:
         for spec in settings():
             value = getattr(self, spec.name)
-            if spec.info.choices is not None and value not in spec.info.choices:
+            if spec.info.choices is not None and value not in (*spec.info.choices, None):
                 raise ConfigError(
                     f"bad {spec.name} {value!r}", f"choose from {', '.join(spec.info.choices)}"
                 )
@@ -270,20 +281,43 @@ class TrainConfig:
             )
         if not 0 < self.sample_rate <= 1:
             raise ConfigError(f"bad sample rate {self.sample_rate}", "give a share in (0, 1]")
-        if (
-            not 0 < self.ema <= 1
-            or self.episodes < 1
-            or self.lr_steps < 2
-            or not 0 <= self.lr_min < self.lr_max
-        ):
-            raise ConfigError(
-                "bad RL-Tune settings",
-                "episodes ≥ 1, lr-steps ≥ 2, 0 ≤ lr-min < lr-max, 0 < ema ≤ 1",
-            )
+        self._check_rltune()
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError(
                 "epochs, batch size and learning rate must be positive", "fix the setting"
             )
+
+    def _check_rltune(self) -> None:
+        rl = self.rltune_settings()
+        if (
+            not 0 < rl.ema <= 1
+            or self.episodes < 1
+            or rl.lr_steps < 2
+            or not 0 <= rl.lr_min < rl.lr_max
+            or not 0 <= rl.base_prob < 1
+            or rl.warmup_epochs < 0
+            or rl.ppo_steps < 1
+            or rl.agent_lr <= 0
+            or (
+                rl.lr_grid == "relative"
+                and (len(rl.lr_multipliers) < 2 or min(rl.lr_multipliers) < 0)
+            )
+        ):
+            raise ConfigError(
+                "bad RL-Tune settings",
+                "episodes ≥ 1, lr-steps ≥ 2, 0 ≤ lr-min < lr-max, 0 < ema ≤ 1, 0 ≤ base-prob < 1, "
+                "warmup-epochs ≥ 0, ppo-steps ≥ 1, agent-lr > 0, two or more multipliers ≥ 0",
+            )
+
+    def rltune_settings(self) -> RLTuneSettings:
+        """RL-Tune's settings, with the preset's value for each one left at None."""
+        preset = RLTUNE_PRESETS[self.preset]
+        values = {
+            f.name: preset[f.name] if getattr(self, f.name) is None else getattr(self, f.name)
+            for f in dataclasses.fields(RLTuneSettings)
+        }
+        values["lr_multipliers"] = tuple(values["lr_multipliers"])
+        return RLTuneSettings(**values)
 
     def to_toml(self) -> str:
         """The settings as TOML (None values left out: they are the defaults)."""
@@ -298,31 +332,6 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated)."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One declared setting: its field name, default and :class:`SettingInfo`."""
-
-    name: str
-    default: Any
-    info: SettingInfo
-
-    @property
-    def flag(self) -> str:
-        return self.info.flag or "--" + self.name.replace("_", "-")
-
-    def shown_default(self) -> str:
-        """The default as people read it: ``0.7,0.2,0.1``, ``on``, ``1e-3``."""
-        if self.info.shown_default is not None:
-            return self.info.shown_default
-        if isinstance(self.default, bool):
-            return "on" if self.default else "off"
-        if isinstance(self.default, list):
-            return ",".join(str(v) for v in self.default)
-        if isinstance(self.default, float) and 0 < abs(self.default) < 0.01:
-            return f"{self.default:g}".replace("e-0", "e-")
-        return str(self.default)
 
 
 def settings() -> Iterator[Setting]:

@@ -64,6 +64,19 @@ def job_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
+def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The schedule: the share of ``cfg.lr`` at optimizer step s (constant, or cosine
+    from 1 to 0 over ``total_steps``)."""
+    if cfg.schedule == "cosine":
+        return lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))
+    return lambda s: 1.0
+
+
+def steps_per_epoch(cfg: TrainConfig, images: int) -> int:
+    """Optimizer steps in one pass over ``images`` training images."""
+    return math.ceil(images / cfg.batch_size)
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean()) if len(labels) else float("nan")
 
@@ -171,13 +184,16 @@ class Runner:
         index: torch.Tensor,
         inputs: Inputs | None = None,
         generator: torch.Generator | None = None,
+        *,
+        augment: bool = True,
     ) -> torch.Tensor:
         """What ``inputs``' suffix takes for rows ``index`` of ``split``: cached
-        activations, or the preprocessed (and, for training, augmented) images."""
+        activations, or the preprocessed (and, for training unless ``augment`` is off,
+        augmented) images."""
         if inputs is not None and inputs.stores is not None:
             return inputs.stores[split].batch(index, self.device)
         images = self.data.images[split][index].to(self.device)
-        return self.preprocess(images, generator, train=split == "train")
+        return self.preprocess(images, generator, train=augment and split == "train")
 
     # ---- one job -------------------------------------------------------------------------
     def run(self, job: Job, progress: EpochProgress | None = None) -> JobResult:
@@ -204,7 +220,7 @@ class Runner:
         """The trunk back to the source weights, the head re-initialised from the job's
         own seed; returns that seed."""
         self.model.trunk.load_state_dict(self.source_trunk)
-        seed = job_seed(job.settings.seed, job.name)
+        seed = job_seed(job.settings.seed, job.seed_name)
         torch.manual_seed(seed)
         for module in self.model.head.modules():
             if isinstance(module, nn.Linear):
@@ -218,13 +234,8 @@ class Runner:
         """Adam over the trainable parameters, with the schedule over all steps."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = cfg.epochs * math.ceil(len(self.data.labels["train"]) / cfg.batch_size)
-        factor: Callable[[int], float] = (
-            (lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-            if cfg.schedule == "cosine"
-            else (lambda s: 1.0)
-        )
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        total = cfg.epochs * steps_per_epoch(cfg, len(self.data.labels["train"]))
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
 
     def _train(
         self,

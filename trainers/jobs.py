@@ -27,6 +27,8 @@ from trainers.config import ConfigError, TrainConfig
 #: job kinds whose name carries an index (the block, the quartile)
 INDEXED = ("block", "quartile")
 JOB_KINDS = ("head", "full", *INDEXED, "layers", "rltune", "uniform")
+#: jobs seeded like another job (see :attr:`Job.seed_name`)
+PAIRED_SEEDS = {"uniform": "rltune"}
 
 
 def job_name(kind: str, index: int | None = None) -> str:
@@ -62,6 +64,13 @@ class Job:
         return job_name(self.kind, self.block if self.kind == "block" else self.quartile)
 
     @property
+    def seed_name(self) -> str:
+        """The name the job's seed derives from: its own, except that RL-Tune's uniform
+        baseline shares RL-Tune's (same head initialisation, same batch order), so the two
+        differ only by the agent."""
+        return PAIRED_SEEDS.get(self.name, self.name)
+
+    @property
     def file_stem(self) -> str:
         """The name as a file name (no ``:``)."""
         return self.name.replace(":", "-")
@@ -89,6 +98,11 @@ class JobResult:
     #: RL-Tune only: the units that got a learning rate each, and how they were cut
     units: tuple[str, ...] | None = None
     granularity: str | None = None
+    #: RL-Tune only: its preset, and the model it selected (``target`` or ``source``,
+    #: after which episode; ``best_epoch`` counts epochs over all episodes, 0: the start)
+    preset: str | None = None
+    selected: str | None = None
+    selected_episode: int | None = None
 
     @property
     def kind(self) -> str:
@@ -105,7 +119,7 @@ class JobResult:
         data = dataclasses.asdict(self)
         order = ["name", "val_acc", "test_acc", "best_epoch", "last_target_val_acc",
                  "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
-                 "granularity"]  # fmt: skip
+                 "granularity", "preset", "selected", "selected_episode"]  # fmt: skip
         out = {key: data[key] for key in order if data[key] is not None}
         for key in ("cache", "units"):
             if key in out:

@@ -108,7 +108,7 @@ def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
     plt = pyplot()
     with log_csv.open() as handle:
         rows = list(csv.DictReader(handle))
-    units = [k for k in (rows[0] if rows else {}) if k not in ("episode", "epoch")]
+    units = [k for k in (rows[0] if rows else {}) if k not in ("episode", "epoch", "val_acc")]
     grid = [[float(r[u]) for r in rows] for u in units]
     fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(rows) + 3), max(3, 0.18 * len(units) + 1.5)))
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")

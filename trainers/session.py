@@ -180,7 +180,7 @@ def _run_rltune(ready: Prepared, job: Job, progress: Progress | None) -> JobResu
     )
     total = cfg.episodes * cfg.epochs
     report = (lambda done, _total: progress("epoch", job, done, total)) if progress else None
-    return RLTune(ready.runner, units, ready.run_dir, cfg).run(report)
+    return RLTune(ready.runner, units, ready.run_dir, job).run(report)
 
 
 def _run_plain(ready: Prepared, job: Job, progress: Progress | None) -> JobResult:

@@ -4,12 +4,15 @@ Actor: each unit's state feature goes through a linear layer, then an LSTM runs 
 sequence of units (first layer to last), and a linear layer gives each unit a categorical
 distribution over K learning rates. Critic: an MLP on the whole state vector.
 
-PPO (Schulman et al. 2017) with the clipped objective, generalized advantage estimation,
-an entropy bonus and a value loss, over a buffer of one epoch's interactions.
+PPO (Schulman et al. 2017) with the clipped objective, generalized advantage estimation
+(bootstrapped where the buffer ends mid-episode, cut at episode ends), rewards normalised
+by their running mean and standard deviation, an entropy bonus per unit (the mean over
+units, so its weight does not grow with the number of layers) and a value loss.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +52,15 @@ class Agent(nn.Module):
             nn.Linear(64, 1),
         )
 
+    def start_at(self, action: int, prob: float) -> None:
+        """Make the policy choose ``action`` with probability ``prob`` for every unit,
+        whatever the state (the policy layer's weights zeroed, its bias set)."""
+        others = (1 - prob) / (self.actions - 1)
+        with torch.no_grad():
+            self.policy.weight.zero_()
+            self.policy.bias.fill_(math.log(others))
+            self.policy.bias[action] = math.log(prob)
+
     def forward(self, state: torch.Tensor) -> tuple[torch.distributions.Categorical, torch.Tensor]:
         """``state``: [batch, units, features] → per-unit distributions, state values [batch]."""
         hidden, _ = self.lstm(torch.relu(self.embed(state)))
@@ -56,11 +68,14 @@ class Agent(nn.Module):
         return dist, self.critic(state.flatten(1)).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample one action per unit for one state [units, features]: actions [units],
-        their summed log-probability, the state's value."""
+    def act(
+        self, state: torch.Tensor, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One action per unit for one state [units, features], sampled (or the most
+        likely one when ``greedy``): actions [units], their summed log-probability, the
+        state's value."""
         dist, value = self(state.unsqueeze(0))
-        actions = dist.sample()
+        actions = dist.probs.argmax(-1) if greedy else dist.sample()
         return actions[0], dist.log_prob(actions).sum(-1)[0], value[0]
 
 
@@ -73,6 +88,8 @@ class Buffer:
     log_probs: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    #: whether the interaction ended an episode (the target restarts after it)
+    dones: list[bool] = field(default_factory=list)
 
     def add(
         self,
@@ -87,24 +104,60 @@ class Buffer:
         self.log_probs.append(log_prob)
         self.values.append(value)
         self.rewards.append(reward)
+        self.dones.append(False)
+
+    def end_episode(self) -> None:
+        """Mark the last interaction as the end of an episode."""
+        if self.dones:
+            self.dones[-1] = True
 
     def __len__(self) -> int:
         return len(self.rewards)
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float, last_value: float = 0.0
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    lam: float,
+    last_value: float = 0.0,
+    dones: list[bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages A_t = Σ_k (γλ)^k δ_{t+k}, δ_t = r_t + γ V_{t+1} − V_t, and returns A_t + V_t."""
+    """Advantages A_t = Σ_k (γλ)^k δ_{t+k}, δ_t = r_t + γ V_{t+1} − V_t, and returns A_t + V_t.
+
+    ``dones[t]``: the episode ends after step t, so V_{t+1} = 0 and the sum stops there;
+    ``last_value`` is V of the state after the last step (0 when that step ends an episode)."""
+    done = dones or [False] * len(rewards)
     advantages = torch.zeros_like(rewards)
     running = 0.0
     next_value = last_value
     for t in range(len(rewards) - 1, -1, -1):
-        delta = float(rewards[t]) + gamma * next_value - float(values[t])
-        running = delta + gamma * lam * running
+        keep = 0.0 if done[t] else 1.0
+        delta = float(rewards[t]) + gamma * next_value * keep - float(values[t])
+        running = delta + gamma * lam * running * keep
         advantages[t] = running
         next_value = float(values[t])
     return advantages, advantages + values
+
+
+@dataclass
+class RunningStats:
+    """Running mean and variance (Welford) of the rewards seen so far."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def update(self, values: list[float]) -> None:
+        for value in values:
+            self.count += 1
+            delta = value - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (value - self.mean)
+
+    def normalise(self, values: torch.Tensor) -> torch.Tensor:
+        std = math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
+        return (values - self.mean) / (std + 1e-8)
 
 
 class PPO:
@@ -114,16 +167,20 @@ class PPO:
         self.agent = agent
         self.settings = settings or PPOSettings()
         self.optimizer = torch.optim.Adam(agent.parameters(), lr=self.settings.lr)
+        self.rewards = RunningStats()
 
-    def update(self, buffer: Buffer) -> dict[str, float]:
-        """Several passes over the buffer; returns the last pass's losses."""
+    def update(self, buffer: Buffer, last_value: float = 0.0) -> dict[str, float]:
+        """Several passes over the buffer; returns the last pass's losses. ``last_value``:
+        V of the state after the buffer's last interaction, when that did not end an
+        episode."""
         s = self.settings
         states = torch.stack(buffer.states)
         actions = torch.stack(buffer.actions)
         old_log_probs = torch.stack(buffer.log_probs)
         values = torch.stack(buffer.values)
-        rewards = torch.tensor(buffer.rewards, dtype=torch.float32)
-        advantages, returns = gae(rewards, values, s.gamma, s.gae_lambda)
+        self.rewards.update(buffer.rewards)
+        rewards = self.rewards.normalise(torch.tensor(buffer.rewards, dtype=torch.float32))
+        advantages, returns = gae(rewards, values, s.gamma, s.gae_lambda, last_value, buffer.dones)
         if len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         stats: dict[str, float] = {}
@@ -135,7 +192,7 @@ class PPO:
                 ratio * advantages, ratio.clamp(1 - s.clip, 1 + s.clip) * advantages
             ).mean()
             value_loss = nn.functional.mse_loss(value, returns)
-            entropy = dist.entropy().sum(-1).mean()
+            entropy = dist.entropy().mean()  # per unit
             loss = policy_loss + s.value * value_loss - s.entropy * entropy
             self.optimizer.zero_grad()
             loss.backward()

@@ -4,320 +4,368 @@
   is one more unit, last. A norm or other parameter-owning layer joins the unit of the
   weighted layer before it (the first one when none is before it).
 * **State** s_t: per unit, the mean of its output activation over the batch, channels and
-  positions: one scalar per unit, read by forward hooks during the training forward pass
-  of batch b_t (no extra forward).
-* **Action** a_t: per unit, one of K learning rates, ``linspace(lr_min, lr_max, K)``:
-  by default 20 values from 0 (included: a unit may pause) to 0.01 (included).
-* **Step**: the rates are written into the per-unit parameter groups of one Adam optimizer
-  (built once per episode), one step on b_t, reward r_{t+1} = accuracy of the updated model
-  on b_t (an eval-mode forward by default; ``reward="train"`` keeps training mode).
-* **Episodes** (episodic moving-average control): each episode starts the target from the
-  source weights and trains ``epochs`` epochs, the agent updated by PPO after each epoch;
-  then source ← (1 − α)·source + α·target (α = 0.2), i.e. the source moves a fifth of the way
-  to the target. The final model is the source after the last episode.
+  positions, read by forward hooks during the training forward pass of batch b_t.
+* **Action** a_t: per unit, one rate of a grid (:class:`RateGrid`): multiples of the base
+  rate (``relative``, the practical preset) or ``linspace(lr_min, lr_max, K)``
+  (``linear``, the paper's 20 rates over [0, 0.01]).
+* **Step**: the rates go into per-unit parameter groups of one Adam optimizer, one step on
+  b_t; the reward r_{t+1} is the accuracy of the updated model on b_t (``eval`` or
+  ``train`` mode) or on b_{t+1} (``next``: read off that batch's training forward).
+* **Episodes**: each starts the target from the source and trains ``epochs`` epochs; then
+  source ← (1 − α)·source + α·target for the parameters, with the BatchNorm statistics
+  recomputed on the training split for the averaged weights. With α = 1 the target
+  carries on (weights, Adam moments, data order): RL-Tune is then uniform fine-tuning
+  whose per-unit rates the agent sets.
+* **Model selection**: the starting model, the target after every epoch and the source
+  after every average are scored on validation; the best is the result.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from graphblocks import Partition, atomic_target, write_atomic
+from graphblocks import atomic_target, write_atomic
 from trainers.config import TrainConfig
 from trainers.data import batches
-from trainers.engine import Runner, job_seed
-from trainers.jobs import JobResult, job_name
+from trainers.engine import Runner, job_seed, lr_factor, steps_per_epoch
+from trainers.jobs import Job, JobResult
 from trainers.modeling import eval_mode, set_modes
 from trainers.results import write_job_result
-from trainers.rltune.agent import PPO, Agent, Buffer
+from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings
+from trainers.rltune.moving_average import average_parameters, recompute_bn
+from trainers.rltune.presets import RLTuneSettings
+from trainers.rltune.units import RateUnit, StateProbe, make_units
+
+__all__ = ["RLTune", "RateGrid", "RateUnit", "StateProbe", "lr_choices", "make_units"]
+
+EpochProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class RateUnit:
-    """A set of parameters that shares one learning rate, and the module whose output
-    is its state feature."""
+class RateGrid:
+    """The learning rates an action picks from: ``choices`` × the base rate (relative)
+    or the rates themselves (linear); ``base`` is the index of 1× (relative grids)."""
 
-    name: str
-    params: tuple[str, ...]  # names in the fine-tuning model (``trunk.…``, ``head.…``)
-    probe: str  # module path in the fine-tuning model
+    choices: torch.Tensor
+    relative: bool
 
+    @classmethod
+    def of(cls, rl: RLTuneSettings) -> RateGrid:
+        if rl.lr_grid == "relative":
+            return cls(torch.tensor(rl.lr_multipliers, dtype=torch.float64), True)
+        return cls(lr_choices(rl.lr_steps, rl.lr_min, rl.lr_max), False)
 
-def _module_of(model: nn.Module, param: str) -> str:
-    return param.rpartition(".")[0]
+    @property
+    def base(self) -> int | None:
+        hits = (self.choices == 1.0).nonzero()
+        return int(hits[0]) if self.relative and len(hits) else None
 
-
-def make_units(
-    partition: Partition, model: nn.Module, granularity: str, dropped: set[str]
-) -> list[RateUnit]:
-    """Units in forward order, the head last (see the module docstring)."""
-    order = [n for n, _ in model.named_parameters()]
-    present = set(order)
-    make = _block_units if granularity == "block" else _layer_units
-    units = make(
-        partition,
-        model,
-        lambda ps: [f"trunk.{p}" for p in ps if p not in dropped and f"trunk.{p}" in present],
-    )
-    head = [
-        f"trunk.{p}" for p in partition.head.params if p not in dropped and f"trunk.{p}" in present
-    ]
-    head += [n for n in order if n.startswith("head.")]
-    return [*units, RateUnit("head", tuple(head), "head")]
-
-
-Names = Callable[[list[str]], list[str]]
-
-
-def _block_units(partition: Partition, model: nn.Module, names: Names) -> list[RateUnit]:
-    units = []
-    for b in partition.blocks:
-        owners = [layer for layer in partition.layers if layer.block == b.index and layer.params]
-        probe = (
-            _module_of(model, f"trunk.{owners[-1].params[0]}")
-            if owners
-            else f"trunk.{b.layers[-1]}"
-        )
-        units.append(RateUnit(job_name("block", b.index), tuple(names(b.params)), probe))
-    return units
-
-
-def _layer_units(partition: Partition, model: nn.Module, names: Names) -> list[RateUnit]:
-    units: list[RateUnit] = []
-    pending: list[str] = []
-    for layer in partition.layers:
-        if layer.block is None:
-            continue
-        params = names(layer.params)
-        if layer.role == "weighted":
-            probe = _module_of(model, params[0]) if params else f"trunk.{layer.name}"
-            units.append(RateUnit(layer.name, tuple(pending + params), probe))
-            pending = []
-        elif units:
-            previous = units[-1]
-            units[-1] = RateUnit(previous.name, previous.params + tuple(params), previous.probe)
-        else:
-            pending += params
-    return units
-
-
-class StateProbe:
-    """Forward hooks that record each unit's mean output activation."""
-
-    def __init__(self, model: nn.Module, units: list[RateUnit]) -> None:
-        self.values = torch.zeros(len(units))
-        self.active = True
-        self._handles = []
-        modules = dict(model.named_modules())
-        for i, unit in enumerate(units):
-            module = modules.get(unit.probe)
-            if module is not None:
-                self._handles.append(module.register_forward_hook(self._hook(i)))
-
-    def _hook(self, index: int) -> Callable[..., None]:
-        def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            if self.active and isinstance(output, torch.Tensor):
-                self.values[index] = output.detach().float().mean().cpu()
-
-        return record
-
-    def state(self) -> torch.Tensor:
-        """The last recorded state as [units, 1]."""
-        return self.values.clone().unsqueeze(-1)
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
-def ema_update(
-    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], alpha: float
-) -> None:
-    """In place: source ← (1 − α)·source + α·target for floating tensors; others copied."""
-    for name, value in source.items():
-        new = target[name].detach().to(value.device)
-        if value.is_floating_point():
-            value.mul_(1 - alpha).add_(new, alpha=alpha)
-        else:
-            value.copy_(new)
+    def rates(self, actions: torch.Tensor, base_lr: float) -> torch.Tensor:
+        return self.choices[actions] * (base_lr if self.relative else 1.0)
 
 
 def lr_choices(steps: int, lr_min: float, lr_max: float) -> torch.Tensor:
-    """The K learning rates an action chooses from, both ends included."""
-    return torch.linspace(lr_min, lr_max, steps)
+    """The paper's grid: K learning rates from ``lr_min`` to ``lr_max``, both included."""
+    return torch.linspace(lr_min, lr_max, steps, dtype=torch.float64)
+
+
+@dataclass
+class Transition:
+    """One agent-environment interaction whose reward may come with the next step."""
+
+    state: torch.Tensor
+    actions: torch.Tensor
+    log_prob: torch.Tensor
+    value: torch.Tensor
+
+
+@dataclass
+class Selected:
+    """The best model by validation accuracy so far, and which one it was."""
+
+    val_acc: float = -1.0
+    model: str = "source"  # "source" or "target"
+    episode: int = 0
+    epoch: int = 0  # after this many epochs in all (0: before training)
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class EpochLog:
-    """One epoch of RL-Tune: its place, the steps taken, the mean chosen rate per unit."""
+    """One epoch of RL-Tune: its place, the steps taken, the mean chosen rate per unit,
+    the target's validation accuracy after it."""
 
     episode: int
     epoch: int
     steps: int
     rates: dict[str, float]
+    val_acc: float = float("nan")
 
 
 class RLTune:
-    """Runs RL-Tune on a :class:`~trainers.engine.Runner`'s model and data, with the
-    RL-Tune job's ``settings``."""
+    """Runs the RL-Tune ``job`` on a :class:`~trainers.engine.Runner`'s model and data."""
 
-    def __init__(
-        self, runner: Runner, units: list[RateUnit], folder: Path, settings: TrainConfig
-    ) -> None:
-        self.runner, self.units, self.folder, self.settings = runner, units, folder, settings
-        self.choices = lr_choices(settings.lr_steps, settings.lr_min, settings.lr_max)
-        torch.manual_seed(job_seed(settings.seed, "rltune-agent"))
-        self.agent = Agent(len(units), settings.lr_steps)
-        self.ppo = PPO(self.agent)
+    def __init__(self, runner: Runner, units: list[RateUnit], folder: Path, job: Job) -> None:
+        self.runner, self.units, self.folder, self.job = runner, units, folder, job
+        self.cfg: TrainConfig = job.settings
+        self.rl = self.cfg.rltune_settings()
+        self.grid = RateGrid.of(self.rl)
+        torch.manual_seed(job_seed(self.cfg.seed, "rltune-agent"))
+        self.agent = Agent(len(units), len(self.grid.choices))
+        if self.rl.base_prob > 0 and self.grid.base is not None:
+            self.agent.start_at(self.grid.base, self.rl.base_prob)
+        self.ppo = PPO(self.agent, PPOSettings(lr=self.rl.agent_lr))
+        self.buffer = Buffer()
+        self.pending: Transition | None = None
         self.lr_log: list[EpochLog] = []
+        self.best = Selected()
+        self.step = 0
         self.train_seconds = 0.0  # of this invocation's training steps
+        self.per_epoch = steps_per_epoch(self.cfg, len(runner.data.labels["train"]))
+        total = self.cfg.episodes * self.cfg.epochs * self.per_epoch
+        self.factor = lr_factor(self.cfg, total)
         self.state_file = folder / "rltune-state.pt"
+        self.params = {n for n, _ in runner.model.named_parameters()}
 
-    def _save(self, episode: int, source: dict[str, torch.Tensor]) -> None:
-        state = {"episode": episode, "source": source, "agent": self.agent.state_dict(),
-                 "ppo": self.ppo.optimizer.state_dict(), "lr_log": [vars(e) for e in self.lr_log]}  # fmt: skip
-        with atomic_target(self.state_file) as tmp:
-            torch.save(state, tmp)
-
-    def _load(self) -> tuple[int, dict[str, torch.Tensor] | None]:
-        if not self.state_file.exists():
-            return 0, None
-        state = torch.load(self.state_file, weights_only=False)
-        self.agent.load_state_dict(state["agent"])
-        self.ppo.optimizer.load_state_dict(state["ppo"])
-        self.lr_log = [EpochLog(**e) for e in state["lr_log"]]
-        return int(state["episode"]) + 1, state["source"]
-
-    def run(self, progress: Callable[[int, int], None] | None = None) -> JobResult:
+    # ---- the run ------------------------------------------------------------------------
+    def run(self, progress: EpochProgress | None = None) -> JobResult:
         """All episodes (resumed after the last finished one); returns the result."""
-        cfg, runner, model = self.settings, self.runner, self.runner.model
+        runner, model = self.runner, self.runner.model
         start = time.perf_counter()
-        model.trunk.load_state_dict(runner.source_trunk)
-        torch.manual_seed(job_seed(cfg.seed, "rltune"))
-        for module in model.head.modules():
-            if isinstance(module, nn.Linear):
-                module.reset_parameters()
-        first, saved = self._load() if cfg.resume else (0, None)
-        source = saved or {k: v.detach().clone() for k, v in model.state_dict().items()}
+        seed = runner.reset(self.job)
         for param in model.parameters():
             param.requires_grad_(True)
+        generator = torch.Generator().manual_seed(seed)
+        source = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        first, optimizer = 0, self._optimizer()
+        if self.cfg.resume and self.state_file.exists():
+            first, source = self._load(generator, optimizer)
+        else:
+            self.consider("source", 0, 0)
         probe = StateProbe(model, self.units)
         try:
-            for episode in range(first, cfg.episodes):
-                self._episode(episode, source, probe, progress)
+            for episode in range(first, self.cfg.episodes):
+                optimizer = self._episode(episode, source, optimizer, probe, generator, progress)
         finally:
             probe.remove()
-        target_val = runner.evaluate("val")
-        model.load_state_dict(source)
-        return self._finish(source, target_val, time.perf_counter() - start)
+        return self._finish(time.perf_counter() - start)
 
-    def _episode(
-        self,
-        episode: int,
-        source: dict[str, torch.Tensor],
-        probe: StateProbe,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        """The target restarts from ``source`` and trains; then ``source`` moves toward
-        it (in place) and the state is saved."""
-        cfg, model = self.settings, self.runner.model
-        # seeded per episode, so a resumed run repeats an uninterrupted one exactly
-        torch.manual_seed(job_seed(cfg.seed, f"rltune-episode-{episode}"))
-        generator = torch.Generator().manual_seed(job_seed(cfg.seed, f"rltune-data-{episode}"))
-        model.load_state_dict(source)
-        named = dict(model.named_parameters())
+    def _optimizer(self) -> torch.optim.Optimizer:
+        named = dict(self.runner.model.named_parameters())
         groups = [
             {"params": [named[p] for p in u.params], "lr": 0.0, "name": u.name}
             for u in self.units
             if u.params
         ]
-        optimizer = torch.optim.Adam(groups, lr=0.0, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=0.0, weight_decay=self.cfg.weight_decay)
+
+    def _episode(
+        self,
+        episode: int,
+        source: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        probe: StateProbe,
+        generator: torch.Generator,
+        progress: EpochProgress | None,
+    ) -> torch.optim.Optimizer:
+        """Train the target ``epochs`` epochs, then move the source (in place) and save
+        the state; returns the optimizer the next episode continues with."""
+        cfg, model = self.cfg, self.runner.model
+        if self.rl.ema < 1:  # the target restarts from the source, with fresh moments
+            model.load_state_dict(source)
+            optimizer = self._optimizer() if episode else optimizer
         for epoch in range(cfg.epochs):
+            done = episode * cfg.epochs + epoch + 1
             began = time.perf_counter()
-            rates, steps = self.train_epoch(optimizer, probe, generator)
+            rates, steps = self.train_epoch(
+                optimizer, probe, generator, greedy=done <= self.rl.warmup_epochs
+            )
             self.train_seconds += time.perf_counter() - began
-            self.lr_log.append(EpochLog(episode + 1, epoch + 1, steps, rates))
+            val_acc = self.consider("target", episode + 1, done)
+            self.lr_log.append(EpochLog(episode + 1, epoch + 1, steps, rates, val_acc))
+            self._maybe_update(end_of_episode=epoch == cfg.epochs - 1)
             if progress:
-                progress(episode * cfg.epochs + epoch + 1, cfg.episodes * cfg.epochs)
-        ema_update(source, model.state_dict(), cfg.ema)
-        self._save(episode, source)
+                progress(done, cfg.episodes * cfg.epochs)
+        self._move_source(episode, source)
+        self._save(episode, source, optimizer, generator)
+        return optimizer
 
     def train_epoch(
-        self, optimizer: torch.optim.Optimizer, probe: StateProbe, generator: torch.Generator
+        self,
+        optimizer: torch.optim.Optimizer,
+        probe: StateProbe,
+        generator: torch.Generator,
+        greedy: bool = False,
     ) -> tuple[dict[str, float], int]:
-        """One epoch of agent-environment steps, then a PPO update; the mean chosen
-        learning rate per unit, and the steps taken."""
-        cfg, runner, model = self.settings, self.runner, self.runner.model
-        buffer = Buffer()
-        totals = torch.zeros(len(self.units))
+        """One epoch of agent-environment steps (the agent's most likely actions and no
+        interactions recorded when ``greedy``); the mean chosen learning rate per unit,
+        and the steps taken."""
+        runner, model = self.runner, self.runner.model
+        totals, steps = torch.zeros(len(self.units), dtype=torch.float64), 0
         labels = runner.data.labels["train"]
-        set_modes(model, cfg.bn)  # the reward pass restores the modes it changes
-        for index in batches(len(labels), cfg.batch_size, shuffle=True, generator=generator):
+        set_modes(model, self.cfg.bn)  # the reward pass restores the modes it changes
+        for index in batches(len(labels), self.cfg.batch_size, shuffle=True, generator=generator):
             probe.active = True
             x = runner.batch("train", index, None, generator)
             y = labels[index].to(runner.device)
-            loss = nn.functional.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
             state = probe.state()
-            actions, log_prob, value = self.agent.act(state)
-            rates = self.choices[actions]
+            probe.active = False
+            if self.pending is not None:  # its reward: this batch, before training on it
+                self._record(self.pending, _accuracy(logits, y))
+            actions, log_prob, value = self.agent.act(state, greedy)
+            rates = self.grid.rates(actions, self.cfg.lr * self.factor(self.step))
             totals += rates
-            for group, rate in zip(
-                optimizer.param_groups,
-                (r for u, r in zip(self.units, rates, strict=True) if u.params),
-                strict=True,
-            ):
-                group["lr"] = float(rate)
+            self._apply(optimizer, rates)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            probe.active = False
-            reward = self._reward(x, y)
-            buffer.add(state, actions, log_prob, value, reward)
-        self.ppo.update(buffer)
-        means = (totals / max(len(buffer), 1)).tolist()
-        return {u.name: m for u, m in zip(self.units, means, strict=True)}, len(buffer)
+            self.step, steps = self.step + 1, steps + 1
+            if not greedy:
+                transition = Transition(state, actions, log_prob, value)
+                if self.rl.reward == "next":
+                    self.pending = transition
+                else:
+                    self._record(transition, self._reward(x, y))
+        means = (totals / max(steps, 1)).tolist()
+        return {u.name: m for u, m in zip(self.units, means, strict=True)}, steps
+
+    def _apply(self, optimizer: torch.optim.Optimizer, rates: torch.Tensor) -> None:
+        with_params = (r for u, r in zip(self.units, rates, strict=True) if u.params)
+        for group, rate in zip(optimizer.param_groups, with_params, strict=True):
+            group["lr"] = float(rate)
+
+    def _record(self, transition: Transition, reward: float) -> None:
+        t = transition
+        self.buffer.add(t.state, t.actions, t.log_prob, t.value, reward)
+        self.pending = None
 
     @torch.no_grad()
     def _reward(self, x: torch.Tensor, y: torch.Tensor) -> float:
         model = self.runner.model
-        if self.settings.reward == "train":
-            return float((model(x).argmax(1) == y).float().mean())
+        if self.rl.reward == "train":
+            return _accuracy(model(x), y)
         with eval_mode(model):
-            return float((model(x).argmax(1) == y).float().mean())
+            return _accuracy(model(x), y)
 
-    def _finish(
-        self, source: dict[str, torch.Tensor], target_val: float, seconds: float
-    ) -> JobResult:
-        """Evaluate the final model, save it, the agent and the rate log; the result."""
+    def _maybe_update(self, end_of_episode: bool) -> None:
+        """A PPO update once the buffer holds ``ppo_steps`` interactions (checked at each
+        epoch end). An episode's last step has no next batch: its interaction is dropped."""
+        if end_of_episode:
+            self.pending = None
+            self.buffer.end_episode()
+        if len(self.buffer) >= self.rl.ppo_steps:
+            last = float(self.pending.value) if self.pending is not None else 0.0
+            if self.pending is None and not self.buffer.dones[-1]:
+                last = float(self.buffer.values[-1])
+            self.ppo.update(self.buffer, last)
+            self.buffer = Buffer()
+
+    # ---- the source, model selection ------------------------------------------------------
+    def _move_source(self, episode: int, source: dict[str, torch.Tensor]) -> None:
+        """source ← the moving average (BN statistics recomputed), scored on validation;
+        with EMA 1 the source is the target."""
+        model = self.runner.model
+        if self.rl.ema >= 1:
+            for name, value in model.state_dict().items():
+                source[name].copy_(value)
+            return
+        average_parameters(source, model.state_dict(), self.rl.ema, self.params)
+        model.load_state_dict(source)
+        if self.cfg.bn != "frozen" and recompute_bn(model, self._training_inputs()):
+            for name, value in model.state_dict().items():
+                source[name].copy_(value)
+        self.consider("source", episode + 1, (episode + 1) * self.cfg.epochs)
+
+    def _training_inputs(self) -> Iterator[torch.Tensor]:
+        count = len(self.runner.data.labels["train"])
+        for index in batches(count, 128, shuffle=False):
+            yield self.runner.batch("train", index, None, augment=False)
+
+    def consider(self, model: str, episode: int, epoch: int) -> float:
+        """Score the model now in the runner on validation; keep it if it is the best."""
+        val_acc = self.runner.evaluate("val")
+        if not val_acc <= self.best.val_acc:  # better, or no validation split (NaN): newer
+            state = {k: v.detach().clone() for k, v in self.runner.model.state_dict().items()}
+            self.best = Selected(val_acc, model, episode, epoch, state)
+        return val_acc
+
+    # ---- saving and resuming ----------------------------------------------------------------
+    def _save(
+        self,
+        episode: int,
+        source: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+    ) -> None:
+        best = vars(self.best)
+        state = {"episode": episode, "source": source, "optimizer": optimizer.state_dict(),
+                 "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                 "agent": self.agent.state_dict(), "ppo": self.ppo.optimizer.state_dict(),
+                 "rewards": vars(self.ppo.rewards), "buffer": vars(self.buffer),
+                 "lr_log": [vars(e) for e in self.lr_log], "best": best, "step": self.step}  # fmt: skip
+        with atomic_target(self.state_file) as tmp:
+            torch.save(state, tmp)
+
+    def _load(
+        self, generator: torch.Generator, optimizer: torch.optim.Optimizer
+    ) -> tuple[int, dict[str, torch.Tensor]]:
+        """Restore the state after the last finished episode; the next episode and the source."""
+        state = torch.load(self.state_file, weights_only=False)
+        self.agent.load_state_dict(state["agent"])
+        self.ppo.optimizer.load_state_dict(state["ppo"])
+        vars(self.ppo.rewards).update(state["rewards"])
+        self.buffer = Buffer(**state["buffer"])
+        self.lr_log = [EpochLog(**e) for e in state["lr_log"]]
+        self.best, self.step = Selected(**state["best"]), state["step"]
+        self.runner.model.load_state_dict(state["source"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        return int(state["episode"]) + 1, state["source"]
+
+    def _finish(self, seconds: float) -> JobResult:
+        """The selected model into the runner, scored; it, the agent and the rate log
+        saved; the result."""
         from safetensors.torch import save_file
 
-        runner = self.runner
+        runner, best = self.runner, self.best
+        target_val = self.lr_log[-1].val_acc if self.lr_log else float("nan")
+        runner.model.load_state_dict(best.state)
         with atomic_target(self.folder / "checkpoints" / "rltune.safetensors") as tmp:
-            save_file({k: v.contiguous().cpu() for k, v in source.items()}, str(tmp))
+            save_file({k: v.contiguous().cpu() for k, v in best.state.items()}, str(tmp))
         with atomic_target(self.folder / "checkpoints" / "rltune-agent.pt") as tmp:
             torch.save(self.agent.state_dict(), tmp)
         write_lr_log(self.folder / "rltune-lr.csv", self.lr_log, [u.name for u in self.units])
         result = JobResult(
-            name="rltune", val_acc=runner.evaluate("val"), test_acc=runner.evaluate("test"),
-            last_target_val_acc=target_val,
+            name="rltune", val_acc=best.val_acc, test_acc=runner.evaluate("test"),
+            best_epoch=best.epoch, last_target_val_acc=target_val,
             trainable_params=sum(p.numel() for p in runner.model.parameters()),
             seconds=round(seconds, 3), train_seconds=round(self.train_seconds, 3),
-            steps=sum(e.steps for e in self.lr_log), units=tuple(u.name for u in self.units),
-            granularity=self.settings.granularity,
+            steps=self.step, units=tuple(u.name for u in self.units),
+            granularity=self.cfg.granularity, preset=self.cfg.preset,
+            selected=best.model, selected_episode=best.episode,
         )  # fmt: skip
         write_job_result(self.folder / "results" / "rltune.json", result)
         return result
 
 
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.detach().argmax(1) == labels).float().mean())
+
+
 def write_lr_log(path: Path, log: list[EpochLog], units: list[str]) -> None:
-    """One row per epoch: episode, epoch, then the mean chosen learning rate per unit."""
-    lines = [",".join(["episode", "epoch", *units])]
-    lines += [
-        ",".join([str(r.episode), str(r.epoch), *(f"{r.rates[u]:.6g}" for u in units)]) for r in log
-    ]
+    """One row per epoch: episode, epoch, the target's validation accuracy, then the mean
+    chosen learning rate per unit."""
+    lines = [",".join(["episode", "epoch", "val_acc", *units])]
+    for r in log:
+        rates = [f"{r.rates[u]:.6g}" for u in units]
+        lines.append(",".join([str(r.episode), str(r.epoch), f"{r.val_acc:.4f}", *rates]))
     write_atomic(path, "\n".join(lines) + "\n")

@@ -173,4 +173,6 @@ def _lr_log(run_dir: Path) -> list[list[float]]:
     if not log.exists():
         return []
     with log.open() as handle:
-        return [[float(v) for v in row[2:]] for row in list(csv.reader(handle))[1:]]
+        rows = list(csv.reader(handle))
+    first = 3 if rows and rows[0][2:3] == ["val_acc"] else 2  # older logs have no val_acc
+    return [[float(v) for v in row[first:]] for row in rows[1:]]
