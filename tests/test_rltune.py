@@ -50,7 +50,7 @@ def test_agent_learns_which_unit_needs_the_high_rate():
         with torch.no_grad():  # 128 interactions per update, sampled at once
             dist, values = agent(states)
             chosen = dist.sample()
-            log_probs = dist.log_prob(chosen).sum(-1)
+            log_probs = dist.log_prob(chosen)
         for action, log_prob, value in zip(chosen, log_probs, values, strict=True):
             buffer.add(state, action, log_prob, value, 1.0 if int(action[2]) == right else 0.0)
         ppo.update(buffer)

@@ -261,6 +261,12 @@ class TrainConfig:
         commands=RLTUNE_ONLY,
         shown_default=preset_default("agent_lr"),
     )
+    agent_gamma: float | None = setting(
+        None,
+        "Discount of the agent's return (how far ahead a rate's effect on the reward counts).",
+        commands=RLTUNE_ONLY,
+        shown_default=preset_default("agent_gamma"),
+    )
     ppo_steps: int | None = setting(
         None,
         "Interactions a PPO update waits for (checked at each epoch end; 1: every epoch).",
@@ -298,6 +304,7 @@ class TrainConfig:
             or rl.warmup_epochs < 0
             or rl.ppo_steps < 1
             or rl.agent_lr <= 0
+            or not 0 <= rl.agent_gamma <= 1
             or (
                 rl.lr_grid == "relative"
                 and (len(rl.lr_multipliers) < 2 or min(rl.lr_multipliers) < 0)

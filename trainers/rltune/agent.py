@@ -4,7 +4,9 @@ Actor: each unit's state feature goes through a linear layer, then an LSTM runs 
 sequence of units (first layer to last), and a linear layer gives each unit a categorical
 distribution over K learning rates. Critic: an MLP on the whole state vector.
 
-PPO (Schulman et al. 2017) with the clipped objective, generalized advantage estimation
+PPO (Schulman et al. 2017) with the clipped objective per unit (each unit's probability
+ratio is clipped on its own: the ratio of the joint action of 50 units leaves [1 − ε, 1 + ε]
+after tiny per-unit changes), generalized advantage estimation
 (bootstrapped where the buffer ends mid-episode, cut at episode ends), rewards normalised
 by their running mean and standard deviation, an entropy bonus per unit (the mean over
 units, so its weight does not grow with the number of layers) and a value loss.
@@ -72,11 +74,11 @@ class Agent(nn.Module):
         self, state: torch.Tensor, greedy: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One action per unit for one state [units, features], sampled (or the most
-        likely one when ``greedy``): actions [units], their summed log-probability, the
+        likely one when ``greedy``): actions [units], their log-probabilities [units], the
         state's value."""
         dist, value = self(state.unsqueeze(0))
         actions = dist.probs.argmax(-1) if greedy else dist.sample()
-        return actions[0], dist.log_prob(actions).sum(-1)[0], value[0]
+        return actions[0], dist.log_prob(actions)[0], value[0]
 
 
 @dataclass
@@ -184,10 +186,10 @@ class PPO:
         if len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         stats: dict[str, float] = {}
+        advantages = advantages.unsqueeze(-1)  # shared by the units
         for _ in range(s.update_epochs):
             dist, value = self.agent(states)
-            log_probs = dist.log_prob(actions).sum(-1)
-            ratio = torch.exp(log_probs - old_log_probs)
+            ratio = torch.exp(dist.log_prob(actions) - old_log_probs)  # [steps, units]
             policy_loss = -torch.min(
                 ratio * advantages, ratio.clamp(1 - s.clip, 1 + s.clip) * advantages
             ).mean()

@@ -20,6 +20,7 @@ RLTUNE_PRESETS: dict[str, dict[str, Any]] = {
         "ema": 1.0,
         "reward": "next",
         "agent_lr": 1e-3,
+        "agent_gamma": 0.9,
         "ppo_steps": 64,
     },
     "paper": {
@@ -30,6 +31,7 @@ RLTUNE_PRESETS: dict[str, dict[str, Any]] = {
         "ema": 0.2,
         "reward": "eval",
         "agent_lr": 3e-4,
+        "agent_gamma": 0.99,
         "ppo_steps": 1,
     },
 }
@@ -50,6 +52,7 @@ class RLTuneSettings:
     ema: float
     reward: str
     agent_lr: float
+    agent_gamma: float
     ppo_steps: int
 
 

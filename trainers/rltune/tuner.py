@@ -120,7 +120,7 @@ class RLTune:
         self.agent = Agent(len(units), len(self.grid.choices))
         if self.rl.base_prob > 0 and self.grid.base is not None:
             self.agent.start_at(self.grid.base, self.rl.base_prob)
-        self.ppo = PPO(self.agent, PPOSettings(lr=self.rl.agent_lr))
+        self.ppo = PPO(self.agent, PPOSettings(lr=self.rl.agent_lr, gamma=self.rl.agent_gamma))
         self.buffer = Buffer()
         self.pending: Transition | None = None
         self.lr_log: list[EpochLog] = []
