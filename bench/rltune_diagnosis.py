@@ -152,6 +152,11 @@ def agent_table(updates: list[int], seeds: int = 5) -> list[tuple[str, int, floa
     import torch
 
     from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings
+    from trainers.rltune.presets import RLTUNE_PRESETS
+
+    def preset(name: str) -> tuple[int, float, float, float, float]:
+        p = RLTUNE_PRESETS[name]
+        return max(14, p["ppo_steps"]), p["agent_lr"], p["base_prob"], 0.01, p["agent_gamma"]
 
     configs = {
         "before: entropy bonus summed over the 12 units, no reward normalisation": (
@@ -159,12 +164,13 @@ def agent_table(updates: list[int], seeds: int = 5) -> list[tuple[str, int, floa
             3e-4,
             0.0,
             0.12,
+            0.99,
         ),
-        "paper preset (per-epoch updates of 14 steps, agent lr 3e-4)": (14, 3e-4, 0.0, 0.01),
-        "practical preset (updates of 64 steps, agent lr 1e-3)": (64, 1e-3, 0.9, 0.01),
+        "paper preset (updates every epoch, 14 steps here)": preset("paper"),
+        "practical preset": preset("practical"),
     }
     rows = []
-    for label, (batch, lr, base_prob, entropy) in configs.items():
+    for label, (batch, lr, base_prob, entropy, gamma) in configs.items():
         for budget in updates:
             probs, entropies = [], []
             for seed in range(seeds):
@@ -172,7 +178,7 @@ def agent_table(updates: list[int], seeds: int = 5) -> list[tuple[str, int, floa
                 agent = Agent(12, 8)
                 if base_prob:
                     agent.start_at(5, base_prob)
-                ppo = PPO(agent, PPOSettings(lr=lr, entropy=entropy))
+                ppo = PPO(agent, PPOSettings(lr=lr, entropy=entropy, gamma=gamma))
                 if entropy > 0.05:  # the old PPO used raw rewards
                     ppo.rewards.normalise = lambda values: values  # type: ignore[method-assign]
                 state = torch.randn(12, 1)

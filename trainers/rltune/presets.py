@@ -19,9 +19,9 @@ RLTUNE_PRESETS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 1,
         "ema": 1.0,
         "reward": "next",
-        "agent_lr": 1e-3,
-        "agent_gamma": 0.9,
-        "ppo_steps": 64,
+        "agent_lr": 3e-3,
+        "agent_gamma": 0.5,
+        "ppo_steps": 32,
     },
     "paper": {
         "lr_grid": "linear",

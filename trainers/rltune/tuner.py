@@ -126,7 +126,7 @@ class RLTune:
         self.lr_log: list[EpochLog] = []
         self.best = Selected()
         self.step = 0
-        self.train_seconds = 0.0  # of this invocation's training steps
+        self.train_seconds = 0.0  # this invocation's training: steps, agent, moving average
         self.per_epoch = steps_per_epoch(self.cfg, len(runner.data.labels["train"]))
         total = self.cfg.episodes * self.cfg.epochs * self.per_epoch
         self.factor = lr_factor(self.cfg, total)
@@ -186,13 +186,15 @@ class RLTune:
             rates, steps = self.train_epoch(
                 optimizer, probe, generator, greedy=done <= self.rl.warmup_epochs
             )
-            self.train_seconds += time.perf_counter() - began
+            self._maybe_update(end_of_episode=epoch == cfg.epochs - 1)
+            self.train_seconds += time.perf_counter() - began  # the agent's update included
             val_acc = self.consider("target", episode + 1, done)
             self.lr_log.append(EpochLog(episode + 1, epoch + 1, steps, rates, val_acc))
-            self._maybe_update(end_of_episode=epoch == cfg.epochs - 1)
             if progress:
                 progress(done, cfg.episodes * cfg.epochs)
-        self._move_source(episode, source)
+        began = time.perf_counter()
+        self._move_source(episode, source)  # BN recomputation included (its scoring too)
+        self.train_seconds += time.perf_counter() - began
         self._save(episode, source, optimizer, generator)
         return optimizer
 

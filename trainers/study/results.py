@@ -119,9 +119,11 @@ def collect(config: StudyConfig) -> list[PairResults]:
 
 
 def split_sizes(config: StudyConfig) -> dict[str, dict[str, int]]:
-    """Per target, the split sizes and class count of the first run found."""
+    """Per target, the split sizes and class count of the first run found (a sweep's, on
+    the whole training split, before an RL-Tune run's at the highest sampling rate)."""
     sizes: dict[str, dict[str, int]] = {}
-    for path in sorted(Path(config.out).glob("runs/*/*/seed*/sweep/results.json")):
+    runs = Path(config.out).glob("runs/*/*/seed*/*/results.json")
+    for path in sorted(runs, key=lambda p: (p.parts[-2] != "sweep", p.parts[-2][::-1], p)):
         target = path.parts[-4]
         if target not in sizes:
             results = load_results(path.parent)
