@@ -138,7 +138,7 @@ def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
         graph = annotate(graph, table)
         if not any(weighted for _, weighted in graph.nodes(data="weighted")):
             raise GraphblocksError(
-                f"{path} has no weights: no Conv, Gemm, MatMul or Gather reads an initializer",
+                f"{path} has no weights: no Conv, Gemm, MatMul or Gather reads an initializer or a Constant",
                 "export it with its parameters (torch.onnx.export(..., export_params=True))",
             )
         entry = inputs_of(graph)

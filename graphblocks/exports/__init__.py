@@ -105,7 +105,9 @@ def _csv(partition: Partition, out: Path, options: ExportOptions) -> None:
 def keras_blocks(analysis: Analysis) -> dict[str, object]:
     """Keras layer names per block and for the head, from a tf2onnx model's scopes."""
     graph, p = analysis.graph, analysis.partition
-    if graph.graph.get("scope_rule") != "keras":
+    from graphblocks.frontends.onnx_graph import KERAS_RULES
+
+    if graph.graph.get("scope_rule") not in KERAS_RULES:
         raise PartitionError(
             f"{p.model.name!r} is not an ONNX file converted from Keras",
             "convert the Keras model with tf2onnx; for PyTorch use --to param-groups or timm",

@@ -21,8 +21,10 @@ unchanged. Specific to ONNX:
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphblocks.graph import GraphBuilder, function_node_hint
@@ -51,10 +53,25 @@ def torch_metadata_scope(node: onnx.NodeProto) -> str | None:
     return None
 
 
-def keras_layer(name: str) -> str | None:
-    """The Keras layer of a tf2onnx name ``<model>/<layer>/<Op>[:k]``, else None."""
+_CALL_SUFFIX = re.compile(r"_\d+$")
+
+
+def keras_layer(name: str, call_suffix: bool = False) -> str | None:
+    """The Keras layer of a tf2onnx name ``<model>/<layer>/<Op>[:k]``, else None; with
+    ``call_suffix`` (Keras 3) the layer part's ``_<k>`` is dropped: ``conv1_conv_1`` →
+    ``conv1_conv``."""
     parts = name.split("/")
-    return parts[1] if len(parts) >= 3 and parts[1] else None
+    if len(parts) < 3 or not parts[1]:
+        return None
+    return _CALL_SUFFIX.sub("", parts[1]) if call_suffix else parts[1]
+
+
+def is_keras3(model: onnx.ModelProto) -> bool:
+    """Whether a tf2onnx file comes from Keras 3: Keras 3 runs a layer's ops in the name
+    scope ``<layer>_<k>`` (its k-th call), so every layer part of every node name ends in
+    ``_<digits>``; tf_keras uses the bare layer name."""
+    layers = {parts[1] for n in model.graph.node if len(parts := n.name.split("/")) >= 3}
+    return bool(layers) and all(_CALL_SUFFIX.search(layer) for layer in layers)
 
 
 def torchscript_scope(name: str) -> str:
@@ -78,6 +95,10 @@ def _scope_keras(node: onnx.NodeProto) -> str:
     return keras_layer(node.name) or ""
 
 
+def _scope_keras3(node: onnx.NodeProto) -> str:
+    return keras_layer(node.name, call_suffix=True) or ""
+
+
 def _scope_path(node: onnx.NodeProto) -> str:
     return torchscript_scope(node.name)
 
@@ -88,10 +109,15 @@ SCOPE_RULES: dict[str, tuple[Callable[[onnx.ModelProto], bool], Callable[[onnx.N
         lambda m: any(p.key == _TORCH_SCOPES_KEY for n in m.graph.node for p in n.metadata_props),
         _scope_torch,
     ),
+    "keras3": (lambda m: m.producer_name == "tf2onnx" and is_keras3(m), _scope_keras3),
     "keras": (lambda m: m.producer_name == "tf2onnx", _scope_keras),
     "path": (lambda m: any(n.name.startswith("/") for n in m.graph.node), _scope_path),
     "none": (lambda m: True, lambda n: ""),
 }  # fmt: skip
+
+
+#: the scope rules of files converted from Keras (layer names are Keras layers)
+KERAS_RULES = frozenset({"keras", "keras3"})
 
 
 def scope_rule(model: onnx.ModelProto) -> str:
@@ -122,26 +148,84 @@ def _dtype(tensor_type: Any) -> str | None:
     return str(onnx.TensorProto.DataType.Name(tensor_type.elem_type)).lower()
 
 
+def weight_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """Every constant tensor that can hold weights, by the name its consumers read:
+    initializers, and the outputs of ``Constant`` nodes (paddle2onnx writes all its
+    weights so)."""
+    tensors = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None and value.dims:
+                tensors.setdefault(node.output[0], value)
+    return tensors
+
+
 def onnx_parameters(model: onnx.ModelProto) -> dict[str, int]:
-    """Weight initializers and their element counts, in order of first use."""
+    """Weights and their element counts, in order of first use: floating-point constant
+    tensors (:func:`weight_tensors`) of more than one element that are no
+    BatchNormalization statistics."""
     import math
 
-    initializers = {t.name: t for t in model.graph.initializer}
+    tensors = weight_tensors(model)
     statistics = {
         name
         for node in model.graph.node
         for i, name in enumerate(node.input)
         if i in _STATISTICS_INPUTS.get(node.op_type, ())
     }
-    order = [name for node in model.graph.node for name in node.input if name in initializers]
-    order += list(initializers)
+    order = [name for node in model.graph.node for name in node.input if name in tensors]
+    order += list(tensors)
     numel: dict[str, int] = {}
     for name in dict.fromkeys(order):
-        tensor = initializers[name]
+        tensor = tensors[name]
         count = math.prod(tensor.dims)
         if tensor.data_type in _FLOAT_TYPES and count > 1 and name not in statistics:
             numel[name] = count
     return numel
+
+
+@dataclass
+class LayerWeights:
+    """Weights as layers own them. tf2onnx replaces equal constants by one (every fresh
+    BatchNormalization's gamma is ones, every bias zeros), so one initializer can stand
+    for the weights of several Keras layers; Keras layers share weights only by being
+    called twice, which keeps one layer scope. So in tf2onnx files a weight read in k
+    layers is k weights: the first layer's keeps the name, the others are
+    ``<name>#<layer>``. ``renamed`` maps (node index, input name) to the weight's name;
+    ``shared`` are the names read in several layers (they name no layer)."""
+
+    numel: dict[str, int]
+    renamed: dict[tuple[int, str], str]
+    shared: set[str]
+
+    def params_of(self, index: int, node: onnx.NodeProto) -> list[str]:
+        return [self.renamed.get((index, n), n) for n in node.input if n in self.numel]
+
+
+def layer_weights(model: onnx.ModelProto, numel: dict[str, int], rule: str) -> LayerWeights:
+    """The weights of ``model`` per layer (see :class:`LayerWeights`); one name per
+    initializer outside tf2onnx files, where a shared initializer is a tied weight."""
+    if rule not in KERAS_RULES:
+        return LayerWeights(dict(numel), {}, set())
+    layer_of = SCOPE_RULES[rule][1]
+    readers: dict[str, dict[str, None]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            if name in numel and (layer := layer_of(node)):
+                readers.setdefault(name, {})[layer] = None
+    shared = {name for name, layers in readers.items() if len(layers) > 1}
+    renamed: dict[tuple[int, str], str] = {}
+    split: dict[str, int] = {}
+    for index, node in enumerate(model.graph.node):
+        for name in (n for n in node.input if n in numel):
+            layer = layer_of(node)
+            if name in shared and layer and layer != next(iter(readers[name])):
+                renamed[(index, name)] = f"{name}#{layer}"
+            split.setdefault(renamed.get((index, name), name), numel[name])
+    return LayerWeights(
+        {**split, **{k: v for k, v in numel.items() if k not in split}}, renamed, shared
+    )
 
 
 def _constant_ints(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -168,66 +252,96 @@ def _reduced_axes(node: onnx.NodeProto, ints: dict[str, list[int]]) -> list[int]
     return None
 
 
-def _keras_scopes(node: onnx.NodeProto, params: list[str]) -> list[str]:
-    names = [node.name, *node.output, *params]
-    return list(dict.fromkeys(layer for n in names if (layer := keras_layer(n))))
+def _keras_scopes(
+    node: onnx.NodeProto, params: list[str], weights: LayerWeights, keras3: bool
+) -> list[str]:
+    """The Keras layers a node computes: its own name's and its outputs' (a BatchNorm
+    folded into a convolution keeps the BatchNorm's output name), and its weights' when
+    they belong to this node's layers alone (a folded convolution's kernel)."""
+    own = [p for p in params if "#" not in p and p not in weights.shared]
+    names = [node.name, *node.output, *own]
+    return list(dict.fromkeys(layer for n in names if (layer := keras_layer(n, keras3))))
+
+
+@dataclass
+class _Context:
+    """What capturing one model needs to know about all of it."""
+
+    model: onnx.ModelProto
+    rule: str
+    weights: LayerWeights
+    types: dict[str, Any]
+    ints: dict[str, list[int]]
+    consumers: Counter[str]
+    vectors: set[str]
+    constants: set[str]  # Constant nodes' outputs that are weights
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> _Context:
+        tensors = weight_tensors(model)
+        rule = scope_rule(model)
+        weights = layer_weights(model, onnx_parameters(model), rule)
+        vectors = {n for n in weights.numel if len(tensors[n.partition("#")[0]].dims) == 1}
+        initializers = {t.name for t in model.graph.initializer}
+        return cls(model, rule, weights, _value_types(model), _constant_ints(model),
+                   Counter(n for node in model.graph.node for n in node.input), vectors,
+                   {n for n in weights.numel if n not in initializers})  # fmt: skip
+
+    def scopes(self, node: onnx.NodeProto, params: list[str], scope: str) -> list[str]:
+        if self.rule in KERAS_RULES:
+            return _keras_scopes(node, params, self.weights, self.rule == "keras3")
+        return [scope] if scope else []
 
 
 def capture_onnx(model: onnx.ModelProto) -> tuple[nx.DiGraph, ParamTable]:
     """The graph of ``model`` (shapes inferred beforehand) and its parameter table."""
-    numel = onnx_parameters(model)
-    table = ParamTable(numel, {})
-    rule = scope_rule(model)
-    scope_of = SCOPE_RULES[rule][1]
-    types = _value_types(model)
-    ints = _constant_ints(model)
-    consumers = Counter(name for node in model.graph.node for name in node.input)
-    initializers = {t.name for t in model.graph.initializer}
-    vectors = {t.name for t in model.graph.initializer if len(t.dims) == 1}
-
-    builder = GraphBuilder(frontend="onnx", scope_rule=rule)
-    graph = builder.graph
+    ctx = _Context.of(model)
+    builder = GraphBuilder(frontend="onnx", scope_rule=ctx.rule)
     producer: dict[str, str] = {}
+    initializers = {t.name for t in model.graph.initializer}
     for value in model.graph.input:
         if value.name not in initializers:
-            tensor_type = types.get(value.name)
+            tensor_type = ctx.types.get(value.name)
             producer[value.name] = builder.add(
                 "input", kind="input", op="input", shape=_shape(tensor_type),
                 dtype=_dtype(tensor_type), tensor=True, sources=[], scopes=[],
             )  # fmt: skip
-
     for index, node in enumerate(model.graph.node):
-        skip = _METADATA_INPUTS.get(node.op_type, frozenset())
-        params = [n for n in node.input if n in numel]
-        preds = [producer[n] for i, n in enumerate(node.input) if n in producer and i not in skip]
-        folded = _bias_target(graph, node, preds, params, consumers, producer, vectors)
-        if folded is not None:
-            graph.nodes[folded]["params"].extend(params)
-            graph.nodes[folded]["sources"].append(index)
-            graph.nodes[folded]["scopes"].extend(
-                _keras_scopes(node, params) if rule == "keras" else []
-            )
-            producer.update(dict.fromkeys(node.output, folded))
-            continue
-        scope = scope_of(node)
-        tensor_type = types.get(node.output[0]) if node.output else None
-        extra: dict[str, Any] = {"sources": [index]}
-        extra["scopes"] = (
-            _keras_scopes(node, params) if rule == "keras" else [scope] if scope else []
-        )
-        if node.op_type in ("ReduceMean", "ReduceMax"):
-            extra["axes"] = _reduced_axes(node, ints)
-        name = builder.add(
-            function_node_hint(scope, node.op_type) if scope else (node.name or node.op_type),
-            kind="function", op=node.op_type, inputs=preds, module=scope, params=params,
-            shape=_shape(tensor_type), dtype=_dtype(tensor_type),
-            tensor=node.op_type not in _SIZE_OPS, **extra,
-        )  # fmt: skip
-        producer.update(dict.fromkeys(node.output, name))
-
+        if node.op_type == "Constant" and set(node.output) <= ctx.constants:
+            continue  # a weight, read by its consumers as a parameter
+        _add_node(builder, ctx, index, node, producer)
     outputs = [producer[o.name] for o in model.graph.output if o.name in producer]
     builder.add("output", kind="output", op="output", inputs=outputs, sources=[], scopes=[])
-    return graph, table
+    return builder.graph, ParamTable(ctx.weights.numel, {})
+
+
+def _add_node(
+    builder: GraphBuilder, ctx: _Context, index: int, node: onnx.NodeProto, producer: dict[str, str]
+) -> None:
+    """Add ``node`` to the graph, or fold it into the weight op whose bias it adds."""
+    graph = builder.graph
+    skip = _METADATA_INPUTS.get(node.op_type, frozenset())
+    params = ctx.weights.params_of(index, node)
+    preds = [producer[n] for i, n in enumerate(node.input) if n in producer and i not in skip]
+    folded = _bias_target(graph, node, preds, params, ctx.consumers, producer, ctx.vectors)
+    if folded is not None:
+        graph.nodes[folded]["params"].extend(params)
+        graph.nodes[folded]["sources"].append(index)
+        graph.nodes[folded]["scopes"].extend(ctx.scopes(node, params, ""))
+        producer.update(dict.fromkeys(node.output, folded))
+        return
+    scope = SCOPE_RULES[ctx.rule][1](node)
+    tensor_type = ctx.types.get(node.output[0]) if node.output else None
+    extra: dict[str, Any] = {"sources": [index], "scopes": ctx.scopes(node, params, scope)}
+    if node.op_type in ("ReduceMean", "ReduceMax"):
+        extra["axes"] = _reduced_axes(node, ctx.ints)
+    name = builder.add(
+        function_node_hint(scope, node.op_type) if scope else (node.name or node.op_type),
+        kind="function", op=node.op_type, inputs=preds, module=scope, params=params,
+        shape=_shape(tensor_type), dtype=_dtype(tensor_type),
+        tensor=node.op_type not in _SIZE_OPS, **extra,
+    )  # fmt: skip
+    producer.update(dict.fromkeys(node.output, name))
 
 
 def _bias_target(
