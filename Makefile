@@ -3,11 +3,22 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SOURCES := graphblocks trainers tests bench fixtures
+SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: setup inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
+.PHONY: setup setup-keras inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
 
 setup: $(STAMP)
+
+# TensorFlow lives in its own environment (Keras round trips): graphblocks never needs it.
+TF_VENV := .venv-tf
+TF_STAMP := $(TF_VENV)/.installed
+setup-keras: $(TF_STAMP)
+
+$(TF_STAMP): tests_keras/requirements.txt tests_keras/constraints.txt
+	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TF_VENV)/bin/python -m pip install --quiet -r tests_keras/requirements.txt -c tests_keras/constraints.txt
+	touch $(TF_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +29,9 @@ $(STAMP): pyproject.toml constraints.txt
 inspect: $(STAMP)
 	$(VENV)/bin/graphblocks inspect resnet50
 
-test: $(STAMP) lint
+test: $(STAMP) $(TF_STAMP) lint
 	$(PY) -m pytest -n 2 -q
+	GRAPHBLOCKS_CLI=$(VENV)/bin/graphblocks $(TF_VENV)/bin/python -m pytest -q tests_keras
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)
@@ -37,11 +49,7 @@ golden: $(STAMP)
 golden-results: $(STAMP)
 	$(PY) fixtures/make_results_golden.py
 
-# TensorFlow lives in its own environment: graphblocks never needs it.
-TF_VENV := .venv-tf
-fixtures-keras:
-	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
-	$(TF_VENV)/bin/python -m pip install --quiet tensorflow-cpu==2.21.0 tf_keras==2.21.0 tf2onnx==1.17.0 onnx==1.23.2
+fixtures-keras: $(TF_STAMP)
 	$(TF_VENV)/bin/python fixtures/make_keras_onnx.py
 
 images: $(STAMP)

@@ -236,6 +236,7 @@ def main() -> None:
     parser.add_argument(
         "--json", type=Path, default=ROOT / "bench" / "results" / "rltune-diagnosis.json"
     )
+    parser.add_argument("--docs", type=Path, help="write the table into this markdown file")
     args = parser.parse_args()
 
     from trainers.study.datasets import materialize

@@ -80,16 +80,18 @@ def layer_macs(graph: nx.DiGraph, node: str, table: ParamTable) -> int | None:
 
 def _layer_name(graph: nx.DiGraph, node: str, taken: set[str]) -> str:
     """A module call is named by its path. Another owner is named by the first free
-    name of: the module owning its parameters (a lone root parameter by its own name)
-    when they have ``state_dict``-like names, the scope a frontend gave it (an ONNX
-    node's Keras layer or module path), its node name."""
+    name of: the module owning its parameters (else the one owning its first parameter,
+    the weight; a lone root parameter by its own name) when they have ``state_dict``-like
+    names, the scope a frontend gave it (an ONNX node's Keras layer or module path), its
+    node name."""
     data = graph.nodes[node]
     if data["kind"] == "module":
         return node
     owned = data["owned"]
     owner = ""
     if all(_is_state_dict_name(p) for p in owned):
-        owner = _common_module(owned) or (owned[0] if len(owned) == 1 else "")
+        # else the weight's (ONNX reads it before the bias, which an exporter may rename)
+        owner = _common_module(owned) or _common_module(owned[:1]) or (owned[0] if len(owned) == 1 else "")
     scope = data["module"] if data.get("scopes") is not None else ""
     return next((n for n in (owner, scope) if n and n not in taken), node)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,27 +161,30 @@ def weight_tensors(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return tensors
 
 
+def weight_inputs(node: onnx.NodeProto) -> list[str]:
+    """The inputs of ``node`` that may be weights: all but a BatchNormalization's running
+    statistics (a use, not a tensor, is a statistic: tf2onnx may feed one tensor of ones
+    to a gamma and to a variance)."""
+    statistics = _STATISTICS_INPUTS.get(node.op_type, frozenset())
+    return [name for i, name in enumerate(node.input) if i not in statistics]
+
+
 def onnx_parameters(model: onnx.ModelProto) -> dict[str, int]:
     """Weights and their element counts, in order of first use: floating-point constant
-    tensors (:func:`weight_tensors`) of more than one element that are no
-    BatchNormalization statistics."""
+    tensors (:func:`weight_tensors`) of more than one element read as a weight
+    (:func:`weight_inputs`), then initializers that nothing reads."""
     import math
 
     tensors = weight_tensors(model)
-    statistics = {
-        name
-        for node in model.graph.node
-        for i, name in enumerate(node.input)
-        if i in _STATISTICS_INPUTS.get(node.op_type, ())
-    }
-    order = [name for node in model.graph.node for name in node.input if name in tensors]
-    order += list(tensors)
+    read = {n for node in model.graph.node for n in node.input}
+    used = [n for node in model.graph.node for n in weight_inputs(node) if n in tensors]
+    unread = [t.name for t in model.graph.initializer if t.name not in read]  # placed later
     numel: dict[str, int] = {}
-    for name in dict.fromkeys(order):
+    for name in [*used, *unread]:
         tensor = tensors[name]
         count = math.prod(tensor.dims)
-        if tensor.data_type in _FLOAT_TYPES and count > 1 and name not in statistics:
-            numel[name] = count
+        if tensor.data_type in _FLOAT_TYPES and count > 1:
+            numel.setdefault(name, count)
     return numel
 
 
@@ -193,14 +196,15 @@ class LayerWeights:
     called twice, which keeps one layer scope. So in tf2onnx files a weight read in k
     layers is k weights: the first layer's keeps the name, the others are
     ``<name>#<layer>``. ``renamed`` maps (node index, input name) to the weight's name;
-    ``shared`` are the names read in several layers (they name no layer)."""
+    ``shared`` are the names read in several layers in any role (a merged tensor's name
+    is one of its copies', so it names no layer)."""
 
     numel: dict[str, int]
     renamed: dict[tuple[int, str], str]
     shared: set[str]
 
     def params_of(self, index: int, node: onnx.NodeProto) -> list[str]:
-        return [self.renamed.get((index, n), n) for n in node.input if n in self.numel]
+        return [self.renamed.get((index, n), n) for n in weight_inputs(node) if n in self.numel]
 
 
 def layer_weights(model: onnx.ModelProto, numel: dict[str, int], rule: str) -> LayerWeights:
@@ -209,18 +213,22 @@ def layer_weights(model: onnx.ModelProto, numel: dict[str, int], rule: str) -> L
     if rule not in KERAS_RULES:
         return LayerWeights(dict(numel), {}, set())
     layer_of = SCOPE_RULES[rule][1]
-    readers: dict[str, dict[str, None]] = {}
+    readers: dict[str, dict[str, None]] = {}  # weight -> the layers that read it as one
+    everyone: dict[str, dict[str, None]] = {}  # any tensor -> the layers that read it
     for node in model.graph.node:
+        layer = layer_of(node)
         for name in node.input:
-            if name in numel and (layer := layer_of(node)):
+            everyone.setdefault(name, {})[layer] = None
+        for name in weight_inputs(node):
+            if name in numel and layer:
                 readers.setdefault(name, {})[layer] = None
-    shared = {name for name, layers in readers.items() if len(layers) > 1}
+    shared = {name for name in numel if len(everyone.get(name, {})) > 1}
     renamed: dict[tuple[int, str], str] = {}
     split: dict[str, int] = {}
     for index, node in enumerate(model.graph.node):
-        for name in (n for n in node.input if n in numel):
+        for name in (n for n in weight_inputs(node) if n in numel):
             layer = layer_of(node)
-            if name in shared and layer and layer != next(iter(readers[name])):
+            if len(readers.get(name, {})) > 1 and layer and layer != next(iter(readers[name])):
                 renamed[(index, name)] = f"{name}#{layer}"
             split.setdefault(renamed.get((index, name), name), numel[name])
     return LayerWeights(
@@ -252,15 +260,40 @@ def _reduced_axes(node: onnx.NodeProto, ints: dict[str, list[int]]) -> list[int]
     return None
 
 
+def keras_claims(model: onnx.ModelProto, weights: set[str], keras3: bool) -> dict[str, set[str]]:
+    """Keras layer -> the names of the nodes that read ``weights`` and are named after
+    the layer by their own name or an output's (evidence that tf2onnx's deduplication of
+    constants cannot move; a weightless node such as a moved Transpose claims nothing)."""
+    claims: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        if not any(n in weights for n in weight_inputs(node)):
+            continue
+        for name in (node.name, *node.output):
+            if layer := keras_layer(name, keras3):
+                claims.setdefault(layer, set()).add(node.name)
+    return claims
+
+
 def _keras_scopes(
-    node: onnx.NodeProto, params: list[str], weights: LayerWeights, keras3: bool
+    node: onnx.NodeProto,
+    params: list[str],
+    weights: LayerWeights,
+    claims: dict[str, set[str]],
+    keras3: bool,
 ) -> list[str]:
     """The Keras layers a node computes: its own name's and its outputs' (a BatchNorm
     folded into a convolution keeps the BatchNorm's output name), and its weights' when
-    they belong to this node's layers alone (a folded convolution's kernel)."""
+    they belong to this node's layers alone (a folded convolution's kernel). A weight's
+    name is evidence only for a layer that no other node claims: a deduplicated constant
+    keeps the name of whichever layer tf2onnx met first."""
     own = [p for p in params if "#" not in p and p not in weights.shared]
-    names = [node.name, *node.output, *own]
-    return list(dict.fromkeys(layer for n in names if (layer := keras_layer(n, keras3))))
+    from_weights = [
+        layer for p in own
+        if (layer := keras_layer(p, keras3)) and claims.get(layer, set()) <= {node.name}
+    ]  # fmt: skip
+    names = [node.name, *node.output]
+    layers = [layer for n in names if (layer := keras_layer(n, keras3))]
+    return list(dict.fromkeys([*layers, *from_weights]))
 
 
 @dataclass
@@ -275,21 +308,23 @@ class _Context:
     consumers: Counter[str]
     vectors: set[str]
     constants: set[str]  # Constant nodes' outputs that are weights
+    claims: dict[str, set[str]]  # Keras layer -> the nodes named after it
 
     @classmethod
     def of(cls, model: onnx.ModelProto) -> _Context:
         tensors = weight_tensors(model)
         rule = scope_rule(model)
         weights = layer_weights(model, onnx_parameters(model), rule)
-        vectors = {n for n in weights.numel if len(tensors[n.partition("#")[0]].dims) == 1}
+        vectors = {n for n in weights.numel if _is_vector(tensors[n.partition("#")[0]].dims)}
         initializers = {t.name for t in model.graph.initializer}
         return cls(model, rule, weights, _value_types(model), _constant_ints(model),
                    Counter(n for node in model.graph.node for n in node.input), vectors,
-                   {n for n in weights.numel if n not in initializers})  # fmt: skip
+                   {n for n in weights.numel if n not in initializers},
+                   keras_claims(model, set(weights.numel), rule == "keras3"))  # fmt: skip
 
     def scopes(self, node: onnx.NodeProto, params: list[str], scope: str) -> list[str]:
         if self.rule in KERAS_RULES:
-            return _keras_scopes(node, params, self.weights, self.rule == "keras3")
+            return _keras_scopes(node, params, self.weights, self.claims, self.rule == "keras3")
         return [scope] if scope else []
 
 
@@ -342,6 +377,12 @@ def _add_node(
         tensor=node.op_type not in _SIZE_OPS, **extra,
     )  # fmt: skip
     producer.update(dict.fromkeys(node.output, name))
+
+
+def _is_vector(dims: Sequence[int]) -> bool:
+    """Whether a tensor of ``dims`` is a vector, standing or broadcast: ``[C]``, ``[1, C]``,
+    ``[1, C, 1, 1]`` (paddle2onnx writes a convolution's bias that way)."""
+    return sum(1 for d in dims if d != 1) == 1
 
 
 def _bias_target(
