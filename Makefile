@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: setup setup-keras inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
+.PHONY: setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,16 @@ golden: $(STAMP)
 golden-results: $(STAMP)
 	$(PY) fixtures/make_results_golden.py
 
+# paddle2onnx, for bench/onnx_exporters.py only
+PADDLE_VENV := .venv-paddle
+setup-paddle:
+	test -x $(PADDLE_VENV)/bin/python || $(PYTHON) -m venv $(PADDLE_VENV)
+	$(PADDLE_VENV)/bin/python -m pip install --quiet paddlepaddle==3.3.1 paddle2onnx==2.1.0 onnx==1.17.0 packaging
+
+# docs/onnx.md's table of exporters (about 20 minutes on 2 cores)
+bench-onnx: $(STAMP) $(TF_STAMP) setup-paddle
+	$(PY) bench/onnx_exporters.py
+
 fixtures-keras: $(TF_STAMP)
 	$(TF_VENV)/bin/python fixtures/make_keras_onnx.py
 
@@ -76,4 +86,4 @@ zoo: $(STAMP)
 	$(VENV)/bin/graphblocks zoo-report bench/results/zoo.csv -o docs/zoo.md
 
 clean:
-	rm -rf $(VENV) $(TF_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TF_VENV) $(PADDLE_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

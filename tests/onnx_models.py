@@ -144,3 +144,85 @@ def decomposed_gelu_model(path: Path) -> Path:
         *scalars,
     ]
     return _save(nodes, inits, [1, 3, 8, 8], [1, 5], path)
+
+
+def with_constant_nodes(path: Path, out: Path) -> Path:
+    """The model at ``path`` with every floating-point initializer written as a
+    ``Constant`` node instead, as paddle2onnx and some other exporters store weights."""
+    model = onnx.load(str(path))
+    floats = [t for t in model.graph.initializer if t.data_type == TensorProto.FLOAT]
+    constants = [helper.make_node("Constant", [], [t.name], name=f"const_{i}", value=t)
+                 for i, t in enumerate(floats)]  # fmt: skip
+    kept = [t for t in model.graph.initializer if t.data_type != TensorProto.FLOAT]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    nodes = [*constants, *model.graph.node]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(out))
+    return out
+
+
+def deduplicated_keras_model(path: Path) -> Path:
+    """A tf_keras-through-tf2onnx graph whose equal constants were merged: both fused
+    convolutions read one zero bias named after ``b_conv``; the standalone BatchNorm
+    ``c_bn`` reads that bias as its beta and a gamma named after ``a_bn`` (whose own
+    BatchNorm was folded into ``a_conv``)."""
+    ones = numpy_helper.from_array(np.ones(4, dtype="float32"), "m/a_bn/ReadVariableOp:0")
+    zeros = numpy_helper.from_array(np.zeros(4, dtype="float32"), "m/b_conv/Conv2D_bias_fused_bn")
+    nodes = [
+        helper.make_node("Conv", ["x", "m/a_conv/Conv2D_weights_fused_bn", zeros.name],
+                         ["m/a_bn/FusedBatchNormV3:0"], name="m/a_conv/Conv2D", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["m/a_bn/FusedBatchNormV3:0"], ["m/a_relu/Relu:0"], name="m/a_relu/Relu"),
+        helper.make_node("Conv", ["m/a_relu/Relu:0", "m/b_conv/Conv2D_weights_fused_bn", zeros.name],
+                         ["m/b_bn/FusedBatchNormV3:0"], name="m/b_conv/Conv2D", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["m/b_bn/FusedBatchNormV3:0"], ["m/b_relu/Relu:0"], name="m/b_relu/Relu"),
+        helper.make_node("BatchNormalization", ["m/b_relu/Relu:0", ones.name, zeros.name, zeros.name, ones.name],
+                         ["m/c_bn/FusedBatchNormV3:0"], name="m/c_bn/FusedBatchNormV3"),
+        helper.make_node("Relu", ["m/c_bn/FusedBatchNormV3:0"], ["m/c_relu/Relu:0"], name="m/c_relu/Relu"),
+        helper.make_node("GlobalAveragePool", ["m/c_relu/Relu:0"], ["m/pool/Mean:0"], name="m/pool/Mean"),
+        helper.make_node("Flatten", ["m/pool/Mean:0"], ["m/pool/flat:0"], name="m/pool/Flatten"),
+        helper.make_node("MatMul", ["m/pool/flat:0", "m/dense/MatMul/ReadVariableOp:0"], ["y"],
+                         name="m/dense/MatMul"),
+    ]  # fmt: skip
+    inits = [
+        _weight("m/a_conv/Conv2D_weights_fused_bn", 4, 3, 3, 3),
+        _weight("m/b_conv/Conv2D_weights_fused_bn", 4, 4, 3, 3),
+        _weight("m/dense/MatMul/ReadVariableOp:0", 4, 5),
+        ones,
+        zeros,
+    ]
+    _save(nodes, inits, [1, 3, 8, 8], [1, 5], path)
+    model = onnx.load(str(path))
+    model.producer_name = "tf2onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def broadcast_bias_model(path: Path) -> Path:
+    """paddle2onnx's layout: a convolution's bias is a separate ``Add`` of a ``[1, C, 1, 1]``
+    constant named after the Reshape it was folded from, not after the layer."""
+    nodes = [
+        helper.make_node("Conv", ["x", "conv2d_0.w_0"], ["c"], name="Conv.0", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "p2o.pd_op.reshape.0.0"], ["b"], name="Add.0"),
+        helper.make_node("Relu", ["b"], ["r"], name="Relu.0"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="Pool.0"),
+        helper.make_node("Flatten", ["p"], ["f"], name="Flatten.0"),
+        helper.make_node("Gemm", ["f", "linear_0.w_0", "linear_0.b_0"], ["y"], name="Gemm.0"),
+    ]
+    inits = [_weight("conv2d_0.w_0", 4, 3, 3, 3), _weight("p2o.pd_op.reshape.0.0", 1, 4, 1, 1),
+             _weight("linear_0.w_0", 4, 5), _weight("linear_0.b_0", 5)]  # fmt: skip
+    return _save(nodes, inits, [1, 3, 8, 8], [1, 5], path)
+
+
+def symbolic_input_model(path: Path, dims: list[int | str]) -> Path:
+    """:func:`reduce_mean_model`'s graph with input dims ``dims`` (names are symbolic)."""
+    model = onnx.load(str(reduce_mean_model([2, 3], path)))
+    shape = model.graph.input[0].type.tensor_type.shape
+    for dim, value in zip(shape.dim, dims, strict=True):
+        if isinstance(value, str):
+            dim.dim_param = value
+        else:
+            dim.dim_value = value
+    onnx.save(model, str(path))
+    return path
