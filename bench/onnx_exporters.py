@@ -80,9 +80,9 @@ def torch_case(exporter: str, name: str, work: Path) -> dict[str, Any]:
         torch.onnx.export(model, example, str(path), dynamo=False)
     partition = graphblocks.analyze(str(path))
     reference = graphblocks.analyze(name)
-    weighted = [
-        n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))
-    ]
+    # the partition names the root's own parameters one by one (cls_token, pos_embed)
+    weighted = [name for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))
+                for name in ([n] if n else [p for p, _ in m.named_parameters(recurse=False)])]  # fmt: skip
     row = coverage_row(exporter, name, "random", len(partition.blocks),
                        [layer.name for layer in partition.layers], weighted)  # fmt: skip
     row["blocks_torch_fx"] = len(reference.blocks)
@@ -147,7 +147,9 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         blocks = f"{r['blocks']}" + (
             f" ({r['blocks_torch_fx']} fx)" if "blocks_torch_fx" in r else ""
         )
-        missing = ", ".join(r["missing"][:3]) + (" …" if len(r["missing"]) > 3 else "")
+        missing = ", ".join(f"`{n}`" for n in r["missing"][:3]) + (
+            " …" if len(r["missing"]) > 3 else ""
+        )
         lines.append(f"| {r['exporter']} | {r['model']} | {r['weights']} | {blocks} | {r['weighted_layers']} | "
                      f"{r['named']} | {share:.1%} | {len(r['twice'])} | {missing} |")  # fmt: skip
     return lines

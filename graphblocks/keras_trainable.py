@@ -81,18 +81,24 @@ def set_trainable(
     returns their names. Raises :class:`KerasExportError` when the export names a layer
     that ``model`` does not have (an export of another model)."""
     names = chosen_layers(export, blocks, quartiles, head)
-    layers = list(_layers(model))
-    by_name = {layer.name: layer for layer in layers}
-    missing = [n for n in names if n not in by_name]
+    layers = [layer for layer in _layers(model) if not hasattr(layer, "layers")]
+    chosen = {n: [layer for layer in layers if _is_named(layer.name, n)] for n in names}
+    missing = [n for n, found in chosen.items() if not found]
     if missing:
         raise KerasExportError(
             f"the model has no layer {missing[0]!r} ({len(missing)} missing): "
             "give the export of this model"
         )
-    chosen = set(names)
+    trainable = {id(layer) for found in chosen.values() for layer in found}
     if hasattr(model, "trainable"):
         model.trainable = True
     for layer in layers:
-        if not hasattr(layer, "layers"):
-            layer.trainable = layer.name in chosen
+        layer.trainable = id(layer) in trainable
     return names
+
+
+def _is_named(layer: str, listed: str) -> bool:
+    """Whether a Keras layer is the one the export lists: the same name, or a name with
+    ``/`` whose first part it is (tf_keras's DenseNet names ``conv1/conv``, and tf2onnx's
+    node scopes keep only ``conv1``)."""
+    return layer == listed or layer.startswith(listed + "/")

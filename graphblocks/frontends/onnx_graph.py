@@ -54,13 +54,15 @@ def torch_metadata_scope(node: onnx.NodeProto) -> str | None:
 
 
 _CALL_SUFFIX = re.compile(r"_\d+$")
+_FOLDED_PREFIX = "ConstantFolding/"
 
 
 def keras_layer(name: str, call_suffix: bool = False) -> str | None:
     """The Keras layer of a tf2onnx name ``<model>/<layer>/<Op>[:k]``, else None; with
     ``call_suffix`` (Keras 3) the layer part's ``_<k>`` is dropped: ``conv1_conv_1`` →
-    ``conv1_conv``."""
-    parts = name.split("/")
+    ``conv1_conv``. Grappler's ``ConstantFolding/`` prefix on folded constants is
+    skipped."""
+    parts = name.removeprefix(_FOLDED_PREFIX).split("/")
     if len(parts) < 3 or not parts[1]:
         return None
     return _CALL_SUFFIX.sub("", parts[1]) if call_suffix else parts[1]
