@@ -91,7 +91,11 @@ def _layer_name(graph: nx.DiGraph, node: str, taken: set[str]) -> str:
     owner = ""
     if all(_is_state_dict_name(p) for p in owned):
         # else the weight's (ONNX reads it before the bias, which an exporter may rename)
-        owner = _common_module(owned) or _common_module(owned[:1]) or (owned[0] if len(owned) == 1 else "")
+        owner = (
+            _common_module(owned)
+            or _common_module(owned[:1])
+            or (owned[0] if len(owned) == 1 else "")
+        )
     scope = data["module"] if data.get("scopes") is not None else ""
     return next((n for n in (owner, scope) if n and n not in taken), node)
 

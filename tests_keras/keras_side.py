@@ -44,7 +44,9 @@ def small_cnn(k: Any) -> Any:
     inputs = k.Input((32, 32, 3), name="image")
 
     def conv_bn_relu(x: Any, filters: int, name: str, stride: int = 1) -> Any:
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.Conv2D(
+            filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+        )(x)
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -98,7 +100,9 @@ def convert(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     size = model.input_shape[1:]
     spec = (tf.TensorSpec((None, *size), tf.float32, name="image"),)
-    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(out / "model.onnx"))
+    tf2onnx.convert.from_keras(
+        model, input_signature=spec, opset=17, output_path=str(out / "model.onnx")
+    )
     if not args.app:
         model.save(out / ("model.keras" if args.flavour == "keras3" else "model.h5"))
     info = {"flavour": args.flavour, "model": model.name, "layers": weighted_layers(model)}

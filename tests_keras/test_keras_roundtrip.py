@@ -33,16 +33,24 @@ def graphblocks(*args: str) -> None:
 
 @pytest.mark.parametrize("weights", ["none", "random"])
 @pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
-def test_one_block_of_the_export_trains_exactly_its_layers(tmp_path: Path, flavour: str, weights: str) -> None:
+def test_one_block_of_the_export_trains_exactly_its_layers(
+    tmp_path: Path, flavour: str, weights: str
+) -> None:
     keras_side("convert", flavour, str(tmp_path), "--weights", weights)
     graphblocks("partition", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "p.json"))
     graphblocks("export", str(tmp_path / "p.json"), "--to", "keras", "-o", str(tmp_path / "k.json"))
     export = json.loads((tmp_path / "k.json").read_text())
     listed = [n for b in export["blocks"] for n in b["layers"]] + export["head"]["layers"]
-    weighted = [layer["name"] for layer in json.loads((tmp_path / "layers.json").read_text())["layers"]]
-    assert sorted(listed) == sorted(weighted), "every Keras layer with weights, in exactly one place"
+    weighted = [
+        layer["name"] for layer in json.loads((tmp_path / "layers.json").read_text())["layers"]
+    ]
+    assert sorted(listed) == sorted(weighted), (
+        "every Keras layer with weights, in exactly one place"
+    )
     assert len(export["blocks"]) >= 3
     block = len(export["blocks"]) // 2
-    applied = json.loads(keras_side("apply", flavour, str(tmp_path), str(tmp_path / "k.json"), str(block)))
+    applied = json.loads(
+        keras_side("apply", flavour, str(tmp_path), str(tmp_path / "k.json"), str(block))
+    )
     assert applied["trainable"] and sorted(applied["trainable"]) == sorted(applied["expected"])
     assert applied["frozen"], "the other blocks' weights are frozen"
