@@ -16,8 +16,11 @@ Tools built on graphblocks (its fine-tuning trainers among them) use only the na
   :class:`~graphblocks.sources.ModelSource`), :func:`parse_model_args` and
   :func:`parse_input_size` (the ``--model-arg`` and ``--input-size`` syntaxes);
 * cutting a model where the partition cuts it: :func:`segment_model`, :func:`split_model`;
+* weights from another implementation: :func:`read_checkpoint`, :func:`port_state_dict`,
+  :func:`port_checkpoint` (see :mod:`graphblocks.porting`);
 * files: :func:`write_atomic`, :func:`atomic_target`;
 * errors and command lines: :class:`GraphblocksError`, :class:`PartitionError`,
+  :class:`PortError`,
   :class:`OneLineErrors` and :func:`debug_option` (one-line errors, ``--debug``);
 * people: :func:`human_count`.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graphblocks.atomic import atomic_target, write_atomic
-from graphblocks.errors import GraphblocksError, PartitionError
+from graphblocks.errors import GraphblocksError, PartitionError, PortError
 
 __version__ = "0.1.0"
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
     from graphblocks.commandline import OneLineErrors, debug_option
     from graphblocks.partition import Partition
+    from graphblocks.porting import Ported, port_checkpoint, port_state_dict, read_checkpoint
     from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
     from graphblocks.split import segment_model, split_model
     from graphblocks.tables import human_count
@@ -47,6 +51,10 @@ _LAZY = {
     "Partition": "graphblocks.partition",
     "OneLineErrors": "graphblocks.commandline",
     "debug_option": "graphblocks.commandline",
+    "Ported": "graphblocks.porting",
+    "port_checkpoint": "graphblocks.porting",
+    "port_state_dict": "graphblocks.porting",
+    "read_checkpoint": "graphblocks.porting",
     "parse_input_size": "graphblocks.sources",
     "parse_model_args": "graphblocks.sources",
     "resolve_model": "graphblocks.sources",
@@ -60,6 +68,8 @@ __all__ = [
     "OneLineErrors",
     "Partition",
     "PartitionError",
+    "PortError",
+    "Ported",
     "__version__",
     "analyze",
     "atomic_target",
@@ -69,6 +79,9 @@ __all__ = [
     "human_count",
     "parse_input_size",
     "parse_model_args",
+    "port_checkpoint",
+    "port_state_dict",
+    "read_checkpoint",
     "resolve_model",
     "segment_model",
     "split_model",

@@ -6,6 +6,7 @@ Heavy modules (torch, timm, networkx) are imported inside the commands so that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,6 +255,72 @@ def render(model: str, output: Path, collapse: bool, engine: str, **options: Any
         result = _run(model, **options)
     draw(result, output, collapse=collapse, engine=engine)
     click.echo(f"wrote {output}")
+
+
+@cli.command("port-weights")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="MODEL",
+    help="The model the weights are for (its names and graph order).",
+)
+@click.option(
+    "--from",
+    "source",
+    metavar="MODEL",
+    help="The model the checkpoint was saved from: pair by its graph order, so key names and key order do not matter.",
+)
+@click.option(
+    "--model-arg",
+    "model_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keyword argument for the --to model's factory; repeatable.",
+)
+@_output_option("Where to write the ported weights (.safetensors).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the mapping as JSON instead of the table."
+)
+@debug_option
+def port_weights(
+    checkpoint: Path,
+    target: str,
+    source: str | None,
+    model_args: tuple[str, ...],
+    output: Path,
+    as_json: bool,
+) -> None:
+    """Port CHECKPOINT (.pth, .pt, .bin, .safetensors) from another implementation
+    onto MODEL by graph structure: the i-th tensor the source uses goes to the i-th
+    the target uses, shapes checked. Nothing is written unless every tensor fits.
+
+    \b
+    Examples:
+      graphblocks port-weights efficientnet-lite0.pth --to efficientnet_lite0 -o lite0.safetensors
+      graphblocks port-weights tv_mnv2.pth --from torchvision:mobilenet_v2 --to mobilenetv2_100 -o m.safetensors
+    """  # fmt: skip
+    from graphblocks.porting import port_checkpoint, save_state_dict
+    from graphblocks.sources import parse_model_args
+
+    if output.suffix != ".safetensors":
+        raise GraphblocksError(
+            f"cannot write ported weights as {output.suffix or 'no extension'!r}",
+            "name the output FILE.safetensors",
+        )
+    ported = port_checkpoint(checkpoint, target, source, parse_model_args(model_args))
+    save_state_dict(output, ported.state)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(checkpoint), "to": target, "output": str(output), **ported.to_dict()}, indent=1))  # fmt: skip
+        return
+    from rich.console import Console
+
+    from graphblocks.tables import port_table
+
+    console = Console()
+    console.print(port_table(ported, f"{checkpoint.name} → {target}"))
+    click.echo(f"wrote {output}: {len(ported.pairs)} tensors ported from the {ported.layout}")
 
 
 @cli.command()

@@ -44,3 +44,7 @@ class PartitionError(GraphblocksError):
 
 class SchemaError(PartitionError):
     """A partition JSON document does not follow the shipped JSON Schema."""
+
+
+class PortError(GraphblocksError):
+    """A checkpoint that cannot be ported onto the target model."""

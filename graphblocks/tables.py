@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from graphblocks.partition import Partition
+
+if TYPE_CHECKING:
+    from graphblocks.porting import Ported
 
 
 def human_count(n: int, digits: int = 2) -> str:
@@ -71,3 +76,15 @@ def print_partition(
             f"note: {len(partition.unused)} parameters are never read by forward (listed under 'unused')",
             style="yellow",
         )
+
+
+def port_table(ported: Ported, title: str) -> Table:
+    """One row per ported tensor: index, checkpoint key, model name, shape."""
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("#", "right"), ("checkpoint", "left"), ("model", "left"), ("shape", "left")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for pair in ported.pairs:
+        table.add_row(
+            str(pair.index), pair.source, pair.target, "×".join(map(str, pair.shape)) or "scalar"
+        )
+    return table

@@ -239,6 +239,30 @@ def test_weights_file_is_checked_against_the_partition(images, tmp_path):
     assert result.exit_code == 2 and "missing" in result.stderr and "extra.weight" in result.stderr
 
 
+def test_a_foreign_checkpoint_is_ported_and_said_so(images, tmp_path):
+    """Another implementation's names (here: renamed, registration order) are ported by
+    graph structure; the fine-tuned trunk starts from exactly those tensors."""
+    from tests.toy_models import tiny_resnet
+
+    torch.manual_seed(3)
+    source = tiny_resnet()
+    foreign = {
+        k if k.endswith("num_batches_tracked") else f"backbone_{i}": v
+        for i, (k, v) in enumerate(source.state_dict().items())
+    }
+    path = tmp_path / "foreign.pth"
+    torch.save({"state_dict": foreign}, path)
+    ready = prepare(config(images, tmp_path / "run", strategy="head", weights=str(path)))
+    assert "ported from another layout" in ready.weights_note and "backbone_0" in ready.weights_note
+    trunk = ready.runner.model.trunk.state_dict()
+    assert all(torch.equal(trunk[k], v) for k, v in source.state_dict().items() if k in trunk)
+    result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),
+                                      "--weights", str(path), "--out", str(tmp_path / "cli"), "--input-size", "3,24,24"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "ported from another layout" in result.output
+    assert "ported" in load_results(tmp_path / "cli").weights_note
+
+
 def test_report_renders_plots_for_several_runs(images, tmp_path):
     for seed in (0, 1):
         run(config(images, tmp_path / f"r{seed}", strategy="sweep", epochs=1, seed=seed))

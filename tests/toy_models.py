@@ -394,3 +394,22 @@ def memory_hog() -> nn.Module:
 
 def tiny_resnet(num_classes: int = 4) -> TinyResNet:
     return TinyResNet(num_classes=num_classes)
+
+
+class AffineScale(nn.Module):
+    """``x * alpha + beta`` per channel: two tensors of one shape and no role names."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha + self.beta
+
+
+def two_scales() -> nn.Module:
+    """A conv, an :class:`AffineScale`, a global pool and a linear head."""
+    return nn.Sequential(
+        conv_bn_relu(3, 8), AffineScale(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
+    ).eval()

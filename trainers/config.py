@@ -134,7 +134,7 @@ class TrainConfig:
     )
     weights: str | None = setting(
         None,
-        "Weights file: .safetensors or a state dict, checked against the partition's parameter names.",
+        "Weights file (.safetensors, .pth, .pt, .bin): the partition's names load as they are; a checkpoint of another implementation is ported by graph structure.",
         shown_default="none",
         metavar="FILE",
     )

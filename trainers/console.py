@@ -39,6 +39,8 @@ def print_results(results: RunResults) -> None:
         console.print(
             f"[yellow]{len(results.skipped_images)} unreadable images skipped (listed in results.json)[/]"
         )
+    if results.weights_note:
+        console.print(f"[yellow]{results.weights_note}[/]")
     if results.cache_note:
         console.print(f"[yellow]{results.cache_note}[/]")
 

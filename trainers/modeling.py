@@ -14,7 +14,7 @@ With ``bn="frozen"`` every BatchNorm uses them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import torch
@@ -85,46 +85,36 @@ def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
     return model.eval()
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file or a PyTorch checkpoint (a state dict, or a
-    dict holding one under ``state_dict`` / ``model``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"no such weights file {str(path)!r}", "check --weights")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def load_weights(model: nn.Module, partition: Partition, path: str | Path) -> str:
+    """Load the checkpoint at ``path`` into ``model``. A checkpoint whose names are the
+    partition's loads as it is (``""`` returned); any other is ported by graph structure
+    (:func:`graphblocks.port_state_dict`, checkpoint order) and a one-line note saying
+    so is returned. One that fits neither way is refused, naming the first mismatch."""
+    import graphblocks
 
-            return dict(load_file(str(path)))
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(
-            f"cannot read weights {path.name} ({type(exc).__name__})",
-            "give a .safetensors file or a torch.save'd state dict",
-        ) from exc
-    for key in ("state_dict", "model"):
-        if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
-            data = data[key]
-    if not isinstance(data, Mapping):
-        raise WeightsError(f"{path.name} holds no state dict", "save model.state_dict()")
-    return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
-
-
-def load_weights(model: nn.Module, partition: Partition, path: str | Path) -> None:
-    """Load ``path`` into ``model``, first checking its names against the partition's."""
-    state = read_state_dict(path)
+    state = graphblocks.read_checkpoint(path)
     expected = {p for b in partition.blocks for p in b.params} | set(partition.head.params)
     buffers = {n for n, _ in model.named_buffers()}
     missing = sorted(expected - set(state))
     aliases = {a for names in partition.tied.values() for a in names}
     extra = sorted(set(state) - expected - buffers - aliases)
-    if missing or extra:
+    if not missing and not extra:
+        model.load_state_dict(state, strict=False)
+        return ""
+    try:
+        ported = graphblocks.port_state_dict(state, (model, partition))
+    except graphblocks.PortError as error:
         raise WeightsError(
-            f"weights {Path(path).name} do not match the partition: missing {missing[:3]} "
-            f"({len(missing)}), extra {extra[:3]} ({len(extra)})",
-            "give the weights of the model the partition was made for",
-        )
-    model.load_state_dict(state, strict=False)
+            f"weights {Path(path).name} do not match the partition (missing {missing[:2]}, "
+            f"extra {extra[:2]}) and cannot be ported: {error.problem}",
+            "give the weights of the model the partition was made for, or port them with "
+            "graphblocks port-weights --from SOURCE_MODEL",
+        ) from error
+    model.load_state_dict(ported.state)
+    return (
+        f"weights {Path(path).name}: {len(ported.pairs)} tensors ported from another layout "
+        f"({ported.layout}, first key {ported.pairs[0].source!r})"
+    )
 
 
 def _drop_classifier(model: nn.Module, partition: Partition) -> list[str]:
@@ -169,17 +159,18 @@ def build_finetune_model(
     head: str = "paper",
     hidden: int = 512,
     dropout: float = 0.5,
-) -> tuple[FineTuneModel, list[str]]:
-    """The model to train and the names of the source classifier's parameters (gone)."""
+) -> tuple[FineTuneModel, list[str], str]:
+    """The model to train, the names of the source classifier's parameters (gone), and
+    how ``weights`` were loaded (:func:`load_weights`'s note)."""
     model = build_source_model(partition, pretrained=pretrained and weights is None)
     partition.check_model(model)
-    if weights:
-        load_weights(model, partition, weights)
+    note = load_weights(model, partition, weights) if weights else ""
     dropped = _drop_classifier(model, partition)
     model.eval()
     with torch.no_grad():
         features = model(torch.zeros(1, *input_size)).flatten(1).shape[1]
-    return FineTuneModel(model, make_head(head, features, classes, hidden, dropout)), dropped
+    finetune = FineTuneModel(model, make_head(head, features, classes, hidden, dropout))
+    return finetune, dropped, note
 
 
 def freeze(model: FineTuneModel, trainable: Collection[str], bn: str = "train") -> int:

@@ -115,6 +115,7 @@ class RunResults:
     jobs: tuple[JobResult, ...]
     skipped_images: tuple[str, ...] = ()
     cache_note: str = ""
+    weights_note: str = ""
     sweep: SweepSummary | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -137,6 +138,8 @@ class RunResults:
         }  # fmt: skip
         if self.cache_note:
             data["cache_note"] = self.cache_note
+        if self.weights_note:
+            data["weights_note"] = self.weights_note
         if self.sweep is not None:
             data.update(_sweep_dict(self.sweep))
         return data
@@ -158,6 +161,7 @@ class RunResults:
             model=data["model"], strategy=data["strategy"], num_blocks=data["num_blocks"],
             classes=tuple(data["classes"]), split_sizes=dict(data["split_sizes"]), jobs=jobs,
             skipped_images=tuple(data["skipped_images"]), cache_note=data.get("cache_note", ""),
+            weights_note=data.get("weights_note", ""),
             sweep=_sweep_from(data) if "quartiles" in data else None,
         )  # fmt: skip
 

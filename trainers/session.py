@@ -119,6 +119,8 @@ class Prepared:
     partition: Partition
     runner: Runner
     jobs: list[Job]
+    #: how ``--weights`` were loaded when they had to be ported (else empty)
+    weights_note: str = ""
 
 
 def prepare(config: TrainConfig) -> Prepared:
@@ -141,13 +143,13 @@ def prepare(config: TrainConfig) -> Prepared:
     partition.save(run_dir / "partition.json")
     input_size = tuple(config.input_size or ())
     data = load_data(config, run_dir, input_size)
-    model, dropped = build_finetune_model(
+    model, dropped, weights_note = build_finetune_model(
         partition, len(data.classes), input_size, pretrained=config.pretrained, weights=config.weights,
         head=config.head, hidden=config.head_hidden, dropout=config.head_dropout,
     )  # fmt: skip
     preprocess = _preprocess(config, partition)
     runner = Runner(config, partition, model, data, preprocess, run_dir, dropped)
-    return Prepared(config, run_dir, partition, runner, jobs)
+    return Prepared(config, run_dir, partition, runner, jobs, weights_note)
 
 
 def run(config: TrainConfig, progress: Progress | None = None) -> RunResults:
@@ -211,6 +213,7 @@ def _write_results(ready: Prepared, results: list[JobResult]) -> RunResults:
         model=partition.model.name, strategy=config.strategy, num_blocks=partition.num_blocks,
         classes=tuple(data.classes), split_sizes={k: len(v) for k, v in data.labels.items()},
         jobs=tuple(results), skipped_images=tuple(data.skipped), cache_note=ready.runner.cache_note,
+        weights_note=ready.weights_note,
         sweep=summarize_sweep(partition, results) if config.strategy == "sweep" else None,
     )  # fmt: skip
     document.save(ready.run_dir / "results.json")
