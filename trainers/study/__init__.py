@@ -32,6 +32,7 @@ def run_study(
         start = time.perf_counter()
         study.make_data()
         study.make_partitions()
+        study.sanity_checks()
         study.pretrain_all(progress)
         pretrained = time.perf_counter()
         study.run_all(progress)

@@ -21,7 +21,7 @@ import tomllib
 from trainers.config import FIELDS as TRAIN_FIELDS
 from trainers.config import ConfigError, default_of
 
-TARGET_KINDS = ("digits", "photos", "shifted", "folder")
+TARGET_KINDS = ("digits", "photos", "shifted", "faces", "folder")
 SOURCE_KINDS = ("generated", "pretrained", "weights")
 GENERATED_CLASSES = 16  # trainers.study.datasets: 8 shapes × 2 fills
 

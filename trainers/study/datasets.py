@@ -8,6 +8,8 @@
   upsampled bilinearly to the input size, grey → RGB; ``per_class`` per class.
 * ``photos``: patches of scikit-image's bundled photographs; the class is the photograph
   (12 classes). A patch is a random square of 15-35% of the photograph's shorter side.
+* ``faces``: scikit-image's ``lfw_subset`` (100 faces from Labeled Faces in the Wild and
+  100 non-face patches, 25×25 grey), upsampled bilinearly; 2 classes, ``per_class`` ≤ 100.
 * ``shifted``: a stronger domain shift from the source: no shapes and no colour, only
   oriented sinusoidal gratings (4 orientations × 2 frequencies = 8 classes) with a random
   phase, contrast and heavy pixel noise.
@@ -207,11 +209,23 @@ def shifted_samples(per_class: int, size: int, rng: np.random.Generator) -> Iter
                 yield f"grating_{degrees:03d}_{cycles}c", Image.fromarray(pixels).convert("RGB")
 
 
+def faces_samples(per_class: int, size: int, rng: np.random.Generator) -> Iterator[Sample]:
+    """scikit-image's ``lfw_subset``: faces (its first 100) against non-faces (its last 100)."""
+    images = _require("skimage.data", "scikit-image").lfw_subset()
+    half = len(images) // 2
+    for label, indices in (("face", range(half)), ("not_face", range(half, len(images)))):
+        for i in sorted(rng.permutation(np.array(indices))[:per_class]):
+            pixels = (np.clip(images[i], 0, 1) * 255).astype(np.uint8)
+            image = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)
+            yield label, image.convert("RGB")
+
+
 GENERATORS: dict[str, Generator] = {
     "source": source_samples,
     "digits": digits_samples,
     "photos": photo_samples,
     "shifted": shifted_samples,
+    "faces": faces_samples,
 }
 
 

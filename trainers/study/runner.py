@@ -224,6 +224,38 @@ class Study:
             )
             partition.save(path)
 
+    def weights_file(self, model: ModelSpec) -> str:
+        """The checkpoint of a ``[source] kind = "weights"`` model (a path, or a file of
+        an installed package)."""
+        from trainers.study.sanity import resolve_weights
+
+        if not model.weights:
+            raise ConfigError(
+                f"model {model.key!r} has no weights file",
+                'add weights = "FILE" (or "package:NAME/path") to it, or change [source] kind',
+            )
+        return resolve_weights(model.weights, model.key)
+
+    def sanity_path(self, model: ModelSpec) -> Path:
+        return self.out / "sanity" / f"{model.key}.json"
+
+    def sanity_checks(self) -> dict[str, dict[str, Any]]:
+        """The ImageNet sanity check of every real-weight source (made once, then read);
+        none for a generated source."""
+        from trainers.study.sanity import cached_check
+
+        kind = self.config.source.kind
+        if kind == "generated":
+            return {}
+        return {
+            model.key: cached_check(
+                self.sanity_path(model),
+                Partition.load(self.partition_path(model)),
+                self.weights_file(model) if kind == "weights" else None,
+            )
+            for model in self.config.models
+        }
+
     def checkpoint(self, model: ModelSpec) -> Path:
         """Where the model's source checkpoint is (committed or cached) or will be."""
         from trainers.study.pretrain import checkpoint_name, find_checkpoint
@@ -306,7 +338,7 @@ class Study:
         if cfg.source.kind == "generated":
             settings.update(weights=str(self.checkpoint(model)), pretrained=False)
         elif cfg.source.kind == "weights":
-            settings.update(weights=model.weights, pretrained=False)
+            settings.update(weights=self.weights_file(model), pretrained=False)
         else:
             settings.update(pretrained=True)
         if kind == "sweep":
