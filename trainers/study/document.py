@@ -35,7 +35,11 @@ from trainers.study.runner import Study
 from trainers.study.sanity import sanity_lines
 
 PROTOCOLS = Path(__file__).with_name("protocols.md")
-CHOICES = Path(__file__).with_name("choices.md")
+#: the choices and limits section, by where the sources' weights come from
+CHOICES = {
+    "generated": Path(__file__).with_name("choices.md"),
+    "weights": Path(__file__).with_name("choices-weights.md"),
+}
 
 
 def cell(values: list[float], digits: int = 1) -> str:
@@ -381,6 +385,11 @@ INTRODUCTIONS = {
 }
 
 
+def _choices(kind: str) -> str:
+    path = CHOICES.get(kind)
+    return path.read_text(encoding="utf-8").rstrip() if path else ""
+
+
 def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
     """Write the report (and its figures) from the study's run folders."""
     pairs = collect(config)
@@ -419,7 +428,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
         "",
         *_costs(pairs, config.sample_rates),
         "",
-        CHOICES.read_text(encoding="utf-8").rstrip() if config.source.kind == "generated" else "",
+        _choices(config.source.kind),
         "",
         PROTOCOLS.read_text(encoding="utf-8").rstrip(),
         "",
