@@ -354,3 +354,40 @@ def test_a_saved_partition_made_for_other_settings_is_refused(tmp_path: Path) ->
     other = dataclasses.replace(vgg, max_blocks=4)
     with pytest.raises(GraphblocksError, match="was made for other model settings"):
         Study(dataclasses.replace(config, models=(other,))).make_partitions()
+
+
+def test_a_study_on_foreign_weights_ports_them_and_reports_the_sanity_check(
+    tmp_path: Path,
+) -> None:
+    from tests.toy_models import tiny_resnet
+
+    state = tiny_resnet().state_dict()
+    foreign = {
+        k if k.endswith("num_batches_tracked") else f"net.{i}": v
+        for i, (k, v) in enumerate(state.items())
+    }
+    torch.save(foreign, tmp_path / "foreign.pth")
+    config = tmp_path / "weights.toml"
+    text = TINY.split("[[models]]")[0].replace(
+        "[source]\nper_class = 4\nepochs = 1\nbatch_size = 16\n", ""
+    )
+    config.write_text(
+        text.replace("seeds = [0, 1]", "seeds = [0]").replace("[0.5, 1.0]", "[1.0]")
+        + '[source]\nkind = "weights"\n[[models]]\nname = "tests.toy_models:tiny_resnet"\n'
+        + f'label = "tiny"\nweights = "{tmp_path / "foreign.pth"}"\n'
+        + '[[targets]]\nname = "faces"\nkind = "faces"\nper_class = 6\n'
+    )
+    docs = tmp_path / "study.md"
+    result = CliRunner().invoke(
+        cli, ["study", str(config), "--out", str(tmp_path / "out"), "--docs", str(docs),
+              "--images", str(tmp_path / "img")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = docs.read_text()
+    assert "## ImageNet sanity check of the sources" in report
+    assert "| `tiny` |" in report and "ported from another layout" in report
+    assert "real ImageNet weights" in report  # the introduction of a weights study
+    sweep = json.loads(
+        next((tmp_path / "out" / "runs").glob("*/faces/seed0/sweep/results.json")).read_text()
+    )
+    assert "ported" in sweep["weights_note"]
