@@ -5,7 +5,8 @@ EfficientNet-Lite repository's and timm's) name their tensors differently but us
 the same order. A model's **graph order** lists its state: for each layer of its
 partition in topological order (the order in which forward uses it), the layer's
 parameters, then the buffers of the modules that own them (BatchNorm running statistics
-go with their layer); then any state that forward never reads, in ``state_dict`` order.
+go with their layer); then the rest (buffers of parameter-free modules, state that
+forward never reads) in ``state_dict`` order.
 ``num_batches_tracked`` counters are left out everywhere (an implementation may not save
 them; a ported model gets zeros).
 
