@@ -86,6 +86,7 @@ def sanity_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
     if not checks:
         return []
     lines = [
+        "",
         "## ImageNet sanity check of the sources",
         "",
         "Each source's own ImageNet classifier, before fine-tuning, on two scikit-image "
