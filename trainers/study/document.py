@@ -377,7 +377,8 @@ INTRODUCTIONS = {
     "protocols when given real data and weights (last section).",
     "weights": "The sources carry real ImageNet weights, installed from the package registry "
     "as another implementation's checkpoints and ported onto timm's models by graph structure "
-    "(docs/weights.md); each passes the sanity check below before it is fine-tuned. The targets "
+    "(docs/weights.md); each is checked on two photographs below before it is fine-tuned. The "
+    "targets "
     "have real pixels. The papers' data sets cannot be downloaded here, so this tests their "
     "*claims* on small targets, not their absolute numbers.",
     "pretrained": "The sources carry timm's or torchvision's ImageNet weights (the papers' "
