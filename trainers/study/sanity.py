@@ -38,7 +38,8 @@ def resolve_weights(spec: str, model: str) -> str:
     return str(Path(next(iter(found.submodule_search_locations))) / relative)
 
 
-def _photo_batch(name: str, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
+def photo_batch(name: str, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
+    """A scikit-image photograph as a batch of one: resized to 256, centre 224, normalised."""
     import numpy as np
     import torch
     from PIL import Image
@@ -65,7 +66,7 @@ def imagenet_check(partition: Partition, weights: str | None) -> dict[str, Any]:
     photos: dict[str, Any] = {}
     with torch.no_grad():
         for name, classes in EXPECTED.items():
-            probs = model.eval()(_photo_batch(name, config["mean"], config["std"])).softmax(1)[0]
+            probs = model.eval()(photo_batch(name, config["mean"], config["std"])).softmax(1)[0]
             top = int(probs.argmax())
             photos[name] = {"top1": top, "p": round(float(probs[top]), 3), "ok": top in classes}
     return {"photos": photos, "ok": all(p["ok"] for p in photos.values()), "note": note}
