@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 #: the suffixes that name a tensor's role in its layer, in the order used within a layer
 ROLES = ("weight", "bias", "running_mean", "running_var")
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 #: keys under which training scripts nest a state dict
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "module", "net")
 _COUNTER = "num_batches_tracked"
@@ -253,13 +252,14 @@ def _first_fit(
 ) -> tuple[list[Pair], str]:
     """The pairs onto the first target order that fits, and its label; the first
     order's error when none does."""
-    errors: list[PortError] = []
+    first: PortError | None = None
     for label, target in targets.items():
         try:
             return pair_tensors(source, target), label
         except PortError as error:
-            errors.append(error)
-    raise errors[0]
+            first = first or error
+    assert first is not None, "no target order given"
+    raise first
 
 
 def model_and_partition(

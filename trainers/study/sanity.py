@@ -73,11 +73,12 @@ def imagenet_check(partition: Partition, weights: str | None) -> dict[str, Any]:
 
 
 def cached_check(path: Path, partition: Partition, weights: str | None) -> dict[str, Any]:
-    """:func:`imagenet_check`, read from ``path`` when it was made already."""
+    """:func:`imagenet_check`, read from ``path`` when it was made for the same weights."""
     if path.exists():
         cached: dict[str, Any] = json.loads(path.read_text())
-        return cached
-    result = imagenet_check(partition, weights)
+        if cached.get("weights") == weights:
+            return cached
+    result = {**imagenet_check(partition, weights), "weights": weights}
     write_atomic(path, json.dumps(result, indent=1) + "\n")
     return result
 
