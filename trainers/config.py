@@ -29,6 +29,7 @@ from trainers.setting import (
     EVERY_COMMAND,
     RLTUNE_ONLY,
     RUN_ONLY,
+    SWEEPS,
     ConfigError,
     Setting,
     parse_floats,
@@ -192,6 +193,53 @@ class TrainConfig:
     resume: bool = setting(
         False, "Continue a run folder: finished jobs are read back, not rerun.", syntax="flag"
     )
+    # where jobs run (docs/scaling.md)
+    executor: str = setting(
+        "local",
+        "Where jobs run: one after another in this process (local), or each as a Ray task "
+        "(ray; pip install 'graphblocks[ray]').",
+        choices=("local", "ray"),
+    )
+    ray_address: str | None = setting(
+        None,
+        "The Ray cluster to join: auto (the one started on this machine with `ray start "
+        "--head`) or HOST:PORT.",
+        shown_default="a new local cluster",
+        metavar="ADDRESS",
+    )
+    workers: int | None = setting(
+        None, "CPUs of the new local Ray cluster.", shown_default="all cores"
+    )
+    cpus_per_task: int = setting(
+        1,
+        "CPUs (torch threads) each Ray task asks for; it asks for one GPU too when the cluster has GPUs.",
+    )
+    # how a sweep finds B_opt (docs/selection.md)
+    select: str = setting(
+        "full",
+        "How a sweep finds B_opt: every block for --epochs (full); successive halving over "
+        "the blocks (halving); or rank the blocks by relative gradient norm and train only the "
+        "top one (gradnorm). BL1 and BL2 run either way.",
+        choices=("full", "halving", "gradnorm"),
+        commands=SWEEPS,
+    )
+    eta: int = setting(
+        3,
+        "Successive halving: each rung keeps the best 1/ETA blocks (at least one).",
+        commands=SWEEPS,
+    )
+    min_epochs: int = setting(
+        1,
+        "Successive halving: the first rung's epochs; rung k trains to MIN·ETA^k epochs, the "
+        "last one block to --epochs.",
+        commands=SWEEPS,
+    )
+    gradnorm_batches: int | None = setting(
+        None,
+        "Gradient-norm ranking: the training batches whose summed gradient scores the blocks.",
+        commands=SWEEPS,
+        shown_default="all",
+    )
     # RL-Tune (epochs above are the epochs per episode); None: the preset's value
     preset: str = setting(
         "practical",
@@ -288,6 +336,7 @@ class TrainConfig:
         if not 0 < self.sample_rate <= 1:
             raise ConfigError(f"bad sample rate {self.sample_rate}", "give a share in (0, 1]")
         self._check_rltune()
+        self._check_scaling()
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError(
                 "epochs, batch size and learning rate must be positive", "fix the setting"
@@ -314,6 +363,19 @@ class TrainConfig:
                 "bad RL-Tune settings",
                 "episodes ≥ 1, lr-steps ≥ 2, 0 ≤ lr-min < lr-max, 0 < ema ≤ 1, 0 ≤ base-prob < 1, "
                 "warmup-epochs ≥ 0, ppo-steps ≥ 1, agent-lr > 0, two or more multipliers ≥ 0",
+            )
+
+    def _check_scaling(self) -> None:
+        if self.eta < 2 or self.min_epochs < 1 or self.cpus_per_task < 1:
+            raise ConfigError(
+                "bad selection or executor settings", "eta ≥ 2, min-epochs ≥ 1, cpus-per-task ≥ 1"
+            )
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"bad workers {self.workers}", "give one or more")
+        if self.select != "full" and self.strategy != "sweep":
+            raise ConfigError(
+                f"--select {self.select} chooses among the blocks of a sweep",
+                "use graphblocks-train sweep, or --strategy sweep",
             )
 
     def rltune_settings(self) -> RLTuneSettings:

@@ -27,6 +27,7 @@ from trainers.config import ConfigError, TrainConfig
 from trainers.data import Preprocess, batches
 from trainers.jobs import Job, JobResult
 from trainers.modeling import FineTuneModel, eval_mode, freeze, set_modes
+from trainers.pause import BestEpoch, Training, paused_path, restore_paused, save_paused
 from trainers.results import write_job_result
 from trainers.strategies import Trainable, trainable
 
@@ -92,24 +93,6 @@ class Inputs:
     @property
     def cache_kinds(self) -> list[str]:
         return sorted({s.kind for s in self.stores.values()}) if self.stores else []
-
-
-@dataclass
-class BestEpoch:
-    """The epoch with the best validation accuracy so far, and its trained state."""
-
-    val_acc: float = -1.0
-    epoch: int = -1
-    state: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class Training:
-    """What the epochs of one job gave."""
-
-    best: BestEpoch
-    steps: int
-    train_seconds: float
 
 
 class Runner:
@@ -196,14 +179,29 @@ class Runner:
         return self.preprocess(images, generator, train=augment and split == "train")
 
     # ---- one job -------------------------------------------------------------------------
-    def run(self, job: Job, progress: EpochProgress | None = None) -> JobResult:
-        """Train ``job`` from the source weights; write and return its result."""
+    def run(
+        self, job: Job, progress: EpochProgress | None = None, until: int | None = None
+    ) -> JobResult:
+        """Train ``job`` from the source weights, or from where it was paused; write and
+        return its result. With ``until`` below the job's epochs, pause after epoch
+        ``until`` instead (``paused/<job>.pt``) and return the best epoch so far, with no
+        test accuracy and no result file."""
         start = time.perf_counter()
         seed = self.reset(job)
         plan = trainable(job, self.partition, self.dropped)
         inputs = self.plan_inputs(plan.level)
         count = freeze(self.model, plan.params, job.settings.bn)
-        training = self._train(job, inputs, torch.Generator().manual_seed(seed), progress)
+        stop = min(until or job.settings.epochs, job.settings.epochs)
+        training = self._train(job, inputs, torch.Generator().manual_seed(seed), progress, stop)
+        done = training.stopped or training.epoch >= job.settings.epochs
+        if not done:
+            return JobResult(
+                name=job.name, val_acc=training.best.val_acc, test_acc=float("nan"),
+                best_epoch=training.best.epoch, trainable_params=count,
+                seconds=round(time.perf_counter() - start, 3),
+                train_seconds=round(training.train_seconds, 3), steps=training.steps,
+                cache=tuple(inputs.cache_kinds),
+            )  # fmt: skip
         self.model.load_state_dict(training.best.state, strict=False)
         self._save_checkpoint(job, plan, training.best.state)
         result = JobResult(
@@ -214,6 +212,7 @@ class Runner:
             cache=tuple(inputs.cache_kinds),
         )  # fmt: skip
         write_job_result(self.run_dir / "results" / f"{job.file_stem}.json", result)
+        paused_path(self.run_dir, job.file_stem).unlink(missing_ok=True)
         return result
 
     def reset(self, job: Job) -> int:
@@ -243,32 +242,58 @@ class Runner:
         inputs: Inputs,
         generator: torch.Generator,
         progress: EpochProgress | None,
+        stop: int,
     ) -> Training:
-        """Every epoch (or until ``patience`` runs out), logging metrics; the best epoch."""
+        """Epochs up to ``stop`` (or until ``patience`` runs out), continuing a paused
+        job, logging metrics; pauses the job when it stops short of its budget."""
         cfg = job.settings
         optimizer, schedule = self._optimizer(cfg)
+        paused = paused_path(self.run_dir, job.file_stem)
+        training = Training()
+        if paused.exists():
+            training = restore_paused(paused, self.model, optimizer, schedule, generator)
         metrics_path = self.run_dir / "metrics" / f"{job.file_stem}.jsonl"
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        best, stale, steps, seconds = BestEpoch(), 0, 0, 0.0
-        with metrics_path.open("w") as log:
-            for epoch in range(1, cfg.epochs + 1):
-                began = time.perf_counter()
-                loss, seen = self._train_epoch(cfg, inputs, optimizer, schedule, generator)
-                seconds += time.perf_counter() - began
-                steps += math.ceil(seen / cfg.batch_size)
-                val_acc = self.evaluate("val", inputs)
-                record = {"epoch": epoch, "train_loss": loss / max(seen, 1), "val_acc": val_acc}
+        with metrics_path.open("a" if training.epoch else "w") as log:
+            while training.epoch < stop and not training.stopped:
+                self._epoch(cfg, inputs, optimizer, schedule, generator, training)
+                epoch, val_acc = training.epoch, training.history[-1]
+                record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress:
                     progress(epoch, val_acc)
-                if val_acc > best.val_acc or best.epoch < 0:
-                    best, stale = BestEpoch(val_acc, epoch, self._trained_state()), 0
-                else:
-                    stale += 1
-                    if cfg.patience is not None and stale >= cfg.patience:
-                        break
-        return Training(best, steps, seconds)
+        if training.epoch < cfg.epochs and not training.stopped:
+            state = self._trained_state()
+            save_paused(paused, training, state, optimizer, schedule, generator)
+        return training
+
+    def _epoch(
+        self,
+        cfg: TrainConfig,
+        inputs: Inputs,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+        training: Training,
+    ) -> None:
+        """One epoch, validated; ``training`` updated (best epoch, patience)."""
+        began = time.perf_counter()
+        loss, seen = self._train_epoch(cfg, inputs, optimizer, schedule, generator)
+        training.train_seconds += time.perf_counter() - began
+        training.steps += math.ceil(seen / cfg.batch_size)
+        training.epoch += 1
+        training.last_loss = loss / max(seen, 1)
+        val_acc = self.evaluate("val", inputs)
+        training.history.append(val_acc)
+        if val_acc > training.best.val_acc or training.best.epoch < 0:
+            training.best, training.stale = (
+                BestEpoch(val_acc, training.epoch, self._trained_state()),
+                0,
+            )
+        else:
+            training.stale += 1
+            training.stopped = cfg.patience is not None and training.stale >= cfg.patience
 
     def _train_epoch(
         self,

@@ -11,6 +11,7 @@ tie, reported with its test accuracy.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,6 +104,60 @@ def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> Sweep
     return SweepSummary(best_block(results), quartiles, baselines)
 
 
+@dataclass(frozen=True)
+class Rung:
+    """One rung of successive halving: its blocks trained to ``epochs``, each one's best
+    validation accuracy of those epochs, and the blocks it promoted."""
+
+    epochs: int
+    blocks: tuple[int, ...]
+    val_acc: tuple[float, ...]
+    kept: tuple[int, ...]
+    epochs_run: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    """How a sweep found B_opt without training every block fully, and its cost in
+    block epochs (``epochs_full_sweep``: what the full sweep trains) and seconds."""
+
+    method: str
+    epochs_run: float
+    epochs_full_sweep: int
+    seconds: float
+    eta: int | None = None
+    rungs: tuple[Rung, ...] = ()
+    #: gradnorm: each block's relative gradient norm, by block index
+    scores: tuple[float, ...] | None = None
+    ranking_seconds: float | None = None
+
+    @property
+    def share(self) -> float:
+        """``epochs_run`` as a share of the full sweep's."""
+        return self.epochs_run / self.epochs_full_sweep
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
+        if self.rungs:
+            data["rungs"] = [{k: list(v) if isinstance(v, tuple) else v
+                              for k, v in vars(r).items()} for r in self.rungs]  # fmt: skip
+        if self.scores is not None:
+            data["scores"] = list(self.scores)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selection:
+        values = dict(data)
+        values["rungs"] = tuple(
+            Rung(r["epochs"], tuple(r["blocks"]), tuple(r["val_acc"]), tuple(r["kept"]),
+                 r["epochs_run"])  # fmt: skip
+            for r in values.get("rungs", ())
+        )
+        if values.get("scores") is not None:
+            values["scores"] = tuple(values["scores"])
+        return cls(**values)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunResults:
     """Everything ``results.json`` holds (see the schema for each field)."""
@@ -117,6 +172,7 @@ class RunResults:
     cache_note: str = ""
     weights_note: str = ""
     sweep: SweepSummary | None = None
+    selection: Selection | None = None
     schema_version: int = SCHEMA_VERSION
 
     def job(self, name: str) -> JobResult | None:
@@ -142,6 +198,8 @@ class RunResults:
             data["weights_note"] = self.weights_note
         if self.sweep is not None:
             data.update(_sweep_dict(self.sweep))
+        if self.selection is not None:
+            data["selection"] = self.selection.to_dict()
         return data
 
     def to_json(self) -> str:
@@ -163,6 +221,7 @@ class RunResults:
             skipped_images=tuple(data["skipped_images"]), cache_note=data.get("cache_note", ""),
             weights_note=data.get("weights_note", ""),
             sweep=_sweep_from(data) if "quartiles" in data else None,
+            selection=Selection.from_dict(data["selection"]) if "selection" in data else None,
         )  # fmt: skip
 
     def save(self, path: str | Path) -> None:
@@ -270,6 +329,8 @@ __all__ = [
     "QuartileStats",
     "ResultsError",
     "RunResults",
+    "Rung",
+    "Selection",
     "Stats",
     "SweepSummary",
     "best_block",

@@ -9,21 +9,20 @@ jobs are read back, not rerun.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from graphblocks import GraphblocksError, Partition, PartitionError, write_atomic
 from trainers.config import ConfigError, TrainConfig
 from trainers.data import DataError, Preprocess, decode_images, load_or_make_split, subsample
-from trainers.engine import EpochProgress, Loaded, Runner
+from trainers.engine import Loaded, Runner
+from trainers.executors import make_executor
 from trainers.jobs import Job, JobResult
 from trainers.modeling import build_finetune_model
-from trainers.results import RunResults, read_job_result, summarize_sweep
+from trainers.results import RunResults, Selection, read_job_result, summarize_sweep
 from trainers.strategies import jobs_for
+from trainers.tasks import Prepared, Progress, Task, run_task
 
-#: ``(event, job, done, total)``: events ``start``/``done``/``skipped`` count jobs, ``epoch`` epochs.
-Progress = Callable[[str, Job, int, int], None]
+__all__ = ["Prepared", "Progress", "load_data", "load_partition", "prepare", "run", "run_job"]
 
 
 def load_partition(config: TrainConfig) -> Partition:
@@ -70,11 +69,8 @@ def _prepare_run_dir(config: TrainConfig) -> Path:
     if not config.out:
         raise ConfigError("no run folder given", "pass --out RUN_DIR")
     run_dir = Path(config.out)
-    if (
-        (run_dir / "results").is_dir()
-        and any((run_dir / "results").iterdir())
-        and not config.resume
-    ):
+    started = [run_dir / d for d in ("results", "paused") if (run_dir / d).is_dir()]
+    if any(any(folder.iterdir()) for folder in started) and not config.resume:
         raise GraphblocksError(
             f"{str(run_dir)!r} already holds results",
             "pass --resume to continue it, or choose another --out",
@@ -110,26 +106,13 @@ def load_data(config: TrainConfig, run_dir: Path, input_size: tuple[int, ...]) -
     return Loaded(images, labels, split.classes, skipped)
 
 
-@dataclass
-class Prepared:
-    """Everything a run needs, ready to run jobs."""
-
-    config: TrainConfig
-    run_dir: Path
-    partition: Partition
-    runner: Runner
-    jobs: list[Job]
-    #: how ``--weights`` were loaded when they had to be ported (else empty)
-    weights_note: str = ""
-
-
 def prepare(config: TrainConfig) -> Prepared:
     """Resolve the partition, split and decode the data, build the model; write
     ``config.toml`` and ``partition.json`` into the run folder."""
     import torch
 
     run_dir = _prepare_run_dir(config)
-    for stale in [*run_dir.glob("results/.*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
+    for stale in run_dir.glob("*/.*.tmp"):
         stale.unlink()  # left by a killed run: never a result
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -153,68 +136,66 @@ def prepare(config: TrainConfig) -> Prepared:
 
 
 def run(config: TrainConfig, progress: Progress | None = None) -> RunResults:
-    """Run the jobs of ``config`` into its run folder; return what ``results.json`` holds."""
+    """Run the jobs of ``config`` into its run folder on its executor; return what
+    ``results.json`` holds. A sweep with ``select`` other than ``full`` finds B_opt by
+    that selector (:mod:`trainers.selection`) instead of training every block."""
+    from trainers.selection import SELECTORS
+
     ready = prepare(config)
-    results: dict[str, JobResult] = {}
+    results = _finished(ready, progress)
+    executor = make_executor(ready.config)
+    selection = None
     jobs = ready.jobs
-    for done, job in enumerate(jobs):
+    if config.select in SELECTORS:
+        chosen, selection = SELECTORS[config.select](ready, executor, progress)
+        results.update({r.name: r for r in chosen})
+        jobs = [job for job in jobs if job.kind != "block"]
+        _write_results(ready, results, selection)
+    todo = [Task(job) for job in jobs if job.name not in results]
+    total = len(ready.jobs)
+
+    def started(task: Task) -> None:
+        if progress:
+            progress("start", task.job, len(results), total)
+
+    for task, result in executor.run(ready, todo, progress, started):
+        results[task.job.name] = result
+        if progress:
+            progress("done", task.job, len(results), total)
+        _write_results(ready, results, selection)
+    return _write_results(ready, results, selection)
+
+
+def _finished(ready: Prepared, progress: Progress | None) -> dict[str, JobResult]:
+    """With ``resume``, the results of the jobs that finished before, read back."""
+    results: dict[str, JobResult] = {}
+    for job in ready.jobs if ready.config.resume else []:
         saved = ready.run_dir / "results" / f"{job.file_stem}.json"
-        if ready.config.resume and saved.exists():
+        if saved.exists():
             results[job.name] = read_job_result(saved)
             if progress:
-                progress("skipped", job, done + 1, len(jobs))
-            continue
-        if progress:
-            progress("start", job, done, len(jobs))
-        results[job.name] = run_job(ready, job, progress)
-        if progress:
-            progress("done", job, done + 1, len(jobs))
-        _write_results(ready, list(results.values()))
-    return _write_results(ready, list(results.values()))
-
-
-def _run_rltune(ready: Prepared, job: Job, progress: Progress | None) -> JobResult:
-    from trainers.rltune.tuner import RLTune, make_units
-
-    cfg = job.settings
-    units = make_units(
-        ready.partition, ready.runner.model, cfg.granularity, set(ready.runner.dropped)
-    )
-    total = cfg.episodes * cfg.epochs
-    report = (lambda done, _total: progress("epoch", job, done, total)) if progress else None
-    return RLTune(ready.runner, units, ready.run_dir, job).run(report)
-
-
-def _run_plain(ready: Prepared, job: Job, progress: Progress | None) -> JobResult:
-    return ready.runner.run(job, _epoch_reporter(progress, job))
-
-
-#: job kinds that do not run as one plain training job
-SPECIAL_JOBS: dict[str, Callable[[Prepared, Job, Progress | None], JobResult]] = {
-    "rltune": _run_rltune,
-}
+                progress("skipped", job, len(results), len(ready.jobs))
+    return results
 
 
 def run_job(ready: Prepared, job: Job, progress: Progress | None = None) -> JobResult:
-    """Run one job of a prepared run (RL-Tune, or one plain training job)."""
-    return SPECIAL_JOBS.get(job.kind, _run_plain)(ready, job, progress)
+    """Run one job of a prepared run in this process."""
+    return run_task(ready, Task(job), progress)
 
 
-def _epoch_reporter(progress: Progress | None, job: Job) -> EpochProgress | None:
-    if progress is None:
-        return None
-    return lambda epoch, _val_acc: progress("epoch", job, epoch, job.settings.epochs)
-
-
-def _write_results(ready: Prepared, results: list[JobResult]) -> RunResults:
-    """Write ``results.json`` (all finished jobs, and a sweep's summary)."""
+def _write_results(
+    ready: Prepared, finished: dict[str, JobResult], selection: Selection | None
+) -> RunResults:
+    """Write ``results.json`` (all finished jobs in the jobs' order, and a sweep's summary)."""
     config, partition, data = ready.config, ready.partition, ready.runner.data
+    results = [finished[job.name] for job in ready.jobs if job.name in finished]
     document = RunResults(
         model=partition.model.name, strategy=config.strategy, num_blocks=partition.num_blocks,
         classes=tuple(data.classes), split_sizes={k: len(v) for k, v in data.labels.items()},
         jobs=tuple(results), skipped_images=tuple(data.skipped), cache_note=ready.runner.cache_note,
         weights_note=ready.weights_note,
         sweep=summarize_sweep(partition, results) if config.strategy == "sweep" else None,
+        selection=selection,
     )  # fmt: skip
     document.save(ready.run_dir / "results.json")
     return document

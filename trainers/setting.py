@@ -23,6 +23,7 @@ COMMANDS = ("run", "sweep", "rltune")
 EVERY_COMMAND = COMMANDS
 RUN_ONLY = ("run",)
 RLTUNE_ONLY = ("rltune",)
+SWEEPS = ("run", "sweep")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""A job stopped between two epochs and continued later exactly as if it had not stopped.
+
+Successive halving (:mod:`trainers.selection`) trains every block for a few epochs and
+only the best ones for more; a promoted block carries on from where it stopped, so the
+epochs of a rung are a prefix of the job's full run and a block that reaches the full
+budget ends with the same result as in a full sweep.
+
+``paused/<job>.pt`` holds everything the remaining epochs depend on: the trained
+parameters and buffers after the last epoch, Adam's moments, the schedule's step, the
+batch-order generator, torch's global generator (the head's dropout), the best epoch so
+far and the validation accuracy of every epoch. It is written atomically after each
+pause, so a run killed at any moment continues from the last pause.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graphblocks import atomic_target
+
+
+@dataclass
+class BestEpoch:
+    """The epoch with the best validation accuracy so far, and its trained state."""
+
+    val_acc: float = -1.0
+    epoch: int = -1
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Training:
+    """Where a job's epochs stand: the epochs done and what they gave."""
+
+    best: BestEpoch = field(default_factory=BestEpoch)
+    epoch: int = 0
+    stale: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0
+    #: validation accuracy after each epoch (index 0: epoch 1)
+    history: list[float] = field(default_factory=list)
+    #: patience ran out: no more epochs will run
+    stopped: bool = False
+    #: the last epoch's mean training loss
+    last_loss: float = float("nan")
+
+    def best_val_until(self, epoch: int) -> float:
+        """The best validation accuracy of the first ``epoch`` epochs."""
+        return max(self.history[:epoch], default=float("nan"))
+
+
+def paused_path(run_dir: Path, file_stem: str) -> Path:
+    """Where the paused state of the job with file name ``file_stem`` lives."""
+    return run_dir / "paused" / f"{file_stem}.pt"
+
+
+def save_paused(
+    path: Path,
+    training: Training,
+    model_state: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+) -> None:
+    """Write the state after ``training.epoch`` epochs, atomically."""
+    record = {k: v for k, v in vars(training).items() if k != "best"}
+    state = {
+        "training": record, "best": vars(training.best), "model": model_state,
+        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+        "generator": generator.get_state(), "rng": torch.get_rng_state(),
+    }  # fmt: skip
+    with atomic_target(path) as tmp:
+        torch.save(state, tmp)
+
+
+def restore_paused(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+) -> Training:
+    """Put the paused state into ``model``, ``optimizer``, ``schedule`` and the
+    generators; return where the epochs stand."""
+    state: dict[str, Any] = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["rng"])
+    fields = {f.name for f in dataclasses.fields(Training)} - {"best"}
+    return Training(best=BestEpoch(**state["best"]), **{k: state["training"][k] for k in fields})
