@@ -74,6 +74,22 @@ class Shipped:
         return Prepared(self.config, run_dir, self.partition, runner, [], self.weights_note)
 
 
+def _unimportable_modules(model: Any) -> list[Any]:
+    """The Python modules of ``model``'s layers that a worker cannot import by name (a
+    model file given as ``path/to/file.py:factory``): they travel by value."""
+    import sys
+    from importlib.machinery import PathFinder
+
+    names = {type(m).__module__ for m in model.modules()}
+    return [
+        sys.modules[name]
+        for name in sorted(names)
+        if name in sys.modules
+        and name.partition(".")[0] not in sys.builtin_module_names
+        and PathFinder.find_spec(name.partition(".")[0]) is None
+    ]
+
+
 def task_files(run_dir: Path, task: Task) -> dict[str, bytes]:
     """The files of the run folder that ``task`` continues from, by relative path."""
     stem = task.job.file_stem
@@ -147,7 +163,10 @@ class RayExecutor:
         ray = _import_ray()
         key = id(ready)
         if key not in self._shipped:
-            self._shipped[key] = ray.put(Shipped.of(ready))
+            shipped = Shipped.of(ready)
+            for module in _unimportable_modules(shipped.model):
+                ray.cloudpickle.register_pickle_by_value(module)
+            self._shipped[key] = ray.put(shipped)
         return self._shipped[key]
 
     def run(

@@ -1,0 +1,104 @@
+"""The Ray executor on a local cluster: the same jobs, files and B_opt as in-process."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+
+from tests.image_data import make_image_folder
+from trainers.config import ConfigError, TrainConfig
+from trainers.results import load_results
+from trainers.session import run
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one local cluster per test process
+
+MODEL = "tests/toy_models.py:tiny_resnet"
+SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 3, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local cluster of two CPUs; this process runs torch on one thread, as each task
+    does (--cpus-per-task 1): a different thread count changes float sums, not results'
+    meaning, and the tests compare bit for bit."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray")
+    images = make_image_folder(root / "images", classes=3, per_class=20, size=24)
+    import graphblocks
+
+    partition = graphblocks.analyze(MODEL, input_size=(3, 24, 24), max_blocks=1)
+    partition.save(root / "one-block.json")
+    return images, root / "one-block.json"
+
+
+def config(data, out, **changes) -> TrainConfig:
+    images, partition = data
+    return TrainConfig(
+        **{**SMALL, "model": "", "partition": str(partition), "data": str(images),
+           "out": str(out), **changes}
+    )  # fmt: skip
+
+
+def _rows(results):
+    return [(j.name, j.val_acc, j.test_acc, j.best_epoch, j.steps) for j in results.jobs]
+
+
+def test_a_three_job_sweep_on_ray_equals_in_process(cluster, data, tmp_path):
+    local = run(config(data, tmp_path / "local"))
+    remote = run(config(data, tmp_path / "ray", executor="ray"))
+    assert [j.name for j in local.jobs] == ["block:0", "head", "full"]
+    assert _rows(remote) == _rows(local), "the same jobs, accuracies, best epochs and steps"
+    assert remote.best_block == local.best_block
+    for folder in ("results", "metrics", "checkpoints"):
+        names = sorted(p.name for p in (tmp_path / "local" / folder).iterdir())
+        assert sorted(p.name for p in (tmp_path / "ray" / folder).iterdir()) == names
+    assert load_results(tmp_path / "ray") == remote
+
+
+def test_resume_continues_a_local_run_on_ray(cluster, data, tmp_path):
+    local = run(config(data, tmp_path / "local"))
+    shutil.copytree(tmp_path / "local", tmp_path / "mixed")
+    (tmp_path / "mixed" / "results" / "full.json").unlink()
+    kept = (tmp_path / "mixed" / "results" / "head.json").read_text()
+    events = []
+    resumed = run(
+        config(data, tmp_path / "mixed", executor="ray", resume=True),
+        lambda event, job, *_: events.append((event, job.name)),
+    )
+    assert ("skipped", "head") in events and ("done", "full") in events
+    assert (tmp_path / "mixed" / "results" / "head.json").read_text() == kept
+    assert _rows(resumed) == _rows(local)
+
+
+def test_halving_on_ray_promotes_as_in_process(cluster, data, tmp_path):
+    import graphblocks
+
+    partition = graphblocks.analyze(MODEL, input_size=(3, 24, 24))
+    partition.save(tmp_path / "all.json")
+    images, _ = data
+    settings = {"select": "halving", "eta": 2, "epochs": 4}
+    local = run(config((images, tmp_path / "all.json"), tmp_path / "local", **settings))
+    remote = run(config((images, tmp_path / "all.json"), tmp_path / "ray", executor="ray", **settings))
+    assert local.selection is not None and remote.selection is not None
+    assert remote.selection.rungs == local.selection.rungs
+    assert remote.best_block == local.best_block
+
+
+def test_without_ray_the_executor_says_how_to_get_it(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"graphblocks\[ray\]"):
+        run(config(data, tmp_path / "run", executor="ray"))

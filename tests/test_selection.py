@@ -1,0 +1,155 @@
+"""B_opt without a full sweep: paused jobs, successive halving, the gradient-norm ranker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from tests.image_data import make_image_folder
+from trainers.cli import cli
+from trainers.config import ConfigError, TrainConfig
+from trainers.results import load_results
+from trainers.selection import promoted, rung_epochs
+from trainers.session import prepare, run
+
+MODEL = "tests/toy_models.py:tiny_resnet"
+SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 4, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, per_class=12, size=24)
+
+
+def config(images, out, **changes) -> TrainConfig:
+    return TrainConfig(**{**SMALL, "data": str(images), "out": str(out), **changes})
+
+
+@pytest.mark.parametrize(
+    ("full", "eta", "first", "milestones"),
+    [(5, 3, 1, [1, 3, 5]), (9, 3, 1, [1, 3, 9]), (10, 2, 2, [2, 4, 8, 10]), (1, 3, 1, [1]),
+     (4, 3, 5, [4])],
+)  # fmt: skip
+def test_rungs_are_ashas_milestones(full, eta, first, milestones):
+    assert rung_epochs(full, eta, first) == milestones
+
+
+def test_promotion_keeps_the_best_and_the_earlier_block_on_a_tie():
+    assert promoted([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.7], 2) == [1, 2]
+    assert promoted([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.7], 1) == [1]
+    assert promoted([4, 6], [0.2, 0.2], 1) == [4]
+
+
+def test_a_job_paused_and_continued_ends_as_one_straight_run(images, tmp_path):
+    straight = prepare(config(images, tmp_path / "a", strategy="block", block=2))
+    expected = straight.runner.run(straight.jobs[0])
+    paused = prepare(config(images, tmp_path / "b", strategy="block", block=2))
+    for until in (1, 3):
+        partial = paused.runner.run(paused.jobs[0], until=until)
+        assert partial.test_acc != partial.test_acc, "no test accuracy before the end"
+        assert (tmp_path / "b" / "paused" / "block-2.pt").exists()
+        assert not (tmp_path / "b" / "results" / "block-2.json").exists()
+    result = paused.runner.run(paused.jobs[0])
+    assert (result.val_acc, result.test_acc, result.best_epoch, result.steps) == (
+        expected.val_acc, expected.test_acc, expected.best_epoch, expected.steps
+    )  # fmt: skip
+    for folder in ("metrics/block-2.jsonl", "checkpoints/block-2.safetensors"):
+        assert (tmp_path / "a" / folder).read_bytes() == (tmp_path / "b" / folder).read_bytes()
+    assert not (tmp_path / "b" / "paused" / "block-2.pt").exists()
+
+
+def test_halving_records_its_rungs_and_ends_with_the_full_sweeps_result(images, tmp_path):
+    full = run(config(images, tmp_path / "full", epochs=5))
+    halving = run(config(images, tmp_path / "halving", epochs=5, select="halving", eta=2))
+    selection = halving.selection
+    assert selection is not None and selection.method == "halving"
+    assert [r.epochs for r in selection.rungs] == [1, 2, 5]
+    assert [len(r.blocks) for r in selection.rungs] == [4, 2, 1]
+    assert selection.epochs_full_sweep == 4 * 5
+    assert (
+        selection.epochs_run == 4 * 1 + 2 * 1 + 1 * 3 == sum(r.epochs_run for r in selection.rungs)
+    )
+    assert selection.seconds > 0
+    best = halving.best_block
+    assert best is not None and (best.index,) == selection.rungs[-1].kept
+    assert [j.name for j in halving.jobs] == [f"block:{best.index}", "head", "full"]
+    same = full.job(f"block:{best.index}")
+    assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
+    for rung in selection.rungs[:-1]:
+        assert set(rung.kept) <= set(rung.blocks)
+    assert load_results(tmp_path / "halving") == halving
+
+
+def test_gradnorm_ranks_every_block_and_trains_only_the_top_one(images, tmp_path):
+    result = run(config(images, tmp_path / "run", select="gradnorm"))
+    selection = result.selection
+    assert selection is not None and selection.method == "gradnorm"
+    assert selection.scores is not None and len(selection.scores) == 4
+    assert all(s > 0 for s in selection.scores)
+    top = max(range(4), key=lambda b: (selection.scores[b], -b))
+    assert result.best_block is not None and result.best_block.index == top
+    assert selection.epochs_run == 4 + 1, "the top block's epochs and one ranking pass"
+    assert (
+        selection.ranking_seconds is not None and 0 < selection.ranking_seconds <= selection.seconds
+    )
+    assert [j.name for j in result.jobs] == [f"block:{top}", "head", "full"]
+
+
+def test_selection_needs_a_sweep(images, tmp_path):
+    with pytest.raises(ConfigError, match="blocks of a sweep"):
+        config(images, tmp_path, strategy="head", select="halving")
+
+
+def _halving_args(images, out) -> list[str]:
+    return ["sweep", "--select", "halving", "--model", MODEL, "--data", str(images),
+            "--out", str(out), "--input-size", "3,24,24", "--epochs", "9", "--batch-size", "4",
+            "--eta", "2"]  # fmt: skip
+
+
+def test_halving_resumes_after_kill_9(images, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "trainers.cli", *_halving_args(images, out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = out / "selection.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+        not record.exists() or len(json.loads(record.read_text()).get("done", {})) < 2
+    ):
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = json.loads(record.read_text())["done"]
+    assert 2 <= len(done) < 4 + 2 + 1, "killed inside the rungs"
+    assert list((out / "paused").glob("*.pt")), "paused jobs left to continue"
+    resumed = CliRunner().invoke(cli, [*_halving_args(images, out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    straight = CliRunner().invoke(cli, _halving_args(images, tmp_path / "straight"))
+    assert straight.exit_code == 0, straight.output
+    a, b = load_results(out), load_results(tmp_path / "straight")
+    assert a.selection is not None and b.selection is not None
+    assert a.selection.rungs == b.selection.rungs
+    assert a.selection.epochs_run == b.selection.epochs_run
+    assert a.best_block == b.best_block
+    assert not list(out.rglob(".*.tmp"))
+    kept = {f"block-{b}.pt" for b in range(4)} - {f"block-{a.best_block.index}.pt"}
+    assert {p.name for p in (out / "paused").iterdir()} == kept, "eliminated blocks stay paused"
+
+
+def test_a_halving_run_completes_into_the_full_sweep(images, tmp_path):
+    """The eliminated blocks stay paused; a full sweep resumed in the same folder
+    continues them and ends with the full sweep's results."""
+    halving = run(config(images, tmp_path / "run", select="halving", eta=2))
+    assert halving.selection is not None
+    completed = run(config(images, tmp_path / "run", resume=True))
+    straight = run(config(images, tmp_path / "straight"))
+    assert [(j.name, j.val_acc, j.test_acc) for j in completed.jobs] == [
+        (j.name, j.val_acc, j.test_acc) for j in straight.jobs
+    ]
+    assert completed.best_block == straight.best_block
