@@ -23,14 +23,14 @@ $(TF_STAMP): tests_keras/requirements.txt tests_keras/constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,ray]' -c constraints.txt
 	touch $(STAMP)
 
 inspect: $(STAMP)
 	$(VENV)/bin/graphblocks inspect resnet50
 
 test: $(STAMP) $(TF_STAMP) lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 	GRAPHBLOCKS_CLI=$(VENV)/bin/graphblocks $(TF_VENV)/bin/python -m pytest -q tests_keras
 
 lint: $(STAMP)

@@ -102,3 +102,31 @@ def test_without_ray_the_executor_says_how_to_get_it(data, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"graphblocks\[ray\]"):
         run(config(data, tmp_path / "run", executor="ray"))
+
+
+def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
+    import graphblocks
+
+    partition = graphblocks.analyze(MODEL, input_size=(3, 24, 24))
+    partition.save(tmp_path / "all.json")
+    images, _ = data
+    where = (images, tmp_path / "all.json")
+    settings = {"eta": 2, "epochs": 4, "baselines": False}
+    full = run(config(where, tmp_path / "full", **settings))
+    asha = run(config(where, tmp_path / "asha", executor="ray", select="asha", **settings))
+    selection = asha.selection
+    assert selection is not None and selection.method == "asha" and selection.eta == 2
+    assert [r.epochs for r in selection.rungs][:1] == [1]
+    assert {r.epochs for r in selection.rungs} <= {1, 2, 4}
+    assert selection.rungs[0].blocks == (0, 1, 2, 3), "every block starts"
+    assert selection.epochs_run == sum(r.epochs_run for r in selection.rungs) <= 4 * 4
+    best = asha.best_block
+    assert best is not None and selection.rungs[-1].kept == (best.index,)
+    same = full.job(f"block:{best.index}")
+    assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
+    assert (tmp_path / "asha" / "checkpoints" / f"block-{best.index}.safetensors").exists()
+
+
+def test_asha_needs_ray(data, tmp_path):
+    with pytest.raises(ConfigError, match="--executor ray"):
+        run(config(data, tmp_path / "run", select="asha"))

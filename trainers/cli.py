@@ -181,7 +181,20 @@ def _folders(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", help="Folder of the study's data, checkpoints and runs [the config's].")
 @click.option("--docs", help="The report to write [the config's, docs/study.md].")
 @click.option("--images", help="Folder of the report's figures [the config's].")
-@click.option("--workers", type=int, help="Worker processes [the config's].")
+@click.option(
+    "--workers",
+    type=int,
+    help="Worker processes; with --executor ray, the local cluster's CPUs and the runs prepared at a time [the config's].",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Run the jobs in worker processes (local) or as Ray tasks (ray) [the config's, local].",
+)
+@click.option(
+    "--ray-address",
+    help="With --executor ray: the cluster to join (auto or HOST:PORT) [a new local one].",
+)
 @click.option(
     "--data",
     "data",

@@ -170,6 +170,12 @@ class TrainConfig:
         0,
         "Seed of the split, the sampling and every job (each job's own seed is derived from it and the job's name).",
     )
+    block_seeds: str = setting(
+        "own",
+        "Block jobs' seeds: each its own (derived from its name), or one shared by all blocks "
+        "(the same head initialisation and batch order: blocks compared on common random numbers).",
+        choices=("own", "shared"),
+    )
     deterministic: bool = setting(
         False, "torch.use_deterministic_algorithms(True, warn_only=True).", syntax="flag"
     )
@@ -219,8 +225,15 @@ class TrainConfig:
         "full",
         "How a sweep finds B_opt: every block for --epochs (full); successive halving over "
         "the blocks (halving); or rank the blocks by relative gradient norm and train only the "
-        "top one (gradnorm). BL1 and BL2 run either way.",
-        choices=("full", "halving", "gradnorm"),
+        "top one (gradnorm); or Ray Tune's asynchronous halving (asha, with --executor ray). "
+        "BL1 and BL2 run unless --no-baselines.",
+        choices=("full", "halving", "gradnorm", "asha"),
+        commands=SWEEPS,
+    )
+    baselines: bool = setting(
+        True,
+        "A sweep's BL1 (head) and BL2 (full) after its blocks.",
+        syntax="flag",
         commands=SWEEPS,
     )
     eta: int = setting(

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from trainers.jobs import Job, job_name
-from trainers.results import RunResults
+from trainers.results import RunResults, Selection
 from trainers.session import Progress
 
 
@@ -35,6 +35,8 @@ def print_results(results: RunResults) -> None:
         console.print(
             f"Q{q}: blocks {list(stats.blocks)} test mean {_pct(t.mean)} ± {_pct(t.std)}, best {_pct(t.max)}"
         )
+    if results.selection is not None:
+        console.print(selection_line(results.selection))
     if results.skipped_images:
         console.print(
             f"[yellow]{len(results.skipped_images)} unreadable images skipped (listed in results.json)[/]"
@@ -43,6 +45,19 @@ def print_results(results: RunResults) -> None:
         console.print(f"[yellow]{results.weights_note}[/]")
     if results.cache_note:
         console.print(f"[yellow]{results.cache_note}[/]")
+
+
+def selection_line(selection: Selection) -> str:
+    """How B_opt was found, and its cost against the full sweep's, in one line."""
+    cost = (
+        f"{selection.epochs_run:g} of {selection.epochs_full_sweep} block epochs "
+        f"({selection.share:.0%} of a full sweep), {selection.seconds:.1f} s"
+    )
+    if selection.method == "halving":
+        rungs = " → ".join(f"{len(r.blocks)} × {r.epochs}" for r in selection.rungs)
+        return f"B_opt by successive halving (η {selection.eta}; blocks × epochs {rungs}): {cost}"
+    ranking = f"ranking {selection.ranking_seconds:.1f} s" if selection.ranking_seconds else ""
+    return f"B_opt by relative gradient norm ({ranking}, top block trained): {cost}"
 
 
 @contextlib.contextmanager

@@ -67,7 +67,11 @@ class Job:
     def seed_name(self) -> str:
         """The name the job's seed derives from: its own, except that RL-Tune's uniform
         baseline shares RL-Tune's (same head initialisation, same batch order), so the two
-        differ only by the agent."""
+        differ only by the agent. With ``block_seeds = "shared"`` every block job shares
+        one seed (the same head initialisation and batch order), so blocks are compared
+        on common random numbers."""
+        if self.kind == "block" and self.settings.block_seeds == "shared":
+            return "block"
         return PAIRED_SEEDS.get(self.name, self.name)
 
     @property

@@ -159,7 +159,8 @@ class RayExecutor:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         return cls(cpus_per_task, gpus)
 
-    def _reference(self, ready: Prepared) -> Any:
+    def shipped(self, ready: Prepared) -> Any:
+        """The reference to ``ready`` in the object store (put there once)."""
         ray = _import_ray()
         key = id(ready)
         if key not in self._shipped:
@@ -180,7 +181,7 @@ class RayExecutor:
         if not tasks:
             return
         remote = ray.remote(execute_shipped).options(num_cpus=self.cpus, num_gpus=self.gpus)
-        shipped = self._reference(ready)
+        shipped = self.shipped(ready)
         pending = {}
         for task in tasks:
             files = task_files(ready.run_dir, task)

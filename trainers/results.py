@@ -148,14 +148,15 @@ class Selection:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Selection:
         values = dict(data)
-        values["rungs"] = tuple(
-            Rung(r["epochs"], tuple(r["blocks"]), tuple(r["val_acc"]), tuple(r["kept"]),
-                 r["epochs_run"])  # fmt: skip
-            for r in values.get("rungs", ())
-        )
+        values["rungs"] = tuple(_rung(r) for r in values.get("rungs", ()))
         if values.get("scores") is not None:
             values["scores"] = tuple(values["scores"])
         return cls(**values)
+
+
+def _rung(data: Mapping[str, Any]) -> Rung:
+    return Rung(data["epochs"], tuple(data["blocks"]), tuple(data["val_acc"]),
+                tuple(data["kept"]), data["epochs_run"])  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

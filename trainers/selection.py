@@ -235,10 +235,19 @@ def gradnorm_select(
     return [result], selection
 
 
+def _asha(
+    ready: Prepared, executor: Executor, progress: Progress | None = None
+) -> tuple[list[JobResult], Selection]:
+    from trainers.asha import asha_select
+
+    return asha_select(ready, executor, progress)
+
+
 #: ``--select`` → the selector (``full`` trains every block: no selector)
 SELECTORS: dict[
     str, Callable[[Prepared, Executor, Progress | None], tuple[list[JobResult], Selection]]
 ] = {
     "halving": successive_halving,
     "gradnorm": gradnorm_select,
+    "asha": _asha,
 }

@@ -6,8 +6,9 @@
 ``block``       block K and the head; the rest frozen
 ``quartile``    every block of quartile Q and the head
 ``layers``      the named layers and the head
-``sweep``       every block, then both baselines; B_opt follows
-                (:func:`trainers.results.best_block`)
+``sweep``       every block, then both baselines (unless ``baselines`` is off); B_opt
+                follows (:func:`trainers.results.best_block`); with ``select`` other
+                than ``full``, B_opt is found by :mod:`trainers.selection` instead
 ``rltune``      RL-Tune, then ``uniform`` (all layers, one learning rate, as many
                 epochs as RL-Tune's episodes × epochs)
 ==============  ==================================================================
@@ -43,7 +44,8 @@ def _required(value: int | None, flag: str) -> int:
 def _sweep(config: TrainConfig, partition: Partition) -> list[Job]:
     """Every block in order, then BL1 and BL2: the order that walks the cache forward."""
     blocks = [Job("block", config, block=i) for i in range(partition.num_blocks)]
-    return [*blocks, Job("head", config), Job("full", config)]
+    baselines = [Job("head", config), Job("full", config)] if config.baselines else []
+    return [*blocks, *baselines]
 
 
 def _rltune(config: TrainConfig, _partition: Partition) -> list[Job]:

@@ -123,6 +123,9 @@ class StudyConfig:
     sample_rates: tuple[float, ...] = (0.15, 0.3, 0.5, 1.0)
     input_size: int = 32
     workers: int = 2
+    #: where the runs' jobs run: worker processes (local) or Ray tasks (ray)
+    executor: str = "local"
+    ray_address: str | None = None
     sweep: bool = True  # BL1, BL2 and every block on the whole training split
     source: SourceSpec = field(default_factory=SourceSpec)
     rltune: RLTuneSpec = field(default_factory=RLTuneSpec)
@@ -132,6 +135,8 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if not self.models or not self.targets or not self.seeds:
             raise ConfigError("a study needs models, targets and seeds", "list them in the file")
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"unknown executor {self.executor!r}", "choose local or ray")
         if not all(0 < r <= 1 for r in self.sample_rates) or not self.sample_rates:
             raise ConfigError("bad sample_rates", "give shares in (0, 1], e.g. [0.15, 0.3, 1.0]")
         unknown = sorted(set(self.train) - TRAIN_FIELDS)

@@ -82,7 +82,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _parallel(
+def parallel(
     fn: Callable[[Any], Any], tasks: Sequence[tuple[Any, Any]], workers: int
 ) -> Iterator[tuple[Any, Any]]:
     """``(key, fn(argument))`` for each ``(key, argument)`` task, as they finish: inline
@@ -104,12 +104,31 @@ def _parallel(
             raise
 
 
-def _run_one(settings: dict[str, Any]) -> dict[str, Any]:
-    """A worker's job: one run folder, then its ``study-unit.json`` marker."""
+def _threaded(
+    fn: Callable[[Any], Any], tasks: Sequence[tuple[Any, Any]], workers: int
+) -> Iterator[tuple[Any, Any]]:
+    """``(key, fn(argument))`` as they finish, from ``workers`` threads of this process
+    (the Ray driver: the threads only prepare runs and wait for their tasks)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {pool.submit(fn, argument): key for key, argument in tasks}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _run_one(settings: dict[str, Any], where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A worker's job: one run folder, then its ``study-unit.json`` marker. ``where``:
+    the executor settings, which do not change results and are not recorded."""
     from trainers.session import run
 
     start = time.perf_counter()
-    results = run(TrainConfig(**settings))
+    results = run(TrainConfig(**settings, **(where or {})))
     marker = {
         "seconds": round(time.perf_counter() - start, 2),
         "jobs": len(results.jobs),
@@ -290,7 +309,7 @@ class Study:
             )
             for m in todo
         ]  # fmt: skip
-        for done, (model, record) in enumerate(_parallel(_pretrain_job, tasks, cfg.workers), 1):
+        for done, (model, record) in enumerate(parallel(_pretrain_job, tasks, cfg.workers), 1):
             if progress:
                 progress(
                     f"pre-trained {model.key}: source accuracy "
@@ -354,8 +373,15 @@ class Study:
         return settings
 
     def run_all(self, progress: StudyProgress | None = None) -> None:
-        """Carry out the unfinished runs."""
+        """Carry out the unfinished runs: in worker processes, or on Ray (each run's jobs
+        as Ray tasks, ``workers`` runs at a time on this driver)."""
         todo = [(r, r.settings) for r in self.runs() if not _finished(r)]
-        for done, (run, _marker) in enumerate(_parallel(_run_one, todo, self.config.workers), 1):
+        cfg = self.config
+        if cfg.executor == "ray":
+            where = {"executor": "ray", "ray_address": cfg.ray_address, "workers": cfg.workers}
+            finished = _threaded(lambda s: _run_one(s, where), todo, cfg.workers)
+        else:
+            finished = parallel(_run_one, todo, cfg.workers)
+        for done, (run, _marker) in enumerate(finished, 1):
             if progress:
                 progress(run.label, done, len(todo))

@@ -1,0 +1,139 @@
+"""``--select asha``: asynchronous successive halving over the blocks, by Ray Tune.
+
+Each block is a Tune trial that trains its block job epoch by epoch and reports
+``val_acc`` (its best validation accuracy so far) after every epoch; Ray Tune's
+``ASHAScheduler`` (Li et al. 2018) stops the trials that fall below the top 1/η of
+those recorded at a rung. Its milestones are those of ``--select halving``
+(:func:`trainers.selection.rung_epochs`: grace period ``min_epochs``, reduction factor
+``eta``, maximum ``epochs``). Promotions are made as results arrive, without waiting
+for the rung to fill: no worker idles at a rung, but a block that reports early is
+judged against fewer others, so ASHA may keep a block that synchronous halving would
+drop (and the other way round); the chosen block can then depend on timing. B_opt is
+the best of the blocks that reached the full budget (the earlier on a tie); its files
+come back to the driver through a Tune checkpoint. A killed ``asha`` run is started
+again from the beginning (``halving`` resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trainers.config import ConfigError
+from trainers.executors import Executor
+from trainers.jobs import Job, JobResult
+from trainers.results import Rung, Selection, read_job_result
+from trainers.selection import promoted, rung_epochs
+from trainers.tasks import Prepared, Progress
+
+
+def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
+    """One block's trial: report after every epoch; the last report carries the files."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(threads)
+    scratch = Path(tempfile.mkdtemp(prefix="graphblocks-asha-"))
+    ready = shipped.prepared(scratch)
+    job = Job("block", shipped.config, block=params["block"])
+    epochs, best = job.settings.epochs, [-1.0]
+
+    def report(epoch: int, val_acc: float) -> None:
+        best[0] = max(best[0], val_acc)
+        if epoch < epochs:
+            tune.report({"epoch": epoch, "val_acc": best[0]})
+
+    result = ready.runner.run(job, report)
+    done = result.steps // max(
+        1, -(-len(ready.runner.data.labels["train"]) // job.settings.batch_size)
+    )
+    checkpoint = tune.Checkpoint.from_directory(str(scratch))
+    tune.report({"epoch": done, "val_acc": result.val_acc}, checkpoint=checkpoint)
+
+
+def asha_select(
+    ready: Prepared, executor: Executor, progress: Progress | None = None
+) -> tuple[list[JobResult], Selection]:
+    """Ray Tune's ASHA over the blocks (see the module docstring)."""
+    from trainers.ray_executor import RayExecutor
+
+    if not isinstance(executor, RayExecutor):
+        raise ConfigError(
+            "--select asha runs on Ray Tune", "add --executor ray, or use --select halving"
+        )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    cfg, blocks = ready.config, ready.partition.num_blocks
+    began = time.perf_counter()
+    scheduler = ASHAScheduler(
+        time_attr="epoch", max_t=cfg.epochs, grace_period=cfg.min_epochs, reduction_factor=cfg.eta
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, shipped=executor.shipped(ready), threads=executor.cpus),
+        {"cpu": executor.cpus, "gpu": executor.gpus},
+    )
+    storage = (ready.run_dir / "tune").resolve()
+    shutil.rmtree(storage, ignore_errors=True)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"block": tune.grid_search(list(range(blocks)))},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=scheduler),
+        run_config=tune.RunConfig(storage_path=str(storage), name="asha", verbose=0),
+    )
+    grid = tuner.fit()
+    trials = [grid[i] for i in range(len(grid))]
+    histories = {}
+    for trial in trials:
+        frame = trial.metrics_dataframe
+        histories[int(trial.config["block"])] = dict(
+            zip(frame["epoch"], frame["val_acc"], strict=True)
+        )
+    finalists = [b for b, h in histories.items() if cfg.epochs in h]
+    best = promoted(finalists, [histories[b][cfg.epochs] for b in finalists], 1)[0]
+    winner = next(t for t in trials if int(t.config["block"]) == best)
+    assert winner.checkpoint is not None
+    with winner.checkpoint.as_directory() as folder:
+        _copy_back(Path(folder), ready.run_dir)
+    result = read_job_result(ready.run_dir / "results" / f"block-{best}.json")
+    selection = Selection(
+        method="asha", epochs_run=sum(max(h) for h in histories.values()),
+        epochs_full_sweep=blocks * cfg.epochs, seconds=round(time.perf_counter() - began, 3),
+        eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, cfg.min_epochs)),
+    )  # fmt: skip
+    return [result], selection
+
+
+def _copy_back(folder: Path, run_dir: Path) -> None:
+    from graphblocks import atomic_target
+
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and relative.parts[0] in ("results", "metrics", "checkpoints"):
+            with atomic_target(run_dir / relative) as tmp:
+                tmp.write_bytes(path.read_bytes())
+
+
+def _rungs(histories: dict[int, dict[int, float]], milestones: list[int]) -> tuple[Rung, ...]:
+    """The rungs as ASHA played them: the blocks that reached each milestone, their
+    scores there, and those that went on to the next one."""
+    rungs, before = [], 0
+    for k, epochs in enumerate(milestones):
+        reached = sorted(b for b, h in histories.items() if epochs in h)
+        if not reached:
+            break
+        following = milestones[k + 1] if k + 1 < len(milestones) else None
+        kept = tuple(b for b in reached if following is not None and following in histories[b])
+        if following is None:
+            kept = tuple(promoted(reached, [histories[b][epochs] for b in reached], 1))
+        spent = len(reached) * (epochs - before)
+        rungs.append(
+            Rung(epochs, tuple(reached), tuple(histories[b][epochs] for b in reached), kept, spent)
+        )
+        before = epochs
+    return tuple(rungs)
