@@ -92,7 +92,9 @@ def test_halving_on_ray_promotes_as_in_process(cluster, data, tmp_path):
     images, _ = data
     settings = {"select": "halving", "eta": 2, "epochs": 4}
     local = run(config((images, tmp_path / "all.json"), tmp_path / "local", **settings))
-    remote = run(config((images, tmp_path / "all.json"), tmp_path / "ray", executor="ray", **settings))
+    remote = run(
+        config((images, tmp_path / "all.json"), tmp_path / "ray", executor="ray", **settings)
+    )
     assert local.selection is not None and remote.selection is not None
     assert remote.selection.rungs == local.selection.rungs
     assert remote.best_block == local.best_block

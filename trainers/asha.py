@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from graphblocks import GraphblocksError
 from trainers.config import ConfigError
 from trainers.executors import Executor
 from trainers.jobs import Job, JobResult
@@ -87,16 +88,11 @@ def asha_select(
         run_config=tune.RunConfig(storage_path=str(storage), name="asha", verbose=0),
     )
     grid = tuner.fit()
-    trials = [grid[i] for i in range(len(grid))]
-    histories = {}
-    for trial in trials:
-        frame = trial.metrics_dataframe
-        histories[int(trial.config["block"])] = dict(
-            zip(frame["epoch"], frame["val_acc"], strict=True)
-        )
+    trials: list[Any] = [grid[i] for i in range(len(grid))]
+    histories = {_block_of(trial): _history(trial) for trial in trials}
     finalists = [b for b, h in histories.items() if cfg.epochs in h]
     best = promoted(finalists, [histories[b][cfg.epochs] for b in finalists], 1)[0]
-    winner = next(t for t in trials if int(t.config["block"]) == best)
+    winner = next(t for t in trials if _block_of(t) == best)
     assert winner.checkpoint is not None
     with winner.checkpoint.as_directory() as folder:
         _copy_back(Path(folder), ready.run_dir)
@@ -107,6 +103,21 @@ def asha_select(
         eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, cfg.min_epochs)),
     )  # fmt: skip
     return [result], selection
+
+
+def _block_of(trial: Any) -> int:
+    return int(trial.config["block"])
+
+
+def _history(trial: Any) -> dict[int, float]:
+    """Epoch → the reported score, of one finished trial (or the trial's error)."""
+    if trial.error is not None:
+        raise GraphblocksError(
+            f"the ASHA trial of block {_block_of(trial)} failed: {trial.error}",
+            "rerun with --select halving to see the error in this process",
+        )
+    frame = trial.metrics_dataframe
+    return {int(e): float(v) for e, v in zip(frame["epoch"], frame["val_acc"], strict=True)}
 
 
 def _copy_back(folder: Path, run_dir: Path) -> None:
