@@ -132,3 +132,27 @@ def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
 def test_asha_needs_ray(data, tmp_path):
     with pytest.raises(ConfigError, match="--executor ray"):
         run(config(data, tmp_path / "run", select="asha"))
+
+
+def test_a_study_on_ray_gives_the_in_process_results(cluster, tmp_path):
+    from click.testing import CliRunner
+
+    from tests.test_study import TINY
+    from trainers.cli import cli
+
+    config = tmp_path / "tiny.toml"
+    one_target = TINY.split('[[targets]]\nname = "folder"')[0]
+    config.write_text(one_target.replace("seeds = [0, 1]", "seeds = [0]"))
+    found = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        args = ["study", str(config), "--out", str(out), "--docs", str(out / "study.md"),
+                "--images", str(out / "img"), "--executor", executor]  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        found[executor] = {
+            str(path.parent.relative_to(out)): _rows(load_results(path.parent))
+            for path in sorted((out / "runs").rglob("results.json"))
+        }
+    assert len(found["ray"]) == 3, "the sweep and RL-Tune at two rates"
+    assert found["ray"] == found["local"]

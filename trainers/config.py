@@ -385,6 +385,10 @@ class TrainConfig:
             )
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"bad workers {self.workers}", "give one or more")
+        if self.select == "asha" and self.executor != "ray":
+            raise ConfigError(
+                "--select asha runs on Ray Tune", "add --executor ray, or use --select halving"
+            )
         if self.select != "full" and self.strategy != "sweep":
             raise ConfigError(
                 f"--select {self.select} chooses among the blocks of a sweep",

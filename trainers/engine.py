@@ -252,6 +252,11 @@ class Runner:
         training = Training()
         if paused.exists():
             training = restore_paused(paused, self.model, optimizer, schedule, generator)
+            if training.epoch > stop:
+                raise ConfigError(
+                    f"{job.name} is paused after epoch {training.epoch}, past this rung's {stop}",
+                    "resume with the settings the run was started with (see its config.toml)",
+                )
         metrics_path = self.run_dir / "metrics" / f"{job.file_stem}.jsonl"
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with metrics_path.open("a" if training.epoch else "w") as log:

@@ -83,35 +83,26 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def parallel(
-    fn: Callable[[Any], Any], tasks: Sequence[tuple[Any, Any]], workers: int
+    fn: Callable[[Any], Any],
+    tasks: Sequence[tuple[Any, Any]],
+    workers: int,
+    *,
+    threads: bool = False,
 ) -> Iterator[tuple[Any, Any]]:
     """``(key, fn(argument))`` for each ``(key, argument)`` task, as they finish: inline
-    with one worker, else in a process pool. On an error or an interrupt the queued tasks
-    are cancelled (finished runs stay on disk, so the next invocation resumes)."""
+    with one worker, else in a process pool (or, with ``threads``, in threads of this
+    process: the Ray driver's, which only prepare runs and wait for their tasks). On an
+    error or an interrupt the queued tasks are cancelled (finished runs stay on disk, so
+    the next invocation resumes)."""
+    from concurrent.futures import Executor, ThreadPoolExecutor
+
     workers = min(workers, len(tasks))
     if workers <= 1:
         for key, argument in tasks:
             yield key, fn(argument)
         return
-    with _pool(workers) as pool:
-        futures = {pool.submit(fn, argument): key for key, argument in tasks}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
-def _threaded(
-    fn: Callable[[Any], Any], tasks: Sequence[tuple[Any, Any]], workers: int
-) -> Iterator[tuple[Any, Any]]:
-    """``(key, fn(argument))`` as they finish, from ``workers`` threads of this process
-    (the Ray driver: the threads only prepare runs and wait for their tasks)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    pool: Executor = ThreadPoolExecutor(workers) if threads else _pool(workers)
+    with pool:
         futures = {pool.submit(fn, argument): key for key, argument in tasks}
         try:
             for future in as_completed(futures):
@@ -379,7 +370,7 @@ class Study:
         cfg = self.config
         if cfg.executor == "ray":
             where = {"executor": "ray", "ray_address": cfg.ray_address, "workers": cfg.workers}
-            finished = _threaded(lambda s: _run_one(s, where), todo, cfg.workers)
+            finished = parallel(lambda s: _run_one(s, where), todo, cfg.workers, threads=True)
         else:
             finished = parallel(_run_one, todo, cfg.workers)
         for done, (run, _marker) in enumerate(finished, 1):
