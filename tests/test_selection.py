@@ -12,24 +12,17 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests.image_data import make_image_folder
+from tests.test_trainers import MODEL, SMALL
+from tests.test_trainers import images as images  # the module's image folder (a fixture)
 from trainers.cli import cli
 from trainers.config import ConfigError, TrainConfig
 from trainers.results import load_results
 from trainers.selection import promoted, rung_epochs
 from trainers.session import prepare, run
 
-MODEL = "tests/toy_models.py:tiny_resnet"
-SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 4, "batch_size": 8}
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, per_class=12, size=24)
-
 
 def config(images, out, **changes) -> TrainConfig:
-    return TrainConfig(**{**SMALL, "data": str(images), "out": str(out), **changes})
+    return TrainConfig(**{**SMALL, "epochs": 4, "data": str(images), "out": str(out), **changes})
 
 
 @pytest.mark.parametrize(
