@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from doc_tables import replace_between  # noqa: E402
 
-SELECTORS = ("halving", "gradnorm")
+#: asha runs on a local Ray cluster in this process (use --workers 1 with it)
+RAY_SELECTORS = {"asha": {"executor": "ray", "workers": 2}}
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -62,7 +63,7 @@ def _one(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tasks(
-    study: Any, out: Path, seeds: str, budget: dict[str, int]
+    study: Any, out: Path, seeds: str, budget: dict[str, int], methods: list[str]
 ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """Every sweep of the study: its full sweep (the study's own folder with the study's
     seeding and budget, else a new one without baselines) and each selector."""
@@ -76,9 +77,9 @@ def _tasks(
         if seeds != "own" or "epochs" in budget:
             full.update(out=str(folder / "full"), baselines=False, block_seeds=seeds)
         tasks.append(((*key, "full"), full))
-        for method in SELECTORS:
+        for method in methods:
             settings = {**full, "out": str(folder / method), "select": method, "baselines": False}
-            tasks.append(((*key, method), settings))
+            tasks.append(((*key, method), {**settings, **RAY_SELECTORS.get(method, {})}))
     return tasks
 
 
@@ -100,29 +101,40 @@ def _row(full: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _table(rows: dict[tuple[str, ...], dict[str, dict[str, Any]]]) -> str:
-    lines = [
-        "| model | target | seed | full sweep B_opt (test %) | halving: block (test %) | gap (pt) | epochs | gradnorm: block (test %) | gap (pt) | ρ | epochs | seconds full / halving / gradnorm |",
-        "|---|---|---:|---|---|---:|---:|---|---:|---:|---:|---|",
-    ]
+def _table(rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], methods: list[str]) -> str:
+    head = ["model", "target", "seed", "full sweep B_opt (test %)"]
+    for method in methods:
+        head += [f"{method}: block (test %)", "gap (pt)", "epochs"]
+        head += ["ρ"] if method == "gradnorm" else []
+    head.append(f"seconds full / {' / '.join(methods)}")
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---:|---|" + "---|---:|---:|" * len(methods)]
+    lines[1] += "---:|" * ("gradnorm" in methods) + "---|"
     for (model, target, seed), by in sorted(rows.items()):
-        h, g = by["halving"], by["gradnorm"]
-        lines.append(
-            f"| {model} | {target} | {seed} | {h['full_block']} ({100 * h['full_test']:.1f}) "
-            f"| {h['block']} ({100 * h['test']:.1f}) | {h['gap']:.1f} | {h['share']:.0%} "
-            f"| {g['block']} ({100 * g['test']:.1f}) | {g['gap']:.1f} | {g['rho']:+.2f} | {g['share']:.0%} "
-            f"| {h['full_seconds']:.0f} / {h['seconds']:.0f} / {g['seconds']:.0f} |"
-        )
+        first = by[methods[0]]
+        cells = [model, target, seed, f"{first['full_block']} ({100 * first['full_test']:.1f})"]
+        for method in methods:
+            v = by[method]
+            cells += [
+                f"{v['block']} ({100 * v['test']:.1f})",
+                f"{v['gap']:.1f}",
+                f"{v['share']:.0%}",
+            ]
+            cells += [f"{v['rho']:+.2f}"] if method == "gradnorm" else []
+        seconds = [first["full_seconds"], *(by[m]["seconds"] for m in methods)]
+        cells.append(" / ".join(f"{x:.0f}" for x in seconds))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _summary(rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], command: str) -> str:
+def _summary(
+    rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], methods: list[str], command: str
+) -> str:
     def share(method: str, test: Any) -> str:
         hits = [test(by[method]) for by in rows.values()]
         return f"{sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.0%})"
 
     lines = [f"Command: `{command}`", ""]
-    for method in SELECTORS:
+    for method in methods:
         values = [by[method] for by in rows.values()]
         epochs = [v["share"] for v in values]
         seconds = sum(v["seconds"] for v in values) / sum(v["full_seconds"] for v in values)
@@ -133,14 +145,15 @@ def _summary(rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], command: st
             f"{statistics.fmean(epochs):.0%} of the full sweep's block epochs (max {max(epochs):.0%}); "
             f"{seconds:.0%} of its block seconds."
         )
-    every = [by["gradnorm"]["rho"] for by in rows.values()]
-    rhos = [r for r in every if r == r]
-    lines.append(
-        f"- **gradnorm ranking vs the full sweep's validation ranking**: Spearman ρ mean "
-        f"{statistics.fmean(rhos):+.2f}, median {statistics.median(rhos):+.2f}, range "
-        f"{min(rhos):+.2f} … {max(rhos):+.2f} over {len(rhos)} runs ({len(every) - len(rhos)} "
-        "without a ranking: every block at the same validation accuracy)."
-    )
+    if "gradnorm" in methods:
+        every = [by["gradnorm"]["rho"] for by in rows.values()]
+        rhos = [r for r in every if r == r]
+        lines.append(
+            f"- **gradnorm ranking vs the full sweep's validation ranking**: Spearman ρ mean "
+            f"{statistics.fmean(rhos):+.2f}, median {statistics.median(rhos):+.2f}, range "
+            f"{min(rhos):+.2f} … {max(rhos):+.2f} over {len(rhos)} runs ({len(every) - len(rhos)} "
+            "without a ranking: every block at the same validation accuracy)."
+        )
     return "\n".join(lines)
 
 
@@ -150,6 +163,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/selection")
     parser.add_argument("--docs", default="docs/selection.md")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--selectors", default="halving,gradnorm", help="comma-separated")
     parser.add_argument("--epochs", type=int, help="the full budget [the study's]")
     parser.add_argument("--min-epochs", type=int, help="halving's first rung [1]")
     parser.add_argument(
@@ -166,7 +180,8 @@ def main() -> None:
     found: dict[tuple[str, ...], dict[str, Any]] = {}
     began = time.perf_counter()
     budget = {k: v for k, v in (("epochs", args.epochs), ("min_epochs", args.min_epochs)) if v}
-    tasks = _tasks(study, Path(args.out), args.block_seeds, budget)
+    methods = args.selectors.split(",")
+    tasks = _tasks(study, Path(args.out), args.block_seeds, budget, methods)
     for key, record in parallel(_one, tasks, args.workers):
         found[key] = record
         print(f"{'/'.join(key)}: {record['wall']:.0f} s", flush=True)
@@ -176,18 +191,21 @@ def main() -> None:
             full = found[(model, target, seed, "full")]["results"]
             rows.setdefault((model, target, seed), {})[method] = _row(full, record["results"])
     command = f"python bench/selection.py --config {args.config}"
+    if args.selectors != "halving,gradnorm":
+        command += f" --selectors {args.selectors} --workers {args.workers}"
     for flag, value in (("--epochs", args.epochs), ("--min-epochs", args.min_epochs)):
         command += f" {flag} {value}" if value else ""
     if args.block_seeds != "own":
         command += f" --block-seeds {args.block_seeds}"
     if args.out != "runs/selection":
         command += f" --out {args.out}"
-    body = f"{_summary(rows, command)}\n\n{_table(rows)}\n\nWall time of the benchmark: {time.perf_counter() - began:.0f} s with {args.workers} workers."
+    body = f"{_summary(rows, methods, command)}\n\n{_table(rows, methods)}\n\nWall time of the benchmark: {time.perf_counter() - began:.0f} s with {args.workers} workers."
     docs = ROOT / args.docs
     if not docs.exists():
         docs.write_text("# B_opt without a full sweep\n")
     name = f"selection-{Path(args.config).stem}-{args.block_seeds}-seeds"
     name += f"-{args.epochs}-epochs" if args.epochs else ""
+    name += f"-{'-'.join(methods)}" if args.selectors != "halving,gradnorm" else ""
     replace_between(docs, name, body)
     docs.with_name(f"{name}.json").write_text(
         json.dumps({"/".join(k): v for k, v in rows.items()}, indent=1) + "\n"

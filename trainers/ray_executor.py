@@ -74,6 +74,25 @@ class Shipped:
         return Prepared(self.config, run_dir, self.partition, runner, [], self.weights_note)
 
 
+def _join(ray: Any, address: str, options: dict[str, Any]) -> None:
+    """``ray.init`` on a running cluster. Like ``ray start --head`` (Ray ≥ 2.59), this
+    process uses token authentication when ``RAY_AUTH_MODE`` is unset and a token is at
+    hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)."""
+    token = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"))
+    if "RAY_AUTH_MODE" not in os.environ and (
+        token or (Path.home() / ".ray" / "auth_token").exists()
+    ):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise ConfigError(
+            f"cannot join the Ray cluster at {address!r}: {exc}",
+            "check --ray-address (`ray status` on the head node); a cluster with token "
+            "authentication needs RAY_AUTH_MODE=token and its token (`ray get-auth-token`)",
+        ) from None
+
+
 def _unimportable_modules(model: Any) -> list[Any]:
     """The Python modules of ``model``'s layers that a worker cannot import by name (a
     model file given as ``path/to/file.py:factory``): they travel by value."""
@@ -153,7 +172,7 @@ class RayExecutor:
             if not ray.is_initialized():
                 options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
                 if address:
-                    ray.init(address=address, **options)
+                    _join(ray, address, options)
                 else:
                     ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **options)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
