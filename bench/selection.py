@@ -63,13 +63,18 @@ def _one(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tasks(
-    study: Any, out: Path, seeds: str, budget: dict[str, int], methods: list[str]
+    study: Any,
+    out: Path,
+    seeds: str,
+    budget: dict[str, int],
+    methods: list[str],
+    targets: list[str] | None = None,
 ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """Every sweep of the study: its full sweep (the study's own folder with the study's
     seeding and budget, else a new one without baselines) and each selector."""
     tasks = []
     for unit in study.runs():
-        if unit.kind != "sweep":
+        if unit.kind != "sweep" or (targets and unit.target not in targets):
             continue
         key = (unit.model, unit.target, str(unit.seed))
         folder = out / unit.model / unit.target / f"seed{unit.seed}"
@@ -164,6 +169,7 @@ def main() -> None:
     parser.add_argument("--docs", default="docs/selection.md")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--selectors", default="halving,gradnorm", help="comma-separated")
+    parser.add_argument("--targets", help="comma-separated [all of the study's]")
     parser.add_argument("--epochs", type=int, help="the full budget [the study's]")
     parser.add_argument("--min-epochs", type=int, help="halving's first rung [1]")
     parser.add_argument(
@@ -181,7 +187,8 @@ def main() -> None:
     began = time.perf_counter()
     budget = {k: v for k, v in (("epochs", args.epochs), ("min_epochs", args.min_epochs)) if v}
     methods = args.selectors.split(",")
-    tasks = _tasks(study, Path(args.out), args.block_seeds, budget, methods)
+    targets = args.targets.split(",") if args.targets else None
+    tasks = _tasks(study, Path(args.out), args.block_seeds, budget, methods, targets)
     for key, record in parallel(_one, tasks, args.workers):
         found[key] = record
         print(f"{'/'.join(key)}: {record['wall']:.0f} s", flush=True)
@@ -193,6 +200,7 @@ def main() -> None:
     command = f"python bench/selection.py --config {args.config}"
     if args.selectors != "halving,gradnorm":
         command += f" --selectors {args.selectors} --workers {args.workers}"
+    command += f" --targets {args.targets}" if args.targets else ""
     for flag, value in (("--epochs", args.epochs), ("--min-epochs", args.min_epochs)):
         command += f" {flag} {value}" if value else ""
     if args.block_seeds != "own":
@@ -206,6 +214,7 @@ def main() -> None:
     name = f"selection-{Path(args.config).stem}-{args.block_seeds}-seeds"
     name += f"-{args.epochs}-epochs" if args.epochs else ""
     name += f"-{'-'.join(methods)}" if args.selectors != "halving,gradnorm" else ""
+    name += f"-{args.targets.replace(',', '-')}" if args.targets else ""
     replace_between(docs, name, body)
     docs.with_name(f"{name}.json").write_text(
         json.dumps({"/".join(k): v for k, v in rows.items()}, indent=1) + "\n"

@@ -74,15 +74,20 @@ class Shipped:
         return Prepared(self.config, run_dir, self.partition, runner, [], self.weights_note)
 
 
-def _join(ray: Any, address: str, options: dict[str, Any]) -> None:
-    """``ray.init`` on a running cluster. Like ``ray start --head`` (Ray ≥ 2.59), this
-    process uses token authentication when ``RAY_AUTH_MODE`` is unset and a token is at
-    hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)."""
+def _token_mode_like_ray_start() -> None:
+    """Like ``ray start --head`` (Ray ≥ 2.59), use token authentication when
+    ``RAY_AUTH_MODE`` is unset and a token is at hand (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``). Ray reads the mode when it is
+    first imported, so this runs before."""
     token = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"))
     if "RAY_AUTH_MODE" not in os.environ and (
         token or (Path.home() / ".ray" / "auth_token").exists()
     ):
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _join(ray: Any, address: str, options: dict[str, Any]) -> None:
+    """``ray.init`` on a running cluster, or a one-line error."""
     try:
         ray.init(address=address, **options)
     except ConnectionError as exc:
@@ -167,6 +172,8 @@ class RayExecutor:
     def connect(cls, address: str | None, workers: int | None, cpus_per_task: int) -> RayExecutor:
         """Join the cluster at ``address`` (``auto``: the one this machine runs), or start
         a local one with ``workers`` CPUs (default: all); once per process."""
+        if address:
+            _token_mode_like_ray_start()
         ray = _import_ray()
         with _connect_lock:
             if not ray.is_initialized():
