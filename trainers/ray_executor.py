@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphblocks import Partition
+from graphblocks import GraphblocksError, Partition
 from trainers.config import ConfigError, TrainConfig
 from trainers.data import Preprocess
 from trainers.engine import Loaded, Runner
+from trainers.executors import Started
 from trainers.jobs import JobResult
 from trainers.modeling import FineTuneModel
 from trainers.tasks import Prepared, Progress, Task, run_task
@@ -150,6 +151,16 @@ def execute_shipped(
     return result, written, [name for name in files if name not in written]
 
 
+def _result(ray: Any, reference: Any) -> Any:
+    """A finished task's value; a one-line error of the task raised as itself."""
+    try:
+        return ray.get(reference)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, GraphblocksError):
+            raise exc.cause from None
+        raise
+
+
 def _write_back(run_dir: Path, files: dict[str, bytes], removed: Sequence[str]) -> None:
     """A task's files into the driver's run folder, each atomically."""
     from graphblocks import atomic_target
@@ -201,7 +212,7 @@ class RayExecutor:
         ready: Prepared,
         tasks: Sequence[Task],
         progress: Progress | None = None,
-        started: Any = None,
+        started: Started | None = None,
     ) -> Iterator[tuple[Task, JobResult]]:
         ray = _import_ray()
         if not tasks:
@@ -218,7 +229,7 @@ class RayExecutor:
             while pending:
                 [finished], _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(finished)
-                result, files, removed = ray.get(finished)
+                result, files, removed = _result(ray, finished)
                 _write_back(ready.run_dir, files, removed)
                 yield task, result
         finally:
