@@ -3,8 +3,10 @@
 ``RUN_DIR`` holds ``config.toml`` (the resolved settings), ``partition.json``,
 ``split.json``, ``metrics/<job>.jsonl``, ``checkpoints/<job>.safetensors``,
 ``results/<job>.json`` (one per finished job) and ``results.json`` (all of them, plus
-the sweep summary), rewritten atomically after every job. With ``resume`` finished
-jobs are read back, not rerun.
+the sweep summary), rewritten atomically after every job; ``paused/<job>.pt`` and
+``selection.json`` while successive halving runs. With ``resume`` finished jobs are read
+back, not rerun, and paused ones continue. The jobs run on the executor that ``executor``
+names (:mod:`trainers.executors`); the run folder is written here, on the driver, either way.
 """
 
 from __future__ import annotations
