@@ -127,6 +127,7 @@ def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
     same = full.job(f"block:{best.index}")
     assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
     assert (tmp_path / "asha" / "checkpoints" / f"block-{best.index}.safetensors").exists()
+    assert not (tmp_path / "asha" / "tune").exists(), "the Tune experiment is cleaned up"
 
 
 def test_asha_needs_ray(data, tmp_path):

@@ -10,8 +10,9 @@ for the rung to fill: no worker idles at a rung, but a block that reports early 
 judged against fewer others, so ASHA may keep a block that synchronous halving would
 drop (and the other way round); the chosen block can then depend on timing. B_opt is
 the best of the blocks that reached the full budget (the earlier on a tie); its files
-come back to the driver through a Tune checkpoint. A killed ``asha`` run is started
-again from the beginning (``halving`` resumes where it stopped).
+come back to the driver through a Tune checkpoint, and the experiment's folder
+(``RUN_DIR/tune``) is removed. A killed ``asha`` run is started again from the beginning
+(``halving`` resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
     from ray import tune
 
     torch.set_num_threads(threads)
-    scratch = Path(tempfile.mkdtemp(prefix="graphblocks-asha-"))
+    # in the trial's own folder, which goes when the driver removes the experiment
+    scratch = Path(tempfile.mkdtemp(prefix="block-", dir=tune.get_context().get_trial_dir()))
     ready = shipped.prepared(scratch)
     job = Job("block", shipped.config, block=params["block"])
     epochs, best = job.settings.epochs, [-1.0]
@@ -96,6 +98,7 @@ def asha_select(
     assert winner.checkpoint is not None
     with winner.checkpoint.as_directory() as folder:
         _copy_back(Path(folder), ready.run_dir)
+    shutil.rmtree(storage, ignore_errors=True)  # the trials' folders and checkpoints
     result = read_job_result(ready.run_dir / "results" / f"block-{best}.json")
     selection = Selection(
         method="asha", epochs_run=sum(max(h) for h in histories.values()),
