@@ -128,6 +128,11 @@ def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
     assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
     assert (tmp_path / "asha" / "checkpoints" / f"block-{best.index}.safetensors").exists()
     assert not (tmp_path / "asha" / "tune").exists(), "the Tune experiment is cleaned up"
+    from trainers.console import selection_line
+
+    assert selection_line(selection).startswith(
+        "B_opt by Ray Tune's ASHA (η 2; blocks × epochs 4 × 1"
+    )
 
 
 def test_asha_needs_ray(data, tmp_path):

@@ -16,6 +16,7 @@ from tests.test_trainers import MODEL, SMALL
 from tests.test_trainers import images as images  # the module's image folder (a fixture)
 from trainers.cli import cli
 from trainers.config import ConfigError, TrainConfig
+from trainers.console import selection_line
 from trainers.results import load_results
 from trainers.selection import promoted, rung_epochs
 from trainers.session import prepare, run
@@ -78,6 +79,9 @@ def test_halving_records_its_rungs_and_ends_with_the_full_sweeps_result(images, 
     for rung in selection.rungs[:-1]:
         assert set(rung.kept) <= set(rung.blocks)
     assert load_results(tmp_path / "halving") == halving
+    line = selection_line(selection)
+    assert "successive halving (η 2; blocks × epochs 4 × 1 → 2 × 2 → 1 × 5)" in line
+    assert "9 of 20 block epochs (45% of a full sweep)" in line
 
 
 def test_gradnorm_ranks_every_block_and_trains_only_the_top_one(images, tmp_path):

@@ -53,9 +53,10 @@ def selection_line(selection: Selection) -> str:
         f"{selection.epochs_run:g} of {selection.epochs_full_sweep} block epochs "
         f"({selection.share:.0%} of a full sweep), {selection.seconds:.1f} s"
     )
-    if selection.method == "halving":
+    if selection.rungs:
         rungs = " → ".join(f"{len(r.blocks)} × {r.epochs}" for r in selection.rungs)
-        return f"B_opt by successive halving (η {selection.eta}; blocks × epochs {rungs}): {cost}"
+        how = {"halving": "successive halving", "asha": "Ray Tune's ASHA"}[selection.method]
+        return f"B_opt by {how} (η {selection.eta}; blocks × epochs {rungs}): {cost}"
     ranking = f"ranking {selection.ranking_seconds:.1f} s" if selection.ranking_seconds else ""
     return f"B_opt by relative gradient norm ({ranking}, top block trained): {cost}"
 
