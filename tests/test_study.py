@@ -72,7 +72,15 @@ def test_a_matching_stamp_skips_the_rebuild_and_a_changed_one_rebuilds(tmp_path:
 
 
 @pytest.mark.parametrize(
-    "name", ["study", "study-imagenet", "paper-flowers102", "paper-caltech101", "paper-cub200"]
+    "name",
+    [
+        "study",
+        "study-imagenet",
+        "selection-digits",
+        "paper-flowers102",
+        "paper-caltech101",
+        "paper-cub200",
+    ],
 )
 def test_the_shipped_configs_load(name: str) -> None:
     config = load_study(ROOT / "configs" / f"{name}.toml")
