@@ -29,7 +29,7 @@ from trainers.config import ConfigError
 from trainers.executors import Executor
 from trainers.jobs import Job, JobResult
 from trainers.results import Rung, Selection, read_job_result
-from trainers.selection import promoted, rung_epochs
+from trainers.selection import epochs_done, promoted, rung_epochs
 from trainers.tasks import Prepared, Progress
 
 
@@ -51,9 +51,7 @@ def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
             tune.report({"epoch": epoch, "val_acc": best[0]})
 
     result = ready.runner.run(job, report)
-    done = result.steps // max(
-        1, -(-len(ready.runner.data.labels["train"]) // job.settings.batch_size)
-    )
+    done = epochs_done(ready, result)
     checkpoint = tune.Checkpoint.from_directory(str(scratch))
     tune.report({"epoch": done, "val_acc": result.val_acc}, checkpoint=checkpoint)
 

@@ -42,6 +42,7 @@ from torch import nn
 
 from graphblocks import write_atomic
 from trainers.data import batches
+from trainers.engine import steps_per_epoch
 from trainers.executors import Executor
 from trainers.jobs import Job, JobResult
 from trainers.modeling import freeze, set_modes
@@ -88,9 +89,9 @@ class HalvingRecord:
         write_atomic(self.path, json.dumps({"done": self.done, "seconds": self.seconds}) + "\n")
 
 
-def _epochs_done(ready: Prepared, result: JobResult) -> int:
-    per_epoch = math.ceil(len(ready.runner.data.labels["train"]) / ready.config.batch_size)
-    return result.steps // per_epoch
+def epochs_done(ready: Prepared, result: JobResult) -> int:
+    """The epochs a job's result has trained (its steps over the steps of one epoch)."""
+    return result.steps // steps_per_epoch(ready.config, len(ready.runner.data.labels["train"]))
 
 
 def successive_halving(
@@ -154,13 +155,13 @@ def _run_rung(
         if until is None and saved.exists():
             result = read_job_result(saved)
             finished.append(result)
-            record.add(block, epochs, result.val_acc, _epochs_done(ready, result))
+            record.add(block, epochs, result.val_acc, epochs_done(ready, result))
         elif record.key(block, epochs) not in record.done:
             todo.append(Task(job, until))
     started = (lambda task: progress("start", task.job, 0, len(todo))) if progress else None
     for done, (task, result) in enumerate(executor.run(ready, todo, None, started), 1):
         assert task.job.block is not None
-        record.add(task.job.block, epochs, result.val_acc, _epochs_done(ready, result))
+        record.add(task.job.block, epochs, result.val_acc, epochs_done(ready, result))
         record.save()
         if until is None:
             finished.append(result)
@@ -227,7 +228,7 @@ def gradnorm_select(
         / len(ready.runner.data.labels["train"]),
     )
     selection = Selection(
-        method="gradnorm", epochs_run=_epochs_done(ready, result) + share,
+        method="gradnorm", epochs_run=epochs_done(ready, result) + share,
         epochs_full_sweep=blocks * cfg.epochs,
         seconds=round(ranking_seconds + result.seconds, 3), scores=tuple(scores),
         ranking_seconds=round(ranking_seconds, 3),
