@@ -40,7 +40,7 @@ lint: $(STAMP)
 
 # the generated parts of the docs (tests check that they are up to date)
 docs: $(STAMP)
-	$(PY) -m trainers.settings_table
+	$(PY) -m trainers.settings.table
 
 golden: $(STAMP)
 	$(PY) fixtures/make_golden.py

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.doc_tables import replace_between  # noqa: E402
 from tests.image_data import make_image_folder  # noqa: E402
-from trainers.config import TrainConfig  # noqa: E402
 from trainers.session import run  # noqa: E402
+from trainers.settings.config import TrainConfig  # noqa: E402
 
 
 def measure(

@@ -55,7 +55,7 @@ def defects(names: list[str]) -> Iterator[None]:
     """Put old behaviour back for one run: ``average_bn`` (the moving average of the
     BatchNorm statistics, no recomputation), ``no_selection`` (the last source is the
     result), ``greedy`` (the agent always takes its most likely action)."""
-    from trainers.rltune import tuner
+    from trainers.training.rltune import tuner
 
     saved = {
         "average_parameters": tuner.average_parameters,
@@ -108,8 +108,8 @@ def run_variant(task: tuple[str, dict[str, Any], dict[str, Any]]) -> dict[str, A
     """One RL-Tune run (or its uniform baseline: name ``uniform``) in this process."""
     import torch
 
-    from trainers.config import TrainConfig
     from trainers.session import prepare, run_job
+    from trainers.settings.config import TrainConfig
 
     torch.set_num_threads(1)
     name, base, variant = task
@@ -132,7 +132,7 @@ def run_before(args: argparse.Namespace, data: Path, work: Path, seed: int) -> d
     code = (
         "import json, sys, torch; torch.set_num_threads(1); "
         f"sys.path.insert(0, {str(tree)!r}); "
-        "from trainers.config import TrainConfig; from trainers.session import run; "
+        "from trainers.settings.config import TrainConfig; from trainers.session import run; "
         f"doc = run(TrainConfig(**json.loads({json.dumps(json.dumps(settings))}))); "
         "print(json.dumps(doc['strategies'][0]))"
     )
@@ -150,9 +150,9 @@ def agent_table(updates: list[int], seeds: int = 5) -> list[tuple[str, int, floa
     import math
 
     import torch
+    from trainers.settings.presets import RLTUNE_PRESETS
 
-    from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings
-    from trainers.rltune.presets import RLTUNE_PRESETS
+    from trainers.training.rltune.agent import PPO, Agent, Buffer, PPOSettings
 
     def preset(name: str) -> tuple[int, float, float, float, float]:
         p = RLTUNE_PRESETS[name]

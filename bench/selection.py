@@ -54,8 +54,8 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 def _one(settings: dict[str, Any]) -> dict[str, Any]:
     """A worker's job: one run folder (resumed when it exists); its results.json."""
-    from trainers.config import TrainConfig
     from trainers.session import run
+    from trainers.settings.config import TrainConfig
 
     began = time.perf_counter()
     results = run(TrainConfig(**settings))

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.image_data import make_image_folder  # noqa: E402
-from trainers.config import TrainConfig  # noqa: E402
-from trainers.data import batches  # noqa: E402
 from trainers.session import prepare, run  # noqa: E402
+from trainers.settings.config import TrainConfig  # noqa: E402
+from trainers.training.data import batches  # noqa: E402
 
 
 def partition_file(spec: str, work: Path, size: int) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainers.data import stratified_split, subsample
+from trainers.training.data import stratified_split, subsample
 
 class_sizes = st.lists(st.integers(min_value=1, max_value=40), min_size=2, max_size=6)
 

@@ -18,8 +18,8 @@ import pytest
 
 import graphblocks
 from trainers.cli import cli
-from trainers.config import COMMANDS, settings
-from trainers.settings_table import with_settings_table
+from trainers.settings.config import COMMANDS, settings
+from trainers.settings.table import with_settings_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("graphblocks", "trainers")

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from fixtures.make_results_golden import GOLDEN_DIR, RUNS, run_golden, without_timings
-from trainers.results import RunResults
+from trainers.jobs.results import RunResults
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))

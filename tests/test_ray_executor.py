@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from tests.image_data import make_image_folder
-from trainers.config import ConfigError, TrainConfig
-from trainers.results import load_results
+from trainers.jobs.results import load_results
 from trainers.session import run
+from trainers.settings.config import ConfigError, TrainConfig
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")  # one local cluster per test process
@@ -128,7 +128,7 @@ def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
     assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
     assert (tmp_path / "asha" / "checkpoints" / f"block-{best.index}.safetensors").exists()
     assert not (tmp_path / "asha" / "tune").exists(), "the Tune experiment is cleaned up"
-    from trainers.console import selection_line
+    from trainers.report.console import selection_line
 
     assert selection_line(selection).startswith(
         "B_opt by Ray Tune's ASHA (η 2; blocks × epochs 4 × 1"

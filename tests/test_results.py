@@ -9,9 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from trainers.cli import cli
-from trainers.config import ConfigError
-from trainers.jobs import JOB_KINDS, JobResult, job_name, parse_job_name
-from trainers.results import (
+from trainers.jobs.job import JOB_KINDS, JobResult, RLTuneOutcome, job_name, parse_job_name
+from trainers.jobs.results import (
     ResultsError,
     RunResults,
     best_block,
@@ -19,6 +18,7 @@ from trainers.results import (
     read_job_result,
     write_job_result,
 )
+from trainers.settings.config import ConfigError
 
 
 def result(name: str, val: float, test: float = 0.5, **extra: object) -> JobResult:
@@ -58,19 +58,13 @@ def test_b_opt_is_the_best_validation_block_and_the_earliest_on_a_tie():
 
 
 def test_results_round_trip_through_json_with_nan_and_rltune_fields(tmp_path):
-    rl = result(
-        "rltune",
-        0.6,
-        float("nan"),
-        last_target_val_acc=0.7,
-        units=("a", "head"),
-        granularity="layer",
-    )
+    outcome = RLTuneOutcome(last_target_val_acc=0.7, units=("a", "head"), granularity="layer")
+    rl = result("rltune", 0.6, float("nan"), rltune=outcome)
     path = tmp_path / "results.json"
     document(result("block:0", 0.5), rl).save(path)
     again = load_results(tmp_path)
     assert again.jobs[0] == result("block:0", 0.5)
-    assert math.isnan(again.jobs[1].test_acc) and again.jobs[1].units == ("a", "head")
+    assert math.isnan(again.jobs[1].test_acc) and again.jobs[1].rltune == outcome
     assert "best_epoch" in json.loads(path.read_text())["strategies"][1]
 
 

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from tests.image_data import make_image_folder
 from trainers.cli import cli
-from trainers.config import TrainConfig
-from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings, gae
-from trainers.rltune.moving_average import average_parameters, recompute_bn
-from trainers.rltune.tuner import RateGrid, RLTune, StateProbe, lr_choices, make_units
 from trainers.session import prepare, run
+from trainers.settings.config import TrainConfig
+from trainers.training.rltune.agent import PPO, Agent, Buffer, PPOSettings, gae
+from trainers.training.rltune.moving_average import average_parameters, recompute_bn
+from trainers.training.rltune.tuner import RateGrid, RLTune, StateProbe, lr_choices, make_units
 
 MODEL = "tests/toy_models.py:tiny_resnet"
 
@@ -154,7 +154,7 @@ def test_chosen_rates_reach_the_optimizer(images, tmp_path):
     ready = prepare(settings(images, tmp_path / "run"))
     model = ready.runner.model
     units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
-    tuner = RLTune(ready.runner, units, ready.run_dir, ready.jobs[0])
+    tuner = RLTune(ready.runner, units, ready.jobs[0])
     act = tuner.agent.act
 
     def first_unit_paused(state, greedy=False):  # the agent's choice, but unit 0 gets rate 0
@@ -237,7 +237,7 @@ def test_practical_rltune_starts_as_uniform_fine_tuning(images, tmp_path):
     def keep(done: int, _total: int) -> None:
         after.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    RLTune(ready.runner, units, ready.run_dir, rltune).run(keep)
+    RLTune(ready.runner, units, rltune).run(keep)
     ready.runner.run(uniform)
     plain = model.state_dict()
     assert after.keys() == plain.keys()
@@ -249,7 +249,7 @@ def test_rltune_reports_its_best_validation_model(images, tmp_path):
     ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=1))
     model = ready.runner.model
     units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
-    tuner = RLTune(ready.runner, units, ready.run_dir, ready.jobs[0])
+    tuner = RLTune(ready.runner, units, ready.jobs[0])
     scores = iter([0.5, 0.3, 0.7, 0.7, 0.6])  # validation accuracy of each model in turn
     ready.runner.evaluate = lambda split, inputs=None: next(scores)  # type: ignore[method-assign]
     bias = model.head[-1].bias

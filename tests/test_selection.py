@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from tests.test_trainers import MODEL, SMALL
 from tests.test_trainers import images as images  # the module's image folder (a fixture)
 from trainers.cli import cli
-from trainers.config import ConfigError, TrainConfig
-from trainers.console import selection_line
-from trainers.results import load_results
-from trainers.selection import promoted, rung_epochs
+from trainers.jobs.results import load_results
+from trainers.report.console import selection_line
+from trainers.selection.halving import promoted, rung_epochs
 from trainers.session import prepare, run
+from trainers.settings.config import ConfigError, TrainConfig
 
 
 def config(images, out, **changes) -> TrainConfig:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from graphblocks.errors import GraphblocksError
 from trainers.cli import cli
-from trainers.jobs import JobResult
+from trainers.jobs.job import JobResult
 from trainers.study.claims import evaluate_claims, verdict
 from trainers.study.config import load_study
 from trainers.study.datasets import PHOTOS, SHAPES, materialize
@@ -108,7 +108,7 @@ def test_the_imagenet_study_uses_real_weights_and_real_pixels() -> None:
 
 
 def test_package_weights_name_the_extra_when_missing() -> None:
-    from trainers.config import ConfigError
+    from trainers.settings.config import ConfigError
     from trainers.study.sanity import resolve_weights
 
     assert resolve_weights("some/file.pth", "m") == "some/file.pth"
@@ -213,8 +213,8 @@ def test_the_committed_checkpoint_is_a_real_pretrained_model(tmp_path: Path) -> 
     study = Study(dataclasses.replace(config, models=(model,)))
     study.make_partitions()
     from graphblocks.partition import Partition
-    from trainers.data import decode_images, make_split
-    from trainers.modeling import build_source_model, load_weights
+    from trainers.training.data import decode_images, make_split
+    from trainers.training.modeling import build_source_model, load_weights
 
     partition = Partition.load(study.partition_path(model))
     net = build_source_model(partition, pretrained=False)

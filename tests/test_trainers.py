@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from tests.image_data import make_image_folder
 from trainers.cli import cli
-from trainers.config import TrainConfig, resolve_config
-from trainers.results import load_results
+from trainers.jobs.results import load_results
 from trainers.session import prepare, run
+from trainers.settings.config import TrainConfig, resolve_config
 
 MODEL = "tests/toy_models.py:tiny_resnet"
 SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 2, "batch_size": 8}

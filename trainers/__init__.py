@@ -2,5 +2,5 @@
 
 Reads partitions through graphblocks' public API; graphblocks never imports this package.
 Entry points: the ``graphblocks-train`` command (:mod:`trainers.cli`) and
-:func:`trainers.session.run` with a :class:`trainers.config.TrainConfig`.
+:func:`trainers.session.run` with a :class:`trainers.settings.config.TrainConfig`.
 """

@@ -9,12 +9,13 @@ from typing import Any, get_args, get_type_hints
 import click
 
 from graphblocks import OneLineErrors, debug_option
+from trainers.settings.kinds import ExecutorKind
 
 F = Callable[..., Any]
 
 
 def _option(spec: Any, command: str, hints: dict[str, Any]) -> Callable[[F], F]:
-    """The click option of one setting (see :class:`trainers.config.SettingInfo`)."""
+    """The click option of one setting (see :class:`trainers.settings.config.SettingInfo`)."""
     info = spec.info
     names = [spec.flag, *info.aliases.get(command, ())]
     text = f"{info.help} [{spec.shown_default()}]"
@@ -33,9 +34,9 @@ def _option(spec: Any, command: str, hints: dict[str, Any]) -> Callable[[F], F]:
 
 
 def _setting_options(command: str) -> Callable[[F], F]:
-    """``--config`` and every setting of :class:`trainers.config.TrainConfig` that
+    """``--config`` and every setting of :class:`trainers.settings.config.TrainConfig` that
     ``command`` offers, as flags."""
-    from trainers.config import TrainConfig, settings
+    from trainers.settings.config import TrainConfig, settings
 
     hints = get_type_hints(TrainConfig)
 
@@ -54,7 +55,7 @@ def _setting_options(command: str) -> Callable[[F], F]:
 
 def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The flags the user typed (not defaults), as settings."""
-    from trainers.config import settings
+    from trainers.settings.config import settings
 
     parsers = {s.name: s.info.parse for s in settings() if s.info.parse is not None}
     given = {}
@@ -72,10 +73,10 @@ def _execute(
     ctx: click.Context, config_file: str | None, values: dict[str, Any], **fixed: Any
 ) -> None:
     """Resolve the settings (``fixed``: what the command itself sets), run, print."""
-    from trainers.config import resolve_config
-    from trainers.console import print_results, progress_printer
-    from trainers.plots import render_plots
+    from trainers.report.console import print_results, progress_printer
+    from trainers.report.plots import render_plots
     from trainers.session import run
+    from trainers.settings.config import resolve_config
 
     config = resolve_config(config_file, {**_given(ctx, values), **fixed})
     with progress_printer() as progress:
@@ -148,9 +149,9 @@ def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
 def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
     """Print the results of RUN_DIR(s) and render their plots (several runs: one box
     per model in each quartile's panel)."""
-    from trainers.console import print_results
-    from trainers.plots import plot_quartiles, render_plots
-    from trainers.results import load_results
+    from trainers.jobs.results import load_results
+    from trainers.report.console import print_results
+    from trainers.report.plots import plot_quartiles, render_plots
 
     runs = [load_results(d) for d in run_dirs]
     for run_dir, results in zip(run_dirs, runs, strict=True):
@@ -163,7 +164,7 @@ def report(run_dirs: tuple[Path, ...], output: Path | None) -> None:
 
 
 def _folders(pairs: tuple[str, ...]) -> dict[str, str]:
-    from trainers.config import ConfigError
+    from trainers.settings.config import ConfigError
 
     folders = {}
     for pair in pairs:
@@ -188,7 +189,7 @@ def _folders(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "ray"]),
+    type=click.Choice([str(k) for k in ExecutorKind]),
     help="Run the jobs in worker processes (local) or as Ray tasks (ray) [the config's, local].",
 )
 @click.option(

@@ -44,4 +44,4 @@ def run_study(
             "wall_minutes_all_invocations": meta.get("wall_minutes_all_invocations", 0.0) + minutes,
         }
         write_atomic(meta_path, json.dumps(meta, indent=1) + "\n")
-    return write_report(config, meta)
+    return write_report(config, meta, infer=not report_only)

@@ -18,8 +18,8 @@ from typing import Any
 
 import tomllib
 
-from trainers.config import FIELDS as TRAIN_FIELDS
-from trainers.config import ConfigError, default_of
+from trainers.settings.config import FIELDS as TRAIN_FIELDS
+from trainers.settings.config import ConfigError, default_of
 
 TARGET_KINDS = ("digits", "photos", "shifted", "faces", "folder")
 SOURCE_KINDS = ("generated", "pretrained", "weights")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from trainers.data import DataError
+from trainers.training.data import DataError
 
 Sample = tuple[str, Image.Image]  # (class name, image)
 Generator = Callable[[int, int, np.random.Generator], Iterator[Sample]]

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import human_count, write_atomic
-from trainers.config import default_of
-from trainers.jobs import job_name
+from trainers.jobs.job import job_name
+from trainers.settings.config import default_of
 from trainers.study.claims import Claim, evaluate_claims
 from trainers.study.config import ModelSpec, StudyConfig
 from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
@@ -391,8 +391,9 @@ def _choices(kind: str) -> str:
     return path.read_text(encoding="utf-8").rstrip() if path else ""
 
 
-def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
-    """Write the report (and its figures) from the study's run folders."""
+def write_report(config: StudyConfig, meta: dict[str, Any], *, infer: bool = True) -> Path:
+    """Write the report (and its figures) from the study's run folders; without
+    ``infer`` no model runs (the sanity checks are read, never made)."""
     pairs = collect(config)
     docs = Path(config.docs)
     images = Path(config.images)
@@ -412,7 +413,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any]) -> Path:
         INTRODUCTIONS[config.source.kind],
         "",
         *_claims(claims),
-        *sanity_lines(Study(config).sanity_checks()),
+        *sanity_lines(Study(config).sanity_checks(compute=infer)),
         *_context(config, pairs),
         "",
         *_setup(config, pairs, meta),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from trainers.plots import pyplot, save_png
+from trainers.report.plots import pyplot, save_png
 from trainers.study.results import PairResults
 
 GROUPS = ("BL1", "BL2", "Q1", "Q2", "Q3", "Q4")

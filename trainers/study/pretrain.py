@@ -4,14 +4,18 @@ A checkpoint is the whole source model's ``state_dict`` (parameter names as the
 partition has them, BN statistics included) as safetensors, named
 ``<model>-<hash>.safetensors`` where the hash covers the model, its arguments, the
 source task and the input size (:meth:`StudyConfig.source_hash`); a JSON file beside it
-records the source validation accuracy and the time it took. Committed checkpoints in
-``fixtures/study/`` are used before the run folder's cache.
+records the source validation accuracy and the time it took. Committed checkpoints are
+used before the study's cache: those in the folders of ``GRAPHBLOCKS_STUDY_CHECKPOINTS``
+(separated by the path separator), then the checkout's ``fixtures/study/`` when the
+package runs from a checkout of the repository (an installed wheel has none; the study
+then says that it pre-trains, and where it looked).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +24,20 @@ import torch
 from torch import nn
 
 from graphblocks import Partition, atomic_target, write_atomic
-from trainers.data import augment_batch, batches, decode_images, make_split
-from trainers.engine import accuracy
-from trainers.modeling import build_source_model, eval_mode
+from trainers.training.data import augment_batch, batches, decode_images, make_split
+from trainers.training.evaluation import dataset_accuracy
+from trainers.training.modeling import build_source_model
 
+#: the repository checkout's committed checkpoints (absent from an installed package)
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "study"
+#: more folders of committed checkpoints, separated by ``os.pathsep``
+FOLDERS_VARIABLE = "GRAPHBLOCKS_STUDY_CHECKPOINTS"
+
+
+def committed_folders() -> list[Path]:
+    """The folders of committed checkpoints that exist (see the module docstring)."""
+    given = [Path(p) for p in os.environ.get(FOLDERS_VARIABLE, "").split(os.pathsep) if p]
+    return [folder for folder in (*given, FIXTURE_DIR) if folder.is_dir()]
 
 
 def checkpoint_name(key: str, digest: str) -> str:
@@ -34,19 +47,17 @@ def checkpoint_name(key: str, digest: str) -> str:
 
 def find_checkpoint(name: str, cache_dir: Path) -> Path | None:
     """A committed or cached checkpoint of that name, or None."""
-    for folder in (FIXTURE_DIR, cache_dir):
+    for folder in (*committed_folders(), cache_dir):
         if (folder / name).exists():
             return folder / name
     return None
 
 
 def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    correct = 0.0
-    with eval_mode(model), torch.no_grad():
-        for index in batches(len(labels), 256, shuffle=False):
-            logits = model(images[index].float().div_(255))
-            correct += accuracy(logits, labels[index]) * len(index)
-    return correct / max(len(labels), 1)
+    def logits(index: torch.Tensor) -> torch.Tensor:
+        return model(images[index].float().div_(255))
+
+    return dataset_accuracy(model, logits, labels, batch_size=256)
 
 
 def pretrain(

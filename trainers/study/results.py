@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphblocks import Partition
-from trainers.jobs import JobResult, job_name
-from trainers.results import best_block, load_results
+from trainers.jobs.job import JobResult, job_name
+from trainers.jobs.results import best_block, load_results
 from trainers.study.config import StudyConfig
 from trainers.study.runner import unit_dir
 
@@ -56,7 +56,7 @@ class PairResults:
         return statistics.fmean(values) if values else float("-inf")
 
     def b_opt(self) -> tuple[list[int], list[float]]:
-        """Per seed: B_opt (:func:`trainers.results.best_block`) and its test accuracy."""
+        """Per seed: B_opt (:func:`trainers.jobs.results.best_block`) and its test accuracy."""
         chosen = [best_block(jobs.values()) for jobs in self.sweeps.values()]
         return [c.index for c in chosen if c], [c.test_acc for c in chosen if c]
 
@@ -154,8 +154,9 @@ def rl_diagnostics(pairs: list[PairResults], out: Path) -> dict[float, dict[str,
                 if "rltune" not in jobs or "uniform" not in jobs:
                     continue
                 rl, uniform, into = jobs["rltune"], jobs["uniform"], found[rate]
-                if rl.last_target_val_acc is not None:
-                    into["target_gap"].append(rl.last_target_val_acc - uniform.val_acc)
+                last_target = rl.rltune.last_target_val_acc if rl.rltune else None
+                if last_target is not None:
+                    into["target_gap"].append(last_target - uniform.val_acc)
                 into["final_gap"].append(rl.val_acc - uniform.val_acc)
                 rows = _lr_log(unit_dir(out, pair.model, pair.target, seed, "rltune", rate))
                 if rows:

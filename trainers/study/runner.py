@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import Partition, write_atomic
-from trainers.config import ConfigError, TrainConfig, default_of
+from trainers.jobs.run_folder import RunFolder
+from trainers.settings import ConfigError, ExecutorKind, TrainConfig, default_of
 from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
 
 #: ``(what, done, total)`` after each finished unit of work.
@@ -125,7 +126,7 @@ def _run_one(settings: dict[str, Any], where: dict[str, Any] | None = None) -> d
         "jobs": len(results.jobs),
         "settings": settings,
     }
-    write_atomic(Path(settings["out"]) / "study-unit.json", json.dumps(marker) + "\n")
+    write_atomic(RunFolder(Path(settings["out"])).study_marker, json.dumps(marker) + "\n")
     return marker
 
 
@@ -147,7 +148,7 @@ def _check_partition(
 
 def _finished(run: StudyRun) -> bool:
     """Whether the run's folder is finished, with the same settings."""
-    marker = run.run_dir / "study-unit.json"
+    marker = RunFolder(run.run_dir).study_marker
     if not marker.exists():
         return False
     recorded = json.loads(marker.read_text()).get("settings")
@@ -249,22 +250,25 @@ class Study:
     def sanity_path(self, model: ModelSpec) -> Path:
         return self.out / "sanity" / f"{model.key}.json"
 
-    def sanity_checks(self) -> dict[str, dict[str, Any]]:
-        """The ImageNet sanity check of every real-weight source (made once, then read);
-        none for a generated source."""
-        from trainers.study.sanity import cached_check
+    def sanity_checks(self, *, compute: bool = True) -> dict[str, dict[str, Any] | None]:
+        """The ImageNet sanity check of every real-weight source (made once, then read;
+        without ``compute`` only read, None where it was never made); none for a
+        generated source."""
+        from trainers.study.sanity import cached_check, saved_check
 
         kind = self.config.source.kind
         if kind == "generated":
             return {}
-        return {
-            model.key: cached_check(
-                self.sanity_path(model),
-                Partition.load(self.partition_path(model)),
-                self.weights_file(model) if kind == "weights" else None,
+        checks: dict[str, dict[str, Any] | None] = {}
+        for model in self.config.models:
+            weights = self.weights_file(model) if kind == "weights" else None
+            path = self.sanity_path(model)
+            checks[model.key] = (
+                cached_check(path, Partition.load(self.partition_path(model)), weights)
+                if compute
+                else saved_check(path, weights)
             )
-            for model in self.config.models
-        }
+        return checks
 
     def checkpoint(self, model: ModelSpec) -> Path:
         """Where the model's source checkpoint is (committed or cached) or will be."""
@@ -273,6 +277,14 @@ class Study:
         name = checkpoint_name(model.key, self.config.source_hash(model))
         cache = self.out / "pretrained"
         return find_checkpoint(name, cache) or cache / name
+
+    def missing_checkpoint_line(self, model: ModelSpec) -> str:
+        """Why ``model`` is pre-trained here: where committed checkpoints were looked for."""
+        from trainers.study.pretrain import committed_folders
+
+        folders = committed_folders()
+        where = ", ".join(str(f) for f in folders) or "nowhere (no checkout's fixtures/study/)"
+        return f"no committed checkpoint of {model.key} (looked in {where}): pre-training it"
 
     def pretrain_settings(self, model: ModelSpec) -> dict[str, Any]:
         """The keyword arguments of :func:`~trainers.study.pretrain.pretrain` for ``model``."""
@@ -292,6 +304,9 @@ class Study:
             return
         todo = [m for m in cfg.models if not self.checkpoint(m).exists()]
         todo.sort(key=lambda m: -(m.epochs or cfg.source.epochs))
+        for model in todo:
+            if progress:
+                progress(self.missing_checkpoint_line(model), 0, len(todo))
         tasks = [
             (
                 m,
@@ -368,7 +383,7 @@ class Study:
         as Ray tasks, ``workers`` runs at a time on this driver)."""
         todo = [(r, r.settings) for r in self.runs() if not _finished(r)]
         cfg = self.config
-        if cfg.executor == "ray":
+        if cfg.executor == ExecutorKind.RAY:
             where = {"executor": "ray", "ray_address": cfg.ray_address, "workers": cfg.workers}
             finished = parallel(lambda s: _run_one(s, where), todo, cfg.workers, threads=True)
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import Partition, write_atomic
-from trainers.config import ConfigError
+from trainers.settings.config import ConfigError
 
 #: photograph -> the ImageNet classes that count as right
 EXPECTED: dict[str, tuple[int, ...]] = {"chelsea": (281, 282, 283, 284, 285), "coffee": (967,)}
@@ -58,7 +58,7 @@ def imagenet_check(partition: Partition, weights: str | None) -> dict[str, Any]:
     import timm
     import torch
 
-    from trainers.modeling import build_source_model, load_weights
+    from trainers.training.modeling import build_source_model, load_weights
 
     model = build_source_model(partition, pretrained=weights is None)
     note = load_weights(model, partition, weights) if weights else ""
@@ -72,19 +72,27 @@ def imagenet_check(partition: Partition, weights: str | None) -> dict[str, Any]:
     return {"photos": photos, "ok": all(p["ok"] for p in photos.values()), "note": note}
 
 
-def cached_check(path: Path, partition: Partition, weights: str | None) -> dict[str, Any]:
-    """:func:`imagenet_check`, read from ``path`` when it was made for the same weights."""
+def saved_check(path: Path, weights: str | None) -> dict[str, Any] | None:
+    """The check saved at ``path`` when it was made for the same ``weights``, else None."""
     if path.exists():
         cached: dict[str, Any] = json.loads(path.read_text())
         if cached.get("weights") == weights:
             return cached
+    return None
+
+
+def cached_check(path: Path, partition: Partition, weights: str | None) -> dict[str, Any]:
+    """:func:`imagenet_check`, read from ``path`` when it was made for the same weights."""
+    cached = saved_check(path, weights)
+    if cached is not None:
+        return cached
     result = {**imagenet_check(partition, weights), "weights": weights}
     write_atomic(path, json.dumps(result, indent=1) + "\n")
     return result
 
 
-def sanity_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
-    """The report's table: one row per source."""
+def sanity_lines(checks: dict[str, dict[str, Any] | None]) -> list[str]:
+    """The report's table: one row per source (None: its check has not been run)."""
     if not checks:
         return []
     lines = [
@@ -99,6 +107,9 @@ def sanity_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
         "|---|---:|---:|:---:|---|",
     ]
     for model, check in checks.items():
+        if check is None:
+            lines.append(f"| `{model}` | - | - | not run | run the study (not `--report-only`) |")
+            continue
         cells = [f"{p['top1']} ({p['p']:.2f})" for p in check["photos"].values()]
         how = check.get("note") or "loaded as saved"
         lines.append(f"| `{model}` | {' | '.join(cells)} | {'✓' if check['ok'] else '✗'} | {how} |")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from trainers.jobs import Job, job_name
-from trainers.results import RunResults, Selection
-from trainers.session import Progress
+from trainers.execution.tasks import Progress, ProgressEvent
+from trainers.jobs.job import Job, JobKind, job_name
+from trainers.jobs.results import RunResults, Selection
+from trainers.settings import Selector
 
 
 def _pct(value: float | None) -> str:
@@ -20,7 +21,7 @@ def print_results(results: RunResults) -> None:
     from rich.table import Table
 
     best = results.best_block
-    b_opt = job_name("block", best.index) if best else None
+    b_opt = job_name(JobKind.BLOCK, best.index) if best else None
     table = Table(title=f"{results.model}: {results.strategy}", title_justify="left")
     for column in ("job", "val acc", "test acc", "trainable", "seconds", "cache"):
         table.add_column(column, justify="left" if column in ("job", "cache") else "right")
@@ -55,7 +56,9 @@ def selection_line(selection: Selection) -> str:
     )
     if selection.rungs:
         rungs = " → ".join(f"{len(r.blocks)} × {r.epochs}" for r in selection.rungs)
-        how = {"halving": "successive halving", "asha": "Ray Tune's ASHA"}[selection.method]
+        how = {Selector.HALVING: "successive halving", Selector.ASHA: "Ray Tune's ASHA"}[
+            Selector(selection.method)
+        ]
         return f"B_opt by {how} (η {selection.eta}; blocks × epochs {rungs}): {cost}"
     ranking = f"ranking {selection.ranking_seconds:.1f} s" if selection.ranking_seconds else ""
     return f"B_opt by relative gradient norm ({ranking}, top block trained): {cost}"
@@ -72,11 +75,11 @@ def progress_printer() -> Iterator[Progress]:
         task = bar.add_task("jobs", total=None)
         epochs = bar.add_task("epochs", total=None)
 
-        def update(event: str, job: Job, done: int, total: int) -> None:
-            if event == "epoch":
+        def update(event: ProgressEvent, job: Job, done: int, total: int) -> None:
+            if event is ProgressEvent.EPOCH:
                 bar.update(epochs, total=total, completed=done, description=f"  {job.name} epochs")
                 return
-            if event == "start":
+            if event is ProgressEvent.START:
                 bar.reset(epochs)
             bar.update(task, total=total, completed=done, description=f"jobs ({event} {job.name})")
 

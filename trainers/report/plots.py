@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import atomic_target
-from trainers.results import RunResults
+from trainers.jobs.results import RunResults
+from trainers.jobs.run_folder import RunFolder
 
 
 def pyplot() -> Any:
@@ -127,12 +128,12 @@ def plot_lr_heatmap(log_csv: Path, path: Path) -> Path:
 def render_plots(run_dir: Path, results: RunResults) -> list[Path]:
     """``blocks.png`` and ``quartiles.png`` for a sweep, ``rltune-lr.png`` (the chosen
     learning rate per unit and epoch) for RL-Tune."""
-    written = []
+    folder, written = RunFolder(run_dir), []
     if any(r.block is not None for r in results.jobs):
         written += [
-            plot_blocks(results, run_dir / "blocks.png"),
-            plot_quartiles([results], run_dir / "quartiles.png"),
+            plot_blocks(results, folder.figure("blocks")),
+            plot_quartiles([results], folder.figure("quartiles")),
         ]
-    if (run_dir / "rltune-lr.csv").exists():
-        written.append(plot_lr_heatmap(run_dir / "rltune-lr.csv", run_dir / "rltune-lr.png"))
+    if folder.rltune_rates.exists():
+        written.append(plot_lr_heatmap(folder.rltune_rates, folder.figure("rltune-lr")))
     return written

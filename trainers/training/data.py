@@ -171,10 +171,9 @@ def make_split(data: str | Path, shares: Sequence[float], seed: int) -> DataSpli
 
 
 def load_or_make_split(
-    run_dir: Path, data: str | Path, shares: Sequence[float], seed: int
+    saved: Path, data: str | Path, shares: Sequence[float], seed: int
 ) -> DataSplit:
-    """The run folder's saved split, or a new one saved there."""
-    saved = run_dir / "split.json"
+    """The split saved at ``saved`` (a run folder's ``split.json``), or a new one saved there."""
     if saved.exists():
         return DataSplit.from_json(saved.read_text())
     split = make_split(data, shares, seed)

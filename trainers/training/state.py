@@ -1,15 +1,22 @@
-"""A job stopped between two epochs and continued later exactly as if it had not stopped.
+"""A job stopped and continued later exactly as if it had not stopped: one mechanism for
+every job.
 
-Successive halving (:mod:`trainers.selection`) trains every block for a few epochs and
-only the best ones for more; a promoted block carries on from where it stopped, so the
-epochs of a rung are a prefix of the job's full run and a block that reaches the full
-budget ends with the same result as in a full sweep.
+A job's state goes to ``paused/<job>.pt`` (:meth:`RunFolder.paused
+<trainers.jobs.run_folder.RunFolder.paused>`) through :func:`save_state`, atomically, and
+comes back through :func:`load_state`, which unpickles nothing (``weights_only=True``):
+the state is tensors, numbers, strings and containers of them. The file goes when the
+job finishes.
 
-``paused/<job>.pt`` holds everything the remaining epochs depend on: the trained
-parameters and buffers after the last epoch, Adam's moments, the schedule's step, the
-batch-order generator, torch's global generator (the head's dropout), the best epoch so
-far and the validation accuracy of every epoch. It is written atomically after each
-pause, so a run killed at any moment continues from the last pause.
+* A plain job pauses between epochs (:func:`save_paused`): successive halving
+  (:mod:`trainers.selection`) trains every block for a few epochs and only the best ones
+  for more, and a promoted block carries on from where it stopped, so the epochs of a
+  rung are a prefix of the job's full run and a block that reaches the full budget ends
+  with the same result as in a full sweep. Its state: the trained parameters and buffers
+  after the last epoch, Adam's moments, the schedule's step, the batch-order generator,
+  torch's global generator (the head's dropout), the best epoch so far and the
+  validation accuracy of every epoch.
+* RL-Tune saves its state after every episode (:mod:`trainers.training.rltune.tuner`),
+  so a killed RL-Tune job continues after its last finished episode.
 """
 
 from __future__ import annotations
@@ -49,14 +56,17 @@ class Training:
     #: the last epoch's mean training loss
     last_loss: float = float("nan")
 
-    def best_val_until(self, epoch: int) -> float:
-        """The best validation accuracy of the first ``epoch`` epochs."""
-        return max(self.history[:epoch], default=float("nan"))
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a job's state atomically (tensors, numbers, strings and containers)."""
+    with atomic_target(path) as tmp:
+        torch.save(state, tmp)
 
 
-def paused_path(run_dir: Path, file_stem: str) -> Path:
-    """Where the paused state of the job with file name ``file_stem`` lives."""
-    return run_dir / "paused" / f"{file_stem}.pt"
+def load_state(path: Path) -> dict[str, Any]:
+    """A state written by :func:`save_state`, unpickling nothing."""
+    state: dict[str, Any] = torch.load(path, weights_only=True)
+    return state
 
 
 def save_paused(
@@ -74,8 +84,7 @@ def save_paused(
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
         "generator": generator.get_state(), "rng": torch.get_rng_state(),
     }  # fmt: skip
-    with atomic_target(path) as tmp:
-        torch.save(state, tmp)
+    save_state(path, state)
 
 
 def restore_paused(
@@ -87,7 +96,7 @@ def restore_paused(
 ) -> Training:
     """Put the paused state into ``model``, ``optimizer``, ``schedule`` and the
     generators; return where the epochs stand."""
-    state: dict[str, Any] = torch.load(path, weights_only=True)
+    state = load_state(path)
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

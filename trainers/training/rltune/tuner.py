@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,20 +31,24 @@ import torch
 from torch import nn
 
 from graphblocks import atomic_target, write_atomic
-from trainers.config import TrainConfig
-from trainers.data import batches
-from trainers.engine import Runner, job_seed, lr_factor, steps_per_epoch
-from trainers.jobs import Job, JobResult
-from trainers.modeling import eval_mode, set_modes
-from trainers.results import write_job_result
-from trainers.rltune.agent import PPO, Agent, Buffer, PPOSettings
-from trainers.rltune.moving_average import average_parameters, recompute_bn
-from trainers.rltune.presets import RLTuneSettings
-from trainers.rltune.units import RateUnit, StateProbe, make_units
+from trainers.jobs.job import Job, JobResult, RLTuneOutcome
+from trainers.jobs.results import write_job_result
+from trainers.settings import BNMode, TrainConfig
+from trainers.settings.rltune import RLTuneSettings
+from trainers.training.data import batches
+from trainers.training.engine import Runner, job_seed
+from trainers.training.evaluation import accuracy
+from trainers.training.loop import EpochProgress, lr_factor, steps_per_epoch
+from trainers.training.modeling import eval_mode, set_modes
+from trainers.training.rltune.agent import PPO, Agent, Buffer, PPOSettings
+from trainers.training.rltune.moving_average import average_parameters, recompute_bn
+from trainers.training.rltune.units import RateUnit, StateProbe, make_units
+from trainers.training.state import load_state, save_state
 
 __all__ = ["RLTune", "RateGrid", "RateUnit", "StateProbe", "lr_choices", "make_units"]
 
-EpochProgress = Callable[[int, int], None]
+#: the name RL-Tune's agent is seeded from (the job itself is seeded from its own name)
+AGENT_SEED_NAME = "rltune-agent"
 
 
 @dataclass(frozen=True)
@@ -109,14 +113,14 @@ class EpochLog:
 
 
 class RLTune:
-    """Runs the RL-Tune ``job`` on a :class:`~trainers.engine.Runner`'s model and data."""
+    """Runs the RL-Tune ``job`` on a :class:`~trainers.training.engine.Runner`'s model and data."""
 
-    def __init__(self, runner: Runner, units: list[RateUnit], folder: Path, job: Job) -> None:
-        self.runner, self.units, self.folder, self.job = runner, units, folder, job
+    def __init__(self, runner: Runner, units: list[RateUnit], job: Job) -> None:
+        self.runner, self.units, self.folder, self.job = runner, units, runner.folder, job
         self.cfg: TrainConfig = job.settings
         self.rl = self.cfg.rltune_settings()
         self.grid = RateGrid.of(self.rl)
-        torch.manual_seed(job_seed(self.cfg.seed, "rltune-agent"))
+        torch.manual_seed(job_seed(self.cfg.seed, AGENT_SEED_NAME))
         self.agent = Agent(len(units), len(self.grid.choices))
         if self.rl.base_prob > 0 and self.grid.base is not None:
             self.agent.start_at(self.grid.base, self.rl.base_prob)
@@ -127,10 +131,10 @@ class RLTune:
         self.best = Selected()
         self.step = 0
         self.train_seconds = 0.0  # this invocation's training: steps, agent, moving average
-        self.per_epoch = steps_per_epoch(self.cfg, len(runner.data.labels["train"]))
+        self.per_epoch = steps_per_epoch(self.cfg, runner.train_size)
         total = self.cfg.episodes * self.cfg.epochs * self.per_epoch
         self.factor = lr_factor(self.cfg, total)
-        self.state_file = folder / "rltune-state.pt"
+        self.state_file = self.folder.paused(job.name)
         self.params = {n for n, _ in runner.model.named_parameters()}
 
     # ---- the run ------------------------------------------------------------------------
@@ -191,7 +195,7 @@ class RLTune:
             val_acc = self.consider("target", episode + 1, done)
             self.lr_log.append(EpochLog(episode + 1, epoch + 1, steps, rates, val_acc))
             if progress:
-                progress(done, cfg.episodes * cfg.epochs)
+                progress(done, val_acc)
         began = time.perf_counter()
         self._move_source(episode, source)  # BN recomputation included (its scoring too)
         self.train_seconds += time.perf_counter() - began
@@ -210,7 +214,7 @@ class RLTune:
         and the steps taken."""
         runner, model = self.runner, self.runner.model
         totals, steps = torch.zeros(len(self.units), dtype=torch.float64), 0
-        labels = runner.data.labels["train"]
+        labels = runner.labels("train")
         set_modes(model, self.cfg.bn)  # the reward pass restores the modes it changes
         for index in batches(len(labels), self.cfg.batch_size, shuffle=True, generator=generator):
             probe.active = True
@@ -221,7 +225,7 @@ class RLTune:
             state = probe.state()
             probe.active = False
             if self.pending is not None:  # its reward: this batch, before training on it
-                self._record(self.pending, _accuracy(logits, y))
+                self._record(self.pending, accuracy(logits, y))
             actions, log_prob, value = self.agent.act(state, greedy)
             rates = self.grid.rates(actions, self.cfg.lr * self.factor(self.step))
             totals += rates
@@ -253,9 +257,9 @@ class RLTune:
     def _reward(self, x: torch.Tensor, y: torch.Tensor) -> float:
         model = self.runner.model
         if self.rl.reward == "train":
-            return _accuracy(model(x), y)
+            return accuracy(model(x), y)
         with eval_mode(model):
-            return _accuracy(model(x), y)
+            return accuracy(model(x), y)
 
     def _maybe_update(self, end_of_episode: bool) -> None:
         """A PPO update once the buffer holds ``ppo_steps`` interactions (checked at each
@@ -281,14 +285,13 @@ class RLTune:
             return
         average_parameters(source, model.state_dict(), self.rl.ema, self.params)
         model.load_state_dict(source)
-        if self.cfg.bn != "frozen" and recompute_bn(model, self._training_inputs()):
+        if self.cfg.bn is not BNMode.FROZEN and recompute_bn(model, self._training_inputs()):
             for name, value in model.state_dict().items():
                 source[name].copy_(value)
         self.consider("source", episode + 1, (episode + 1) * self.cfg.epochs)
 
     def _training_inputs(self) -> Iterator[torch.Tensor]:
-        count = len(self.runner.data.labels["train"])
-        for index in batches(count, 128, shuffle=False):
+        for index in batches(self.runner.train_size, 128, shuffle=False):
             yield self.runner.batch("train", index, None, augment=False)
 
     def consider(self, model: str, episode: int, epoch: int) -> float:
@@ -313,14 +316,13 @@ class RLTune:
                  "agent": self.agent.state_dict(), "ppo": self.ppo.optimizer.state_dict(),
                  "rewards": vars(self.ppo.rewards), "buffer": vars(self.buffer),
                  "lr_log": [vars(e) for e in self.lr_log], "best": best, "step": self.step}  # fmt: skip
-        with atomic_target(self.state_file) as tmp:
-            torch.save(state, tmp)
+        save_state(self.state_file, state)
 
     def _load(
         self, generator: torch.Generator, optimizer: torch.optim.Optimizer
     ) -> tuple[int, dict[str, torch.Tensor]]:
         """Restore the state after the last finished episode; the next episode and the source."""
-        state = torch.load(self.state_file, weights_only=False)
+        state = load_state(self.state_file)
         self.agent.load_state_dict(state["agent"])
         self.ppo.optimizer.load_state_dict(state["ppo"])
         vars(self.ppo.rewards).update(state["rewards"])
@@ -335,32 +337,33 @@ class RLTune:
 
     def _finish(self, seconds: float) -> JobResult:
         """The selected model into the runner, scored; it, the agent and the rate log
-        saved; the result."""
+        saved; the result written and the paused state removed."""
         from safetensors.torch import save_file
 
         runner, best = self.runner, self.best
         target_val = self.lr_log[-1].val_acc if self.lr_log else float("nan")
         runner.model.load_state_dict(best.state)
-        with atomic_target(self.folder / "checkpoints" / "rltune.safetensors") as tmp:
+        name = self.job.name
+        with atomic_target(self.folder.checkpoint(name)) as tmp:
             save_file({k: v.contiguous().cpu() for k, v in best.state.items()}, str(tmp))
-        with atomic_target(self.folder / "checkpoints" / "rltune-agent.pt") as tmp:
+        with atomic_target(self.folder.checkpoint(name, "-agent.pt")) as tmp:
             torch.save(self.agent.state_dict(), tmp)
-        write_lr_log(self.folder / "rltune-lr.csv", self.lr_log, [u.name for u in self.units])
-        result = JobResult(
-            name="rltune", val_acc=best.val_acc, test_acc=runner.evaluate("test"),
-            best_epoch=best.epoch, last_target_val_acc=target_val,
-            trainable_params=sum(p.numel() for p in runner.model.parameters()),
-            seconds=round(seconds, 3), train_seconds=round(self.train_seconds, 3),
-            steps=self.step, units=tuple(u.name for u in self.units),
+        write_lr_log(self.folder.rltune_rates, self.lr_log, [u.name for u in self.units])
+        outcome = RLTuneOutcome(
+            last_target_val_acc=target_val, units=tuple(u.name for u in self.units),
             granularity=self.cfg.granularity, preset=self.cfg.preset,
             selected=best.model, selected_episode=best.episode,
         )  # fmt: skip
-        write_job_result(self.folder / "results" / "rltune.json", result)
+        result = JobResult(
+            name=name, val_acc=best.val_acc, test_acc=runner.evaluate("test"),
+            best_epoch=best.epoch,
+            trainable_params=sum(p.numel() for p in runner.model.parameters()),
+            seconds=round(seconds, 3), train_seconds=round(self.train_seconds, 3),
+            steps=self.step, rltune=outcome,
+        )  # fmt: skip
+        write_job_result(self.folder.job_result(name), result)
+        self.state_file.unlink(missing_ok=True)
         return result
-
-
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((logits.detach().argmax(1) == labels).float().mean())
 
 
 def write_lr_log(path: Path, log: list[EpochLog], units: list[str]) -> None:

@@ -1,10 +1,13 @@
-"""Where a run's jobs run: in this process (``local``, the default) or as Ray tasks (``ray``).
+"""Where a run's jobs run: the :class:`Executor` protocol, and the local executor.
 
-An executor takes the :class:`~trainers.tasks.Task` s of a prepared run and yields each
-one's result as it finishes. Whatever the executor, the driver (the process that called
+An executor takes the :class:`~trainers.execution.tasks.Task` s of a prepared run and
+yields each one's result as it finishes, reporting every epoch through ``progress``.
+Whatever the executor, the driver (the process that called
 :func:`trainers.session.run`) owns the run folder: by the time a result is yielded, the
 task's files (``results/``, ``metrics/``, ``checkpoints/``, ``paused/``) are in it,
 written atomically, so ``--resume`` continues a run started on either executor.
+:mod:`trainers.session` picks the executor; the Ray one is
+:class:`trainers.execution.ray_tasks.RayExecutor`.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from trainers.config import TrainConfig
-from trainers.jobs import JobResult
-from trainers.tasks import Prepared, Progress, Task, run_task
+from trainers.execution.tasks import Prepared, Progress, Task, run_task
+from trainers.jobs.job import JobResult
 
 #: called as each task starts (the local executor) or is handed over (Ray)
 Started = Callable[[Task], None]
@@ -49,22 +51,3 @@ class LocalExecutor:
             if started:
                 started(task)
             yield task, run_task(ready, task, progress)
-
-
-def _local(_config: TrainConfig) -> Executor:
-    return LocalExecutor()
-
-
-def _ray(config: TrainConfig) -> Executor:
-    from trainers.ray_executor import RayExecutor
-
-    return RayExecutor.connect(config.ray_address, config.workers, config.cpus_per_task)
-
-
-#: ``--executor`` name -> a factory of it
-EXECUTORS: dict[str, Callable[[TrainConfig], Executor]] = {"local": _local, "ray": _ray}
-
-
-def make_executor(config: TrainConfig) -> Executor:
-    """The executor that ``config.executor`` names (Ray: connected)."""
-    return EXECUTORS[config.executor](config)

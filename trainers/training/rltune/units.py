@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from graphblocks import Partition
-from trainers.jobs import job_name
+from trainers.jobs.job import JobKind, job_name
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _block_units(partition: Partition, names: Names) -> list[RateUnit]:
     for b in partition.blocks:
         owners = [layer for layer in partition.layers if layer.block == b.index and layer.params]
         probe = _module_of(f"trunk.{owners[-1].params[0]}") if owners else f"trunk.{b.layers[-1]}"
-        units.append(RateUnit(job_name("block", b.index), tuple(names(b.params)), probe))
+        units.append(RateUnit(job_name(JobKind.BLOCK, b.index), tuple(names(b.params)), probe))
     return units
 
 

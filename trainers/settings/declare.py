@@ -1,7 +1,9 @@
 """How a setting is declared: its default, help, allowed values and command-line form.
 
-:mod:`trainers.config` declares every setting of a run with :func:`setting`; the flags,
-the config-file loader and the documentation are derived from these declarations.
+The concern modules of this package declare every setting of a run with :func:`setting`;
+the flags, the config-file loader and the documentation are derived from these
+declarations. A setting whose values stand for kinds of things takes them from a
+:class:`~enum.StrEnum` (``choices=Strategy``): the value is then that enum's member.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from graphblocks import GraphblocksError
@@ -32,6 +35,8 @@ class SettingInfo:
 
     help: str
     choices: tuple[str, ...] | None = None
+    #: the enum whose members the values are (its values are then ``choices``)
+    enum: type[StrEnum] | None = None
     commands: tuple[str, ...] = EVERY_COMMAND
     #: the command-line syntax: "value" (one value), "multiple" (a repeatable flag) or
     #: "flag" (``--x/--no-x``)
@@ -77,8 +82,11 @@ def parse_model_args(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def setting(default: Any = None, help: str = "", **info: Any) -> Any:
-    """A :class:`TrainConfig` field: its default (a list or dict is copied per instance)
-    and its :class:`SettingInfo`."""
+    """A settings field: its default (a list or dict is copied per instance) and its
+    :class:`SettingInfo`; ``choices`` may be a :class:`~enum.StrEnum` class."""
+    choices = info.get("choices")
+    if isinstance(choices, type) and issubclass(choices, StrEnum):
+        info.update(enum=choices, choices=tuple(m.value for m in choices))
     metadata = {"setting": SettingInfo(help, **info)}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -101,6 +109,8 @@ class Setting:
         """The default as people read it: ``0.7,0.2,0.1``, ``on``, ``1e-3``."""
         if self.info.shown_default is not None:
             return self.info.shown_default
+        if isinstance(self.default, StrEnum):
+            return self.default.value
         if isinstance(self.default, bool):
             return "on" if self.default else "off"
         if isinstance(self.default, list):
@@ -108,3 +118,15 @@ class Setting:
         if isinstance(self.default, float) and 0 < abs(self.default) < 0.01:
             return f"{self.default:g}".replace("e-0", "e-")
         return str(self.default)
+
+
+def check_choice(spec: Setting, value: Any) -> Any:
+    """``value`` if it is one of ``spec``'s choices (as the enum's member when it has
+    one), else a one-line :class:`ConfigError`; None passes (a preset's default)."""
+    if spec.info.choices is None or value is None:
+        return value
+    if value not in spec.info.choices:
+        raise ConfigError(
+            f"bad {spec.name} {value!r}", f"choose from {', '.join(spec.info.choices)}"
+        )
+    return spec.info.enum(value) if spec.info.enum is not None else value

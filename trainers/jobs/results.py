@@ -1,12 +1,13 @@
 """``results.json``: a run's typed results, its one JSON serializer, and B_opt.
 
-The format is documented field by field in ``trainers/schema/results-v1.schema.json``;
+The format is documented field by field in ``trainers/jobs/schema/results-v1.schema.json``;
 every document is validated against it when written and when read. Files written
 before ``schema_version`` existed have the same fields and are read as version 1.
 
-B_opt, the block chosen by a sweep, is chosen here and nowhere else
-(:func:`best_block`): the block with the best validation accuracy, the earliest on a
-tie, reported with its test accuracy.
+Blocks are ranked here and nowhere else (:func:`ranked`): the higher score first, the
+earlier block on a tie. B_opt of a full sweep is the first block so ranked by validation
+accuracy (:func:`best_block`), reported with its test accuracy; the selectors of
+:mod:`trainers.selection` promote and choose blocks by the same :func:`ranked`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import GraphblocksError, Partition, write_atomic
-from trainers.jobs import JobResult, job_name
+from trainers.jobs.job import JobKind, JobResult, job_name
+from trainers.jobs.run_folder import RunFolder
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "results-v1.schema.json"
@@ -77,15 +79,20 @@ class SweepSummary:
     baselines: dict[str, JobResult]
 
 
+def ranked(blocks: Sequence[int], scores: Sequence[float]) -> list[int]:
+    """``blocks`` from the best ``scores`` to the worst, the earlier block on a tie."""
+    pairs = sorted(zip(blocks, scores, strict=True), key=lambda pair: (-pair[1], pair[0]))
+    return [block for block, _ in pairs]
+
+
 def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
-    """B_opt among the ``block:K`` results: the best validation accuracy, the earliest
-    block on a tie; None without block results."""
-    blocks = [(r.val_acc, -r.block, r) for r in results if r.block is not None]
+    """B_opt among the ``block:K`` results: the first by :func:`ranked` validation
+    accuracy; None without block results."""
+    blocks = {r.block: r for r in results if r.block is not None}
     if not blocks:
         return None
-    _, _, best = max(blocks, key=lambda t: (t[0], t[1]))
-    assert best.block is not None
-    return BlockChoice(best.block, best.val_acc, best.test_acc)
+    index = ranked(list(blocks), [r.val_acc for r in blocks.values()])[0]
+    return BlockChoice(index, blocks[index].val_acc, blocks[index].test_acc)
 
 
 def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> SweepSummary:
@@ -93,14 +100,14 @@ def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> Sweep
     by_name = {r.name: r for r in results}
     quartiles = {}
     for q, indices in partition.quartiles.items():
-        done = [by_name[n] for n in (job_name("block", i) for i in indices) if n in by_name]
+        done = [by_name[n] for n in (job_name(JobKind.BLOCK, i) for i in indices) if n in by_name]
         if done:
             quartiles[q] = QuartileStats(
                 tuple(r.block for r in done if r.block is not None),
                 Stats.of(r.test_acc for r in done),
                 Stats.of(r.val_acc for r in done),
             )
-    baselines: dict[str, JobResult] = {k: by_name[k] for k in ("head", "full") if k in by_name}
+    baselines = {str(k): by_name[k] for k in (JobKind.HEAD, JobKind.FULL) if k in by_name}
     return SweepSummary(best_block(results), quartiles, baselines)
 
 
@@ -258,7 +265,7 @@ def _sweep_from(data: Mapping[str, Any]) -> SweepSummary:
 @cache
 def results_schema() -> dict[str, Any]:
     """The shipped JSON Schema of ``results.json``."""
-    text = resources.files("trainers.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    text = resources.files("trainers.jobs.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -319,7 +326,7 @@ def _read_json(path: Path, fix: str) -> Any:
 
 def load_results(run_dir: str | Path) -> RunResults:
     """``RUN_DIR/results.json``, validated, or a one-line error."""
-    data = _read_json(Path(run_dir) / "results.json", "give a run folder of graphblocks-train")
+    data = _read_json(RunFolder(Path(run_dir)).results, "give a run folder of graphblocks-train")
     if not isinstance(data, dict):
         raise ResultsError(f"{str(run_dir)!r} holds no results object", "rerun it")
     return RunResults.from_dict(data)
@@ -336,6 +343,7 @@ __all__ = [
     "SweepSummary",
     "best_block",
     "load_results",
+    "ranked",
     "read_job_result",
     "summarize_sweep",
     "write_job_result",

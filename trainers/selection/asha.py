@@ -12,7 +12,9 @@ drop (and the other way round); the chosen block can then depend on timing. B_op
 the best of the blocks that reached the full budget (the earlier on a tie); its files
 come back to the driver through a Tune checkpoint, and the experiment's folder
 (``RUN_DIR/tune``) is removed. A killed ``asha`` run is started again from the beginning
-(``halving`` resumes where it stopped).
+(``halving`` resumes where it stopped). ASHA runs on the Ray executor it is given (its
+shipped run and its per-task resources); :mod:`trainers.session` gives it the one the run
+uses.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import GraphblocksError
-from trainers.config import ConfigError
-from trainers.executors import Executor
-from trainers.jobs import Job, JobResult
-from trainers.results import Rung, Selection, read_job_result
-from trainers.selection import epochs_done, promoted, rung_epochs
-from trainers.tasks import Prepared, Progress
+from trainers.execution.ray_tasks import RayExecutor
+from trainers.execution.tasks import Prepared, Progress
+from trainers.jobs.job import Job, JobKind, JobResult
+from trainers.jobs.results import Rung, Selection, read_job_result
+from trainers.jobs.run_folder import RunFolder
+from trainers.selection.rungs import epochs_done, promoted, rung_epochs
+from trainers.settings import Selector
 
 
 def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
@@ -42,7 +45,7 @@ def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
     # in the trial's own folder, which goes when the driver removes the experiment
     scratch = Path(tempfile.mkdtemp(prefix="block-", dir=tune.get_context().get_trial_dir()))
     ready = shipped.prepared(scratch)
-    job = Job("block", shipped.config, block=params["block"])
+    job = Job(JobKind.BLOCK, shipped.config, block=params["block"])
     epochs, best = job.settings.epochs, [-1.0]
 
     def report(epoch: int, val_acc: float) -> None:
@@ -57,15 +60,10 @@ def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
 
 
 def asha_select(
-    ready: Prepared, executor: Executor, progress: Progress | None = None
+    ready: Prepared, executor: RayExecutor, progress: Progress | None = None
 ) -> tuple[list[JobResult], Selection]:
-    """Ray Tune's ASHA over the blocks (see the module docstring)."""
-    from trainers.ray_executor import RayExecutor
-
-    if not isinstance(executor, RayExecutor):
-        raise ConfigError(
-            "--select asha runs on Ray Tune", "add --executor ray, or use --select halving"
-        )
+    """Ray Tune's ASHA over the blocks on ``executor``'s cluster (see the module
+    docstring). Tune reports no epochs to ``progress``."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -79,7 +77,7 @@ def asha_select(
         tune.with_parameters(_trial, shipped=executor.shipped(ready), threads=executor.cpus),
         {"cpu": executor.cpus, "gpu": executor.gpus},
     )
-    storage = (ready.run_dir / "tune").resolve()
+    storage = ready.folder.tune.resolve()
     shutil.rmtree(storage, ignore_errors=True)
     tuner = tune.Tuner(
         trainable,
@@ -95,11 +93,11 @@ def asha_select(
     winner = next(t for t in trials if _block_of(t) == best)
     assert winner.checkpoint is not None
     with winner.checkpoint.as_directory() as folder:
-        _copy_back(Path(folder), ready.run_dir)
+        ready.folder.write_back(RunFolder(Path(folder)).written_files())
     shutil.rmtree(storage, ignore_errors=True)  # the trials' folders and checkpoints
-    result = read_job_result(ready.run_dir / "results" / f"block-{best}.json")
+    result = read_job_result(ready.folder.job_result(winner_job(ready, best).name))
     selection = Selection(
-        method="asha", epochs_run=sum(max(h) for h in histories.values()),
+        method=Selector.ASHA, epochs_run=sum(max(h) for h in histories.values()),
         epochs_full_sweep=blocks * cfg.epochs, seconds=round(time.perf_counter() - began, 3),
         eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, cfg.min_epochs)),
     )  # fmt: skip
@@ -121,14 +119,8 @@ def _history(trial: Any) -> dict[int, float]:
     return {int(e): float(v) for e, v in zip(frame["epoch"], frame["val_acc"], strict=True)}
 
 
-def _copy_back(folder: Path, run_dir: Path) -> None:
-    from graphblocks import atomic_target
-
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if path.is_file() and relative.parts[0] in ("results", "metrics", "checkpoints"):
-            with atomic_target(run_dir / relative) as tmp:
-                tmp.write_bytes(path.read_bytes())
+def winner_job(ready: Prepared, block: int) -> Job:
+    return Job(JobKind.BLOCK, ready.config, block=block)
 
 
 def _rungs(histories: dict[int, dict[int, float]], milestones: list[int]) -> tuple[Rung, ...]:

@@ -7,8 +7,8 @@
 ``quartile``    every block of quartile Q and the head
 ``layers``      the named layers and the head
 ``sweep``       every block, then both baselines (unless ``baselines`` is off); B_opt
-                follows (:func:`trainers.results.best_block`); with ``select`` other
-                than ``full``, B_opt is found by :mod:`trainers.selection` instead
+                follows (:func:`trainers.jobs.results.best_block`); with a ``select``
+                other than ``full``, B_opt is found by :mod:`trainers.selection` instead
 ``rltune``      RL-Tune, then ``uniform`` (all layers, one learning rate, as many
                 epochs as RL-Tune's episodes × epochs)
 ==============  ==================================================================
@@ -21,8 +21,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from graphblocks import Partition
-from trainers.config import ConfigError, TrainConfig
-from trainers.jobs import Job
+from trainers.jobs.job import Job, JobKind
+from trainers.settings import ConfigError, Strategy, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -43,25 +43,34 @@ def _required(value: int | None, flag: str) -> int:
 
 def _sweep(config: TrainConfig, partition: Partition) -> list[Job]:
     """Every block in order, then BL1 and BL2: the order that walks the cache forward."""
-    blocks = [Job("block", config, block=i) for i in range(partition.num_blocks)]
-    baselines = [Job("head", config), Job("full", config)] if config.baselines else []
+    blocks = [Job(JobKind.BLOCK, config, block=i) for i in range(partition.num_blocks)]
+    baselines = [Job(JobKind.HEAD, config), Job(JobKind.FULL, config)] if config.baselines else []
     return [*blocks, *baselines]
 
 
 def _rltune(config: TrainConfig, _partition: Partition) -> list[Job]:
     """RL-Tune, then its baseline with as many epochs as RL-Tune trains in all."""
     uniform = config.replace(epochs=config.episodes * config.epochs)
-    return [Job("rltune", config), Job("uniform", uniform)]
+    return [Job(JobKind.RLTUNE, config), Job(JobKind.UNIFORM, uniform)]
 
 
-STRATEGY_JOBS: dict[str, Callable[[TrainConfig, Partition], list[Job]]] = {
-    "sweep": _sweep,
-    "head": lambda c, _p: [Job("head", c)],
-    "full": lambda c, _p: [Job("full", c)],
-    "block": lambda c, _p: [Job("block", c, block=_required(c.block, "--block K"))],
-    "quartile": lambda c, _p: [Job("quartile", c, quartile=_required(c.quartile, "--quartile Q"))],
-    "layers": lambda c, _p: [Job("layers", c, layers=tuple(c.names))],
-    "rltune": _rltune,
+def _block_job(config: TrainConfig, _partition: Partition) -> list[Job]:
+    return [Job(JobKind.BLOCK, config, block=_required(config.block, "--block K"))]
+
+
+def _quartile_job(config: TrainConfig, _partition: Partition) -> list[Job]:
+    return [Job(JobKind.QUARTILE, config, quartile=_required(config.quartile, "--quartile Q"))]
+
+
+#: strategy -> its jobs, in the order they run
+STRATEGY_JOBS: dict[Strategy, Callable[[TrainConfig, Partition], list[Job]]] = {
+    Strategy.SWEEP: _sweep,
+    Strategy.HEAD: lambda c, _p: [Job(JobKind.HEAD, c)],
+    Strategy.FULL: lambda c, _p: [Job(JobKind.FULL, c)],
+    Strategy.BLOCK: _block_job,
+    Strategy.QUARTILE: _quartile_job,
+    Strategy.LAYERS: lambda c, _p: [Job(JobKind.LAYERS, c, layers=tuple(c.names))],
+    Strategy.RLTUNE: _rltune,
 }
 
 
@@ -125,14 +134,14 @@ def _layers(job: Job, partition: Partition, dropped: Collection[str]) -> Trainab
 
 
 #: job kind -> what it trains
-TRAINABLE: dict[str, Callable[[Job, Partition, Collection[str]], Trainable]] = {
-    "head": _head,
-    "full": _everything,
-    "rltune": _everything,
-    "uniform": _everything,
-    "block": _block,
-    "quartile": _quartile,
-    "layers": _layers,
+TRAINABLE: dict[JobKind, Callable[[Job, Partition, Collection[str]], Trainable]] = {
+    JobKind.HEAD: _head,
+    JobKind.FULL: _everything,
+    JobKind.RLTUNE: _everything,
+    JobKind.UNIFORM: _everything,
+    JobKind.BLOCK: _block,
+    JobKind.QUARTILE: _quartile,
+    JobKind.LAYERS: _layers,
 }
 
 

@@ -1,7 +1,8 @@
 """The Ray executor: every task a Ray task, on a local cluster or one that is running.
 
 Each task asks Ray for ``--cpus-per-task`` CPUs (and runs that many torch threads), and
-for one GPU when the cluster has GPUs. A run is shipped to the cluster once, through
+for one GPU when the cluster has GPUs. While tasks run, each epoch's end travels back
+through a Ray queue, so the driver's progress bars move as they do in-process. A run is shipped to the cluster once, through
 Ray's object store: its settings, partition, model with the source weights, decoded
 images and preprocessing. Workers therefore need graphblocks installed, but neither the
 data folder nor the weights file nor the run folder. A worker runs its task in a
@@ -13,6 +14,7 @@ atomically. The run folder lives on the driver only: no shared storage is needed
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import tempfile
 import threading
@@ -22,20 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from graphblocks import GraphblocksError, Partition
-from trainers.config import ConfigError, TrainConfig
-from trainers.data import Preprocess
-from trainers.engine import Loaded, Runner
-from trainers.executors import Started
-from trainers.jobs import JobResult
-from trainers.modeling import FineTuneModel
-from trainers.tasks import Prepared, Progress, Task, run_task
-
-#: the run folder's subfolders whose files a task may continue from (halving's paused jobs)
-CONTINUED = ("paused", "metrics")
-#: a worker's scratch files that never go back (the activation cache)
-LOCAL_ONLY = ("cache",)
+from trainers.execution.local import Started
+from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task, run_task
+from trainers.jobs.job import Job, JobResult
+from trainers.jobs.run_folder import RunFolder
+from trainers.settings import ConfigError, TrainConfig
+from trainers.training.data import Preprocess
+from trainers.training.engine import Loaded, Runner
+from trainers.training.modeling import FineTuneModel
 
 _connect_lock = threading.Lock()
+#: seconds between the driver's looks at the progress queue while tasks run
+POLL_SECONDS = 0.25
 
 
 def _import_ray() -> Any:
@@ -69,10 +69,11 @@ class Shipped:
         return cls(ready.config, ready.partition, model, runner.data, runner.preprocess,
                    runner.dropped, ready.weights_note)  # fmt: skip
 
-    def prepared(self, run_dir: Path) -> Prepared:
+    def prepared(self, folder: Path) -> Prepared:
+        """The run, on a worker, writing into ``folder``."""
         runner = Runner(self.config, self.partition, self.model, self.data, self.preprocess,
-                        run_dir, self.dropped)  # fmt: skip
-        return Prepared(self.config, run_dir, self.partition, runner, [], self.weights_note)
+                        RunFolder(folder), self.dropped)  # fmt: skip
+        return Prepared(runner, [], self.weights_note)
 
 
 def _token_mode_like_ray_start() -> None:
@@ -115,39 +116,38 @@ def _unimportable_modules(model: Any) -> list[Any]:
     ]
 
 
-def task_files(run_dir: Path, task: Task) -> dict[str, bytes]:
-    """The files of the run folder that ``task`` continues from, by relative path."""
-    stem = task.job.file_stem
-    return {
-        str(path.relative_to(run_dir)): path.read_bytes()
-        for folder in CONTINUED
-        for path in sorted((run_dir / folder).glob(f"{stem}.*"))
-    }
+def _queued_progress(queue: Any, key: int) -> Progress | None:
+    """A worker's progress: each epoch's end put on the driver's ``queue`` as
+    ``(key, epoch, total)``; None without a queue."""
+    if queue is None:
+        return None
 
+    def put(event: ProgressEvent, _job: Job, done: int, total: int) -> None:
+        if event is ProgressEvent.EPOCH:
+            queue.put_nowait((key, done, total))
 
-def _written(scratch: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(scratch)): path.read_bytes()
-        for path in sorted(scratch.rglob("*"))
-        if path.is_file() and path.relative_to(scratch).parts[0] not in LOCAL_ONLY
-    }
+    return put
 
 
 def execute_shipped(
-    shipped: Shipped, task: Task, files: dict[str, bytes], threads: int
+    shipped: Shipped,
+    task: Task,
+    files: dict[str, bytes],
+    threads: int,
+    queue: Any = None,
+    key: int = 0,
 ) -> tuple[JobResult, dict[str, bytes], list[str]]:
-    """A worker's side of a task: run it in a scratch folder holding ``files``; the
-    result, the files the folder holds after it, and the given files it removed."""
+    """A worker's side of a task: run it in a scratch folder holding ``files``,
+    reporting epochs on ``queue`` under ``key``; the result, the files the folder holds
+    after it, and the given files it removed."""
     import torch
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="graphblocks-task-") as folder:
-        scratch = Path(folder)
-        for relative, blob in files.items():
-            (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
-            (scratch / relative).write_bytes(blob)
-        result = run_task(shipped.prepared(scratch), task)
-        written = _written(scratch)
+        scratch = RunFolder(Path(folder))
+        scratch.write_back(files)
+        result = run_task(shipped.prepared(scratch.path), task, _queued_progress(queue, key))
+        written = scratch.written_files()
     return result, written, [name for name in files if name not in written]
 
 
@@ -161,23 +161,15 @@ def _result(ray: Any, reference: Any) -> Any:
         raise
 
 
-def _write_back(run_dir: Path, files: dict[str, bytes], removed: Sequence[str]) -> None:
-    """A task's files into the driver's run folder, each atomically."""
-    from graphblocks import atomic_target
-
-    for relative, blob in files.items():
-        with atomic_target(run_dir / relative) as tmp:
-            tmp.write_bytes(blob)
-    for relative in removed:
-        (run_dir / relative).unlink(missing_ok=True)
-
-
 class RayExecutor:
     """Tasks as Ray tasks; see the module docstring."""
 
     def __init__(self, cpus_per_task: int, gpus_per_task: int) -> None:
+        #: what each task asks Ray for, and the torch threads it runs
         self.cpus, self.gpus = cpus_per_task, gpus_per_task
         self._shipped: dict[int, Any] = {}
+        self._queue: Any = None
+        self._keys = itertools.count()  # task keys on the queue, unique per executor
 
     @classmethod
     def connect(cls, address: str | None, workers: int | None, cpus_per_task: int) -> RayExecutor:
@@ -207,6 +199,14 @@ class RayExecutor:
             self._shipped[key] = ray.put(shipped)
         return self._shipped[key]
 
+    def progress_queue(self) -> Any:
+        """The queue workers put epoch ends on (one per executor, made on first use)."""
+        if self._queue is None:
+            from ray.util.queue import Queue
+
+            self._queue = Queue(actor_options={"num_cpus": 0})
+        return self._queue
+
     def run(
         self,
         ready: Prepared,
@@ -219,19 +219,36 @@ class RayExecutor:
             return
         remote = ray.remote(execute_shipped).options(num_cpus=self.cpus, num_gpus=self.gpus)
         shipped = self.shipped(ready)
-        pending = {}
+        queue = self.progress_queue() if progress else None
+        pending: dict[Any, tuple[int, Task]] = {}
         for task in tasks:
-            files = task_files(ready.run_dir, task)
-            pending[remote.remote(shipped, task, files, self.cpus)] = task
+            key = next(self._keys)
+            files = ready.folder.continued_files(task.job.name)
+            reference = remote.remote(shipped, task, files, self.cpus, queue, key)
+            pending[reference] = (key, task)
             if started:
                 started(task)
+        by_key = dict(pending.values())
         try:
             while pending:
-                [finished], _ = ray.wait(list(pending), num_returns=1)
-                task = pending.pop(finished)
-                result, files, removed = _result(ray, finished)
-                _write_back(ready.run_dir, files, removed)
+                finished, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                _report_epochs(queue, by_key, progress)
+                if not finished:
+                    continue
+                _, task = pending.pop(finished[0])
+                result, files, removed = _result(ray, finished[0])
+                ready.folder.write_back(files, removed)
                 yield task, result
         finally:
             for reference in pending:
                 ray.cancel(reference)
+
+
+def _report_epochs(queue: Any, tasks: dict[int, Task], progress: Progress | None) -> None:
+    """Pass the epoch ends waiting on ``queue`` to ``progress``."""
+    if queue is None or progress is None:
+        return
+    while not queue.empty():
+        key, done, total = queue.get_nowait()
+        if key in tasks:  # else a task of an earlier call, abandoned
+            progress(ProgressEvent.EPOCH, tasks[key].job, done, total)

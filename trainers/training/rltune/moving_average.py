@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from trainers.modeling import BATCH_NORMS, eval_mode
+from trainers.training.modeling import BATCH_NORMS, eval_mode
 
 
 def average_parameters(

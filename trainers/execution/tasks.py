@@ -1,0 +1,87 @@
+"""What an executor runs: a :class:`Task` (a job, perhaps stopped at a halving rung) of a
+:class:`Prepared` run, in the process that holds it (:func:`run_task`), and how it
+reports progress (:data:`Progress`, with :class:`ProgressEvent`).
+
+The local executor calls :func:`run_task` on the driver's run; the Ray executor ships the
+prepared run to a worker once, and each task there runs :func:`run_task` on a copy in a
+scratch folder whose files go back to the driver (:mod:`trainers.execution.ray_tasks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from graphblocks import Partition
+from trainers.jobs.job import Job, JobKind, JobResult
+from trainers.jobs.run_folder import RunFolder
+from trainers.settings import TrainConfig
+from trainers.training.engine import Runner
+from trainers.training.loop import EpochProgress
+
+
+class ProgressEvent(StrEnum):
+    """What a :data:`Progress` call reports."""
+
+    START = "start"  #: a job starts (or is handed to a worker); counts jobs
+    DONE = "done"  #: a job finished; counts jobs
+    SKIPPED = "skipped"  #: a job finished before (``resume``) and is read back; counts jobs
+    EPOCH = "epoch"  #: an epoch of the current job ended; counts its epochs
+
+
+#: ``(event, job, done, total)``: how far the run, or (``EPOCH``) the job, has come
+Progress = Callable[[ProgressEvent, Job, int, int], None]
+
+
+@dataclass
+class Prepared:
+    """A run ready to run jobs: its :class:`~trainers.training.engine.Runner` (which
+    holds the settings, partition, model, data and folder), its jobs in order, and how
+    ``--weights`` were loaded when they had to be ported (else empty)."""
+
+    runner: Runner
+    jobs: list[Job]
+    weights_note: str = ""
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.runner.config
+
+    @property
+    def partition(self) -> Partition:
+        return self.runner.partition
+
+    @property
+    def folder(self) -> RunFolder:
+        return self.runner.folder
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job to run, to its full budget or (``until``) to the end of that epoch,
+    paused there for a later rung."""
+
+    job: Job
+    until: int | None = None
+
+
+def epoch_reporter(progress: Progress | None, job: Job, total: int) -> EpochProgress | None:
+    """``progress``'s ``EPOCH`` events for ``job``, out of ``total`` epochs."""
+    if progress is None:
+        return None
+    return lambda epoch, _val_acc: progress(ProgressEvent.EPOCH, job, epoch, total)
+
+
+def run_task(ready: Prepared, task: Task, progress: Progress | None = None) -> JobResult:
+    """Run one task of a prepared run in this process: RL-Tune's episodes, or one plain
+    training job (to ``task.until`` when given)."""
+    job, cfg = task.job, task.job.settings
+    if job.kind is JobKind.RLTUNE:
+        from trainers.training.rltune.tuner import RLTune, make_units
+
+        runner = ready.runner
+        units = make_units(ready.partition, runner.model, cfg.granularity, set(runner.dropped))
+        report = epoch_reporter(progress, job, cfg.episodes * cfg.epochs)
+        return RLTune(runner, units, job).run(report)
+    return ready.runner.run(job, epoch_reporter(progress, job, cfg.epochs), task.until)

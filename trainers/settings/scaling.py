@@ -1,0 +1,83 @@
+"""The settings of where a run's jobs run and how a sweep finds B_opt (docs/scaling.md,
+docs/selection.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainers.settings.declare import SWEEPS, ConfigError, setting
+from trainers.settings.kinds import ExecutorKind, Selector
+
+
+@dataclass
+class ExecutionOptions:
+    """Where jobs run: in this process, or as Ray tasks."""
+
+    executor: ExecutorKind = setting(
+        ExecutorKind.LOCAL,
+        "Where jobs run: one after another in this process (local), or each as a Ray task "
+        "(ray; pip install 'graphblocks[ray]').",
+        choices=ExecutorKind,
+    )
+    ray_address: str | None = setting(
+        None,
+        "The Ray cluster to join: auto (the one started on this machine with `ray start "
+        "--head`) or HOST:PORT.",
+        shown_default="a new local cluster",
+        metavar="ADDRESS",
+    )
+    workers: int | None = setting(
+        None, "CPUs of the new local Ray cluster.", shown_default="all cores"
+    )
+    cpus_per_task: int = setting(
+        1,
+        "CPUs (torch threads) each Ray task asks for; it asks for one GPU too when the cluster has GPUs.",
+    )
+
+    def check_execution(self) -> None:
+        if self.cpus_per_task < 1:
+            raise ConfigError(f"bad cpus-per-task {self.cpus_per_task}", "give one or more")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"bad workers {self.workers}", "give one or more")
+
+
+@dataclass
+class SelectionOptions:
+    """How a sweep finds B_opt without training every block fully."""
+
+    select: Selector = setting(
+        Selector.EVERY_BLOCK,
+        "How a sweep finds B_opt: every block for --epochs (full); successive halving over "
+        "the blocks (halving); or rank the blocks by relative gradient norm and train only the "
+        "top one (gradnorm); or Ray Tune's asynchronous halving (asha, with --executor ray). "
+        "BL1 and BL2 run unless --no-baselines.",
+        choices=Selector,
+        commands=SWEEPS,
+    )
+    baselines: bool = setting(
+        True,
+        "A sweep's BL1 (head) and BL2 (full) after its blocks.",
+        syntax="flag",
+        commands=SWEEPS,
+    )
+    eta: int = setting(
+        3,
+        "Successive halving: each rung keeps the best 1/ETA blocks (at least one).",
+        commands=SWEEPS,
+    )
+    min_epochs: int = setting(
+        1,
+        "Successive halving: the first rung's epochs; rung k trains to MIN·ETA^k epochs, the "
+        "last one block to --epochs.",
+        commands=SWEEPS,
+    )
+    gradnorm_batches: int | None = setting(
+        None,
+        "Gradient-norm ranking: the training batches whose summed gradient scores the blocks.",
+        commands=SWEEPS,
+        shown_default="all",
+    )
+
+    def check_selection(self) -> None:
+        if self.eta < 2 or self.min_epochs < 1:
+            raise ConfigError("bad selection settings", "eta ≥ 2, min-epochs ≥ 1")

@@ -1,0 +1,48 @@
+"""Accuracy: the one definition every part of the trainers uses.
+
+:func:`accuracy` scores a batch of logits; :func:`dataset_accuracy` scores a whole
+split, batch by batch, with every module of the model in eval mode (each module's own
+mode restored after), as the exact count of right rows over the split's size. Both count
+a prediction right when the arg-max of its logits is the label; no rows score NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainers.training.data import batches
+from trainers.training.modeling import eval_mode
+
+
+def correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many rows' arg-max is their label."""
+    return int((logits.detach().argmax(1).cpu() == labels.cpu()).sum())
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of rows whose arg-max is their label, as a float32 mean (a batch's
+    accuracy: RL-Tune's reward); NaN for no rows."""
+    if not len(labels):
+        return float("nan")
+    return float((logits.detach().argmax(1) == labels).float().mean())
+
+
+@torch.no_grad()
+def dataset_accuracy(
+    model: nn.Module,
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    labels: torch.Tensor,
+    batch_size: int = 128,
+) -> float:
+    """The accuracy of ``logits_of(rows)`` over ``labels``, batch by batch in order, with
+    ``model`` in eval mode; NaN for no labels."""
+    if not len(labels):
+        return float("nan")
+    hits = 0
+    with eval_mode(model):
+        for index in batches(len(labels), batch_size, shuffle=False):
+            hits += correct(logits_of(index), labels[index])
+    return hits / len(labels)

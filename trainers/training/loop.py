@@ -1,0 +1,163 @@
+"""The epochs of one plain job: train, validate, log, keep the best epoch, pause.
+
+:class:`EpochLoop` runs a job's epochs up to a stop (its budget, or a halving rung's
+end), continuing from ``paused/<job>.pt`` when the job was paused
+(:mod:`trainers.training.state`) and pausing it there again when it stops short of its
+budget. Each epoch is one shuffled pass over the training split (Adam, the schedule
+stepped per batch), then the validation accuracy; the best epoch's trained state is
+kept (the earlier on a tie), and ``patience`` epochs without a better one stop the job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainers.jobs.job import Job
+from trainers.jobs.run_folder import RunFolder
+from trainers.settings import ConfigError, TrainConfig
+from trainers.training.data import batches
+from trainers.training.inputs import InputPlanner, Inputs
+from trainers.training.modeling import FineTuneModel, set_modes
+from trainers.training.state import BestEpoch, Training, restore_paused, save_paused
+
+#: ``(epoch, validation accuracy)`` after each epoch
+EpochProgress = Callable[[int, float], None]
+#: the validation accuracy of the model now, on ``inputs``
+Validate = Callable[[Inputs], float]
+
+
+def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The schedule: the share of ``cfg.lr`` at optimizer step s (constant, or cosine
+    from 1 to 0 over ``total_steps``)."""
+    if cfg.schedule == "cosine":
+        return lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))
+    return lambda s: 1.0
+
+
+def steps_per_epoch(cfg: TrainConfig, images: int) -> int:
+    """Optimizer steps in one pass over ``images`` training images."""
+    return math.ceil(images / cfg.batch_size)
+
+
+def trained_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters and of every buffer."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad} | {
+        n: b.detach().clone() for n, b in model.named_buffers()
+    }
+
+
+class EpochLoop:
+    """The epochs of plain jobs on one model (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: FineTuneModel,
+        planner: InputPlanner,
+        labels: torch.Tensor,
+        folder: RunFolder,
+        validate: Validate,
+    ) -> None:
+        self.model, self.planner, self.labels = model, planner, labels
+        self.folder, self.validate = folder, validate
+
+    def optimizer(
+        self, cfg: TrainConfig
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """Adam over the trainable parameters, with the schedule over all steps."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.epochs * steps_per_epoch(cfg, len(self.labels))
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
+
+    def run(
+        self,
+        job: Job,
+        inputs: Inputs,
+        generator: torch.Generator,
+        progress: EpochProgress | None,
+        stop: int,
+    ) -> Training:
+        """Epochs up to ``stop`` (or until ``patience`` runs out), continuing a paused
+        job, logging metrics; pauses the job when it stops short of its budget."""
+        cfg = job.settings
+        optimizer, schedule = self.optimizer(cfg)
+        paused = self.folder.paused(job.name)
+        training = Training()
+        if paused.exists():
+            training = restore_paused(paused, self.model, optimizer, schedule, generator)
+            if training.epoch > stop:
+                raise ConfigError(
+                    f"{job.name} is paused after epoch {training.epoch}, past this rung's {stop}",
+                    "resume with the settings the run was started with (see its config.toml)",
+                )
+        metrics_path = self.folder.metrics(job.name)
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with metrics_path.open("a" if training.epoch else "w") as log:
+            while training.epoch < stop and not training.stopped:
+                self.epoch(cfg, inputs, optimizer, schedule, generator, training)
+                epoch, val_acc = training.epoch, training.history[-1]
+                record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if progress:
+                    progress(epoch, val_acc)
+        if training.epoch < cfg.epochs and not training.stopped:
+            state = trained_state(self.model)
+            save_paused(paused, training, state, optimizer, schedule, generator)
+        return training
+
+    def epoch(
+        self,
+        cfg: TrainConfig,
+        inputs: Inputs,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+        training: Training,
+    ) -> None:
+        """One epoch, validated; ``training`` updated (best epoch, patience)."""
+        began = time.perf_counter()
+        loss, seen = self.train_pass(cfg, inputs, optimizer, schedule, generator)
+        training.train_seconds += time.perf_counter() - began
+        training.steps += math.ceil(seen / cfg.batch_size)
+        training.epoch += 1
+        training.last_loss = loss / max(seen, 1)
+        val_acc = self.validate(inputs)
+        training.history.append(val_acc)
+        if val_acc > training.best.val_acc or training.best.epoch < 0:
+            best = BestEpoch(val_acc, training.epoch, trained_state(self.model))
+            training.best, training.stale = best, 0
+        else:
+            training.stale += 1
+            training.stopped = cfg.patience is not None and training.stale >= cfg.patience
+
+    def train_pass(
+        self,
+        cfg: TrainConfig,
+        inputs: Inputs,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler,
+        generator: torch.Generator,
+    ) -> tuple[float, int]:
+        """One pass over the training split; the summed loss and the images seen."""
+        model, device = self.model, self.planner.device
+        autocast = cfg.amp and device.type == "cuda"  # bfloat16: no loss scaling needed
+        set_modes(model, cfg.bn)
+        loss_sum, seen = 0.0, 0
+        for index in batches(len(self.labels), cfg.batch_size, shuffle=True, generator=generator):
+            x = self.planner.batch("train", index, inputs, generator)
+            y = self.labels[index].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = nn.functional.cross_entropy(model.head(inputs.suffix(x)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)
+        return loss_sum, seen
