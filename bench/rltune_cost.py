@@ -46,7 +46,7 @@ def measure(
         rl.append(tuned.train_seconds / args.epochs)
         plain.append(uniform.train_seconds / args.epochs)
         ratios.append(rl[-1] / plain[-1])
-        units = len(tuned.units or ())
+        units = len(tuned.rltune.units or ()) if tuned.rltune else 0
     return units, statistics.median(rl), statistics.median(plain), statistics.median(ratios)
 
 

@@ -150,8 +150,8 @@ def agent_table(updates: list[int], seeds: int = 5) -> list[tuple[str, int, floa
     import math
 
     import torch
-    from trainers.settings.presets import RLTUNE_PRESETS
 
+    from trainers.settings.rltune import RLTUNE_PRESETS
     from trainers.training.rltune.agent import PPO, Agent, Buffer, PPOSettings
 
     def preset(name: str) -> tuple[int, float, float, float, float]:

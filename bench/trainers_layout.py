@@ -8,9 +8,9 @@ Prints, for the package at ``--root`` (default: this checkout):
   is on level 1);
 * the import cycles: the strongly connected components with more than one module;
 * the upward imports: imports from a module to one in a higher layer, by the layer order
-  that ``tests/test_design.py`` pins (:data:`LAYERS`); a module of the old flat layout is
-  placed in the layer its code moved to (:data:`OLD_LAYERS`), so that an older checkout
-  is measured by the same rule;
+  that ``tests/test_design.py`` pins (its ``LAYERS``, and its import graph); a module of
+  the old flat layout is placed in the layer its code moved to (:data:`OLD_LAYERS`), so
+  that an older checkout is measured by the same rule;
 * the longest function and the largest class, in lines.
 
 Every ``import`` counts, also those inside functions: a deferred import is still a
@@ -22,66 +22,27 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-#: the layers of trainers/, lowest first; a module may import only from its own layer or
-#: a lower one (tests/test_design.py checks the same list)
-LAYERS = (
-    "settings",
-    "jobs",
-    "training",
-    "execution",
-    "selection",
-    "report",
-    "session",
-    "study",
-    "cli",
-)
+from tests.test_design import LAYERS, import_graph  # noqa: E402
+
 #: where the modules of the flat layout (main 5fc09c9) went
 OLD_LAYERS = {
     "setting": "settings", "config": "settings", "settings_table": "settings",
     "rltune.presets": "settings", "jobs": "jobs", "strategies": "jobs", "results": "jobs",
-    "data": "training", "modeling": "training", "cache": "training", "engine": "training",
-    "pause": "training", "rltune": "training", "tasks": "execution", "executors": "execution",
-    "ray_executor": "execution", "selection": "selection", "asha": "selection",
-    "console": "report", "plots": "report", "session": "session", "study": "study",
-    "cli": "cli",
+    "schema": "jobs", "data": "training", "modeling": "training", "cache": "training",
+    "engine": "training", "pause": "training", "rltune": "training", "tasks": "execution",
+    "executors": "execution", "ray_executor": "execution", "selection": "selection",
+    "asha": "selection", "console": "report", "plots": "report", "session": "session",
+    "study": "study", "cli": "cli",
 }  # fmt: skip
-
-
-def module_name(package: Path, path: Path) -> str:
-    """``trainers/study/runner.py`` → ``study.runner`` (a package's ``__init__`` is the package)."""
-    parts = list(path.relative_to(package).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts) or "__init__"
-
-
-def import_graph(package: Path) -> nx.DiGraph:
-    """Module → module for every import between the package's own modules."""
-    name = package.name
-    modules = {module_name(package, p): p for p in sorted(package.rglob("*.py"))}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(modules)
-    for module, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets: list[str] = []
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(name):
-                base = (node.module or "").removeprefix(name).lstrip(".")
-                targets = [f"{base}.{a.name}".lstrip(".") for a in node.names] + [base]
-            elif isinstance(node, ast.Import):
-                targets = [a.name.removeprefix(name).lstrip(".") for a in node.names
-                           if a.name.startswith(name + ".")]  # fmt: skip
-            for target in targets:
-                if target in modules and target != module:
-                    graph.add_edge(module, target)
-                    break  # ``from pkg.mod import name``: the module, once
-    return graph
 
 
 def layer_of(module: str) -> str | None:

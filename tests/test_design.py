@@ -1,6 +1,9 @@
 """The design rules the code keeps, checked on its source (issue 13).
 
 * trainers/ reaches graphblocks only through the names in ``graphblocks.__all__``;
+* trainers/ is layered (:data:`LAYERS`, issue 23): every import between its modules goes
+  to the same layer or a lower one, there is no import cycle, nothing but the CLI and
+  the session sits at its top level, and only the Ray paths import Ray;
 * no module reads another module's private names;
 * no function in graphblocks/ or trainers/ is over 60 lines;
 * the settings table in docs/trainers.md is the one generated from the declarations,
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import networkx as nx
 import pytest
 
 import graphblocks
@@ -26,12 +30,101 @@ PACKAGES = ("graphblocks", "trainers")
 MAX_FUNCTION_LINES = 60
 #: public names of the standard library that look private
 STDLIB_UNDERSCORED = {"os._exit"}
+#: the layers of trainers/, lowest first: a module imports only from its own layer or a
+#: lower one (``trainers/__init__`` only re-exports the Python API, lazily)
+LAYERS = (
+    "settings",
+    "jobs",
+    "training",
+    "execution",
+    "selection",
+    "report",
+    "session",
+    "study",
+    "cli",
+)
+#: the only modules that may import Ray: where a Ray path runs
+RAY_MODULES = {"execution.ray_tasks", "selection.asha"}
 
 
 def _modules(*packages: str) -> Iterator[tuple[Path, ast.Module]]:
     for package in packages:
         for path in sorted((ROOT / package).rglob("*.py")):
             yield path.relative_to(ROOT), ast.parse(path.read_text(encoding="utf-8"))
+
+
+def module_name(package: Path, path: Path) -> str:
+    """``trainers/study/runner.py`` → ``study.runner`` (a package's ``__init__`` is the
+    package; the top one ``__init__``)."""
+    parts = list(path.relative_to(package).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts) or "__init__"
+
+
+def imported_modules(node: ast.AST, package: str) -> list[str]:
+    """The modules of ``package`` that an import statement names, relative to it (for
+    ``from pkg.mod import name``: ``mod.name`` first, then ``mod``)."""
+    if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package:
+        base = (node.module or "").removeprefix(package).lstrip(".")
+        return [f"{base}.{a.name}".lstrip(".") for a in node.names] + [base]
+    if isinstance(node, ast.Import):
+        return [a.name.removeprefix(package + ".") for a in node.names
+                if a.name.startswith(package + ".")]  # fmt: skip
+    return []
+
+
+def import_graph(package: Path) -> nx.DiGraph:
+    """Module → module for every import between ``package``'s own modules, also those
+    inside functions (a deferred import is still a dependency)."""
+    modules = {module_name(package, p): p for p in sorted(package.rglob("*.py"))}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            target = next((t for t in imported_modules(node, package.name) if t in modules), None)
+            if target is not None and target != module:
+                graph.add_edge(module, target)
+    return graph
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a module of trainers/ (None: the package's ``__init__``)."""
+    first = module.split(".")[0]
+    return first if first in LAYERS else None
+
+
+def test_trainers_imports_point_down_the_layers_without_cycles() -> None:
+    graph = import_graph(ROOT / "trainers")
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    unplaced = sorted(m for m in graph if m != "__init__" and layer_of(m) is None)
+    assert not unplaced, f"modules outside the layers {LAYERS}: {unplaced}"
+    upward = [
+        f"{a} -> {b}"
+        for a, b in graph.edges
+        if a != "__init__" and rank[layer_of(b) or "cli"] > rank[layer_of(a) or "cli"]
+    ]
+    assert not upward, upward
+    cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert not cycles, cycles
+    top = sorted(p.stem for p in (ROOT / "trainers").glob("*.py"))
+    assert top == ["__init__", "cli", "session"]
+
+
+def test_only_the_ray_paths_import_ray() -> None:
+    found = {
+        module_name(Path("trainers"), path)
+        for path, tree in _modules("trainers")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom | ast.Import) and "ray" in _top_names(node)
+    }
+    assert found == RAY_MODULES, found
+
+
+def _top_names(node: ast.Import | ast.ImportFrom) -> set[str]:
+    if isinstance(node, ast.ImportFrom):
+        return {(node.module or "").split(".")[0]} if node.level == 0 else set()
+    return {a.name.split(".")[0] for a in node.names}
 
 
 def _private(name: str) -> bool:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.image_data import make_image_folder
+from trainers.execution.tasks import ProgressEvent
 from trainers.jobs.results import load_results
 from trainers.session import run
 from trainers.settings.config import ConfigError, TrainConfig
@@ -57,9 +58,22 @@ def _rows(results):
     return [(j.name, j.val_acc, j.test_acc, j.best_epoch, j.steps) for j in results.jobs]
 
 
+def _epochs(events):
+    """A progress callback that records each epoch event as ``(job, epoch, of)``."""
+
+    def record(event, job, done, total):
+        if event is ProgressEvent.EPOCH:
+            events.append((job.name, done, total))
+
+    return record
+
+
 def test_a_three_job_sweep_on_ray_equals_in_process(cluster, data, tmp_path):
-    local = run(config(data, tmp_path / "local"))
-    remote = run(config(data, tmp_path / "ray", executor="ray"))
+    local_epochs, remote_epochs = [], []
+    local = run(config(data, tmp_path / "local"), _epochs(local_epochs))
+    remote = run(config(data, tmp_path / "ray", executor="ray"), _epochs(remote_epochs))
+    assert len(local_epochs) == 9, "three jobs of three epochs"
+    assert sorted(remote_epochs) == sorted(local_epochs), "Ray reports every epoch too"
     assert [j.name for j in local.jobs] == ["block:0", "head", "full"]
     assert _rows(remote) == _rows(local), "the same jobs, accuracies, best epochs and steps"
     assert remote.best_block == local.best_block

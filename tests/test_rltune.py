@@ -268,5 +268,7 @@ def test_rltune_reports_its_best_validation_model(images, tmp_path):
     rl = result.jobs[0]
     log = list(csv.DictReader((tmp_path / "full" / "rltune-lr.csv").open()))
     assert rl.val_acc >= max(float(r["val_acc"]) for r in log)
-    assert rl.selected in ("source", "target") and rl.best_epoch is not None
-    assert rl.preset == "paper" and rl.selected_episode is not None
+    outcome = rl.rltune
+    assert outcome is not None and rl.best_epoch is not None
+    assert outcome.selected in ("source", "target")
+    assert outcome.preset == "paper" and outcome.selected_episode is not None

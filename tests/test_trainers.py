@@ -83,7 +83,7 @@ def test_frozen_parameters_and_bn_statistics_stay_bit_identical(images, tmp_path
     )
     from safetensors.torch import load_file
 
-    saved = load_file(str(ready.run_dir / "checkpoints" / "block-2.safetensors"))
+    saved = load_file(str(ready.folder.checkpoint("block:2")))
     assert {f"trunk.{n}" for n in bn_stats} <= set(saved), (
         "the checkpoint keeps the tuned BN statistics"
     )
@@ -95,7 +95,7 @@ def test_cached_activations_give_the_uncached_logits(images, tmp_path, dtype, at
     ready = prepare(config(images, tmp_path / "run", strategy="block", block=2, cache_dtype=dtype))
     runner, model = ready.runner, ready.runner.model
     model.eval()
-    inputs = runner.plan_inputs(level=2)
+    inputs = runner.inputs.plan(level=2)
     assert inputs.stores is not None and inputs.stores["train"].kind == "memory"
     index = torch.arange(len(runner.data.labels["train"]))
     with torch.no_grad():
