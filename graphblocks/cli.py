@@ -16,6 +16,11 @@ import click
 from graphblocks import __version__
 from graphblocks.commandline import OneLineErrors, debug_option
 from graphblocks.errors import GraphblocksError
+from graphblocks.exports import EXPORTERS
+from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS
+from graphblocks.ops import ALL_BOUNDARY_CLASSES
+from graphblocks.render import ENGINES
+from graphblocks.zoo.models import SOURCES as ZOO_SOURCES
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis, Settings
@@ -29,9 +34,9 @@ def _analysis_options(fn: F) -> F:
         click.argument("model"),
         click.option("--input-size", metavar="C,H,W", help="Input shape without batch (default: timm's pretrained_cfg, else 3,224,224)."),
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. num_classes=10)."),
-        click.option("--delimiters", default="pool,norm,act,merge", show_default=True, metavar="LIST", help="Which cut-vertex classes may end a block: any of pool, norm, act, merge."),
+        click.option("--delimiters", default=",".join(ALL_BOUNDARY_CLASSES), show_default=True, metavar="LIST", help=f"Which cut-vertex classes may end a block: any of {', '.join(ALL_BOUNDARY_CLASSES)}."),
         click.option("--max-blocks", type=click.IntRange(min=1), help="Merge adjacent blocks, smallest pair first, until at most N remain."),
-        click.option("--frontend", type=click.Choice(["auto", "fx", "export"]), default="auto", show_default=True, help="Capture with this frontend only (auto: fx, then torch.export)."),
+        click.option("--frontend", type=click.Choice(["auto", *FRONTENDS]), default="auto", show_default=True, help=f"Capture with this frontend only (auto: {', then '.join(FALLBACK_CHAIN)})."),
         debug_option,
     ]  # fmt: skip
     for option in reversed(options):
@@ -57,7 +62,6 @@ def _settings(
     max_blocks: int | None,
     frontend: str,
 ) -> Settings:
-    from graphblocks.frontends import FALLBACK_CHAIN
     from graphblocks.pipeline import Settings
     from graphblocks.sources import parse_input_size, parse_model_args
 
@@ -169,7 +173,7 @@ def graph(model: str, output: Path, **options: Any) -> None:
     "--to",
     "fmt",
     required=True,
-    type=click.Choice(["param-groups", "timm", "onnx", "keras", "csv", "graphml"]),
+    type=click.Choice(list(EXPORTERS)),
     help="The format to write.",
 )
 @_output_option("Where to write the export.")
@@ -227,7 +231,7 @@ def export(
 )
 @click.option(
     "--engine",
-    type=click.Choice(["auto", "dot", "python"]),
+    type=click.Choice(ENGINES),
     default="auto",
     show_default=True,
     help="Graphviz dot, or the pure-Python layout (auto: dot when installed).",
@@ -326,7 +330,7 @@ def port_weights(
 @cli.command()
 @click.option(
     "--source",
-    type=click.Choice(["timm", "torchvision", "all"]),
+    type=click.Choice([*ZOO_SOURCES, "all"]),
     default="all",
     show_default=True,
     help="Which zoo to run.",

@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import torch
@@ -105,20 +106,36 @@ def analyze_model(
         input_size = tuple(settings.input_size or DEFAULT_INPUT_SIZE)
     with torch.no_grad(), gc_paused():
         module, table, captured = _capture_with_fallback(source, module, input_size, settings)
-        graph = annotate(captured.graph, table)
-        info = ModelInfo(
+        return _partitioned(
+            captured.graph, table, settings, start=start, model=module,
+            classifier=analysis.classifier_params(module, table),
             name=source.name if source else (name or type(module).__name__),
-            source=source.source if source else "module",
-            frontend=captured.frontend,
-            input_size=list(input_size),
-            num_params=table.total,
-            num_nodes=graph.number_of_nodes(),
-            graph_hash=graph_hash(graph),
-            frontend_failures=dict(captured.failures),
-        )
-        classifier = analysis.classifier_params(module, table)
-        partition, node_blocks = build_partition(graph, table, info, settings, classifier)
-    return Analysis(partition, graph, module, time.perf_counter() - start, node_blocks)
+            source=source.source if source else "module", frontend=captured.frontend,
+            input_size=list(input_size), frontend_failures=dict(captured.failures),
+        )  # fmt: skip
+
+
+def _partitioned(
+    captured: nx.DiGraph,
+    table: ParamTable,
+    settings: Settings,
+    *,
+    start: float,
+    model: nn.Module | None,
+    classifier: set[str],
+    check: Callable[[nx.DiGraph], dict[str, Any]] | None = None,
+    **info: Any,
+) -> Analysis:
+    """The build sequence every capture ends with: annotate the captured graph, let
+    ``check`` refuse it or add :class:`ModelInfo` fields, describe the model (``info``
+    and the graph's own figures), apply the partition rule."""
+    graph = annotate(captured, table)
+    info.update(check(graph) if check else {})
+    info.update(
+        num_params=table.total, num_nodes=graph.number_of_nodes(), graph_hash=graph_hash(graph)
+    )
+    partition, node_blocks = build_partition(graph, table, ModelInfo(**info), settings, classifier)
+    return Analysis(partition, graph, model, time.perf_counter() - start, node_blocks)
 
 
 def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
@@ -133,9 +150,9 @@ def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
     settings = settings or Settings()
     start = time.perf_counter()
     model = load_onnx(path, settings.input_size)
-    with gc_paused():
-        graph, table = capture_onnx(model)
-        graph = annotate(graph, table)
+
+    def check(graph: nx.DiGraph) -> dict[str, Any]:
+        """Refuse a file without weights or a known input shape; its input size."""
         if not any(weighted for _, weighted in graph.nodes(data="weighted")):
             raise GraphblocksError(
                 f"{path} has no weights: no Conv, Gemm, MatMul or Gather reads an initializer or a Constant",
@@ -148,15 +165,12 @@ def analyze_onnx(path: str, settings: Settings | None = None) -> Analysis:
                 f"the input of {path} has dynamic or unknown dimensions",
                 "give them with --input-size, e.g. --input-size 3,224,224",
             )
-        info = ModelInfo(
-            name=path,
-            source="onnx",
-            frontend="onnx",
-            input_size=list(shape[1:]) if shape else [],
-            num_params=table.total,
-            num_nodes=graph.number_of_nodes(),
-            graph_hash=graph_hash(graph),
-            producer=f"{model.producer_name} {model.producer_version}".strip(),
-        )
-        partition, node_blocks = build_partition(graph, table, info, settings, set())
-    return Analysis(partition, graph, None, time.perf_counter() - start, node_blocks)
+        return {"input_size": list(shape[1:])}
+
+    with gc_paused():
+        graph, table = capture_onnx(model)
+        producer = f"{model.producer_name} {model.producer_version}".strip()
+        return _partitioned(
+            graph, table, settings, start=start, model=None, classifier=set(), check=check,
+            name=path, source="onnx", frontend="onnx", producer=producer,
+        )  # fmt: skip

@@ -60,20 +60,8 @@ def test_a_second_writer_gets_one_line_naming_the_first(tmp_path):
         with pytest.raises(RunFolderBusy, match=f"process {holder.pid} on"):
             with RunFolder(tmp_path / "run").locked():
                 pass
-        result = CliRunner().invoke(
-            cli,
-            [
-                "run",
-                "--strategy",
-                "head",
-                "--model",
-                "resnet18",
-                "--data",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "run"),
-            ],  # fmt: skip
-        )
+        args = ["run", "--strategy", "head", "--model", "resnet18", "--data", str(tmp_path)]
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "run")])
         assert result.exit_code == 2
         assert f"is being written by process {holder.pid}" in result.stderr
         assert "choose another --out" in result.stderr and "Traceback" not in result.stderr
