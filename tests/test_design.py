@@ -21,6 +21,7 @@ import networkx as nx
 import pytest
 
 import graphblocks
+import trainers
 from trainers.cli import cli
 from trainers.settings.config import COMMANDS, settings
 from trainers.settings.table import with_settings_table
@@ -109,6 +110,20 @@ def test_trainers_imports_point_down_the_layers_without_cycles() -> None:
     assert not cycles, cycles
     top = sorted(p.stem for p in (ROOT / "trainers").glob("*.py"))
     assert top == ["__init__", "cli", "session"]
+
+
+def test_the_top_level_api_resolves_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    names = ", ".join(trainers.API)
+    code = (
+        "import sys, trainers\n"
+        "assert 'torch' not in sys.modules\n"
+        f"from trainers import {names}\n"
+        "assert sorted(trainers.__all__) == trainers.__all__"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_only_the_ray_paths_import_ray() -> None:

@@ -124,6 +124,24 @@ def test_the_sanity_table_shows_each_photo_and_the_verdict() -> None:
     lines = sanity_lines({"lite0": check})
     assert "| `lite0` | 285 (0.54) | 504 (0.30) | ✗ | loaded as saved |" in lines
     assert sanity_lines({}) == []
+    assert any("| `lite0` | - | - | not run |" in line for line in sanity_lines({"lite0": None}))
+
+
+def test_committed_checkpoints_are_found_by_the_package_or_named_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainers.study.pretrain import FIXTURE_DIR, committed_folders, find_checkpoint
+
+    monkeypatch.setenv("GRAPHBLOCKS_STUDY_CHECKPOINTS", str(tmp_path / "mine"))
+    assert committed_folders() == [FIXTURE_DIR], "a folder that does not exist is skipped"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "m-1.safetensors").write_bytes(b"")
+    assert committed_folders() == [tmp_path / "mine", FIXTURE_DIR]
+    assert (
+        find_checkpoint("m-1.safetensors", tmp_path / "cache")
+        == tmp_path / "mine" / "m-1.safetensors"
+    )
+    assert find_checkpoint("absent.safetensors", tmp_path / "cache") is None
 
 
 def test_data_override_turns_a_target_into_a_folder_and_unknown_names_fail(tmp_path: Path) -> None:
@@ -399,3 +417,12 @@ def test_a_study_on_foreign_weights_ports_them_and_reports_the_sanity_check(
         next((tmp_path / "out" / "runs").glob("*/faces/seed0/sweep/results.json")).read_text()
     )
     assert "ported" in sweep["weights_note"]
+    for check in (tmp_path / "out" / "sanity").glob("*.json"):
+        check.unlink()
+    again = CliRunner().invoke(
+        cli, ["study", str(config), "--out", str(tmp_path / "out"), "--docs", str(docs),
+              "--images", str(tmp_path / "img"), "--report-only"],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert not list((tmp_path / "out" / "sanity").glob("*.json")), "--report-only ran no model"
+    assert "| `tiny` | - | - | not run |" in docs.read_text()

@@ -16,6 +16,7 @@ from pathlib import Path
 from graphblocks import Partition
 from trainers.jobs.job import JobResult, job_name
 from trainers.jobs.results import best_block, load_results
+from trainers.jobs.run_folder import RunFolder
 from trainers.study.config import StudyConfig
 from trainers.study.runner import unit_dir
 
@@ -93,7 +94,7 @@ class PairResults:
 
 
 def _jobs(run_dir: Path) -> Jobs | None:
-    if not (run_dir / "results.json").exists():
+    if not RunFolder(run_dir).results.exists():
         return None
     return {r.name: r for r in load_results(run_dir).jobs}
 
@@ -172,7 +173,7 @@ def _lr_log(run_dir: Path) -> list[list[float]]:
     """The chosen learning rate per unit, one row per epoch (none without a log)."""
     import csv
 
-    log = run_dir / "rltune-lr.csv"
+    log = RunFolder(run_dir).rltune_rates
     if not log.exists():
         return []
     with log.open() as handle:

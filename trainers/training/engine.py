@@ -156,19 +156,6 @@ class Runner:
         self.model.trunk.eval()
         return seed
 
-    def batch(
-        self,
-        split: str,
-        index: torch.Tensor,
-        inputs: Inputs | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        augment: bool = True,
-    ) -> torch.Tensor:
-        """Rows ``index`` of ``split`` as ``inputs`` take them (see
-        :meth:`InputPlanner.batch <trainers.training.inputs.InputPlanner.batch>`)."""
-        return self.inputs.batch(split, index, inputs, generator, augment=augment)
-
     def validate(self, inputs: Inputs) -> float:
         return self.evaluate("val", inputs)
 
@@ -178,7 +165,7 @@ class Runner:
         inputs = inputs or self.inputs.whole()
 
         def logits(index: torch.Tensor) -> torch.Tensor:
-            return self.model.head(inputs.suffix(self.batch(split, index, inputs)))
+            return self.model.head(inputs.suffix(self.inputs.batch(split, index, inputs)))
 
         return dataset_accuracy(self.model, logits, self.data.labels[split])
 
