@@ -18,6 +18,9 @@ Tools built on graphblocks (its fine-tuning trainers among them) use only the na
 * cutting a model where the partition cuts it: :func:`segment_model`, :func:`split_model`;
 * weights from another implementation: :func:`read_checkpoint`, :func:`port_state_dict`,
   :func:`port_checkpoint` (see :mod:`graphblocks.porting`);
+* the Hugging Face Hub: :func:`load_hf_pretrained` (an ``hf:`` model with its weights) and
+  :func:`hub_access` (downloads that fail in one line, fast, when offline; see
+  :mod:`graphblocks.hub`);
 * files: :func:`write_atomic`, :func:`atomic_target`;
 * errors and command lines: :class:`GraphblocksError`, :class:`PartitionError`,
   :class:`PortError`,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from graphblocks.commandline import OneLineErrors, debug_option
+    from graphblocks.hub import hub_access, load_hf_pretrained
     from graphblocks.partition import Partition
     from graphblocks.porting import Ported, port_checkpoint, port_state_dict, read_checkpoint
     from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
@@ -61,6 +65,8 @@ _LAZY = {
     "segment_model": "graphblocks.split",
     "split_model": "graphblocks.split",
     "human_count": "graphblocks.tables",
+    "hub_access": "graphblocks.hub",
+    "load_hf_pretrained": "graphblocks.hub",
 }
 
 __all__ = [
@@ -76,7 +82,9 @@ __all__ = [
     "debug_option",
     "draw",
     "export",
+    "hub_access",
     "human_count",
+    "load_hf_pretrained",
     "parse_input_size",
     "parse_model_args",
     "port_checkpoint",
@@ -93,7 +101,8 @@ def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
     """Partition a model into blocks, quartiles and a head.
 
     ``model_or_name`` is an ``nn.Module`` or a specification (``resnet50``,
-    ``torchvision:vgg16``, ``pkg.module:factory``, ``path/file.py:factory``).
+    ``torchvision:vgg16``, ``pkg.module:factory``, ``path/file.py:factory``,
+    ``hf:ORG/NAME`` or ``hf:folder``).
     ``settings`` are the fields of :class:`graphblocks.pipeline.Settings`:
     ``delimiters``, ``max_blocks``, ``input_size``, ``model_args``, ``frontends``;
     ``name`` labels an ``nn.Module`` in the partition.

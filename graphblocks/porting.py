@@ -28,7 +28,7 @@ no role name (``weight``, ``bias``, ``running_mean``, ``running_var``) tells the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +80,18 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             "give a torch.save state dict (.pth, .pt, .bin) or a .safetensors file",
         ) from error
     return _tensors_of(_unwrap(data), path.name)
+
+
+def _fused_note(a: Sequence[int], b: Sequence[int]) -> str:
+    """Why two shapes that differ only by a factor of 3 in their first dimension do:
+    one side fuses the attention's q, k and v projections that the other keeps apart
+    (timm's ``qkv`` against Hugging Face's ``q_proj``, ``k_proj``, ``v_proj``)."""
+    if len(a) == len(b) and a and list(a[1:]) == list(b[1:]) and 3 in (a[0] / b[0], b[0] / a[0]):
+        return (
+            " (one side fuses the attention's q, k and v projections into one tensor that"
+            " the other keeps apart; porting pairs whole tensors, it does not split or fuse them)"
+        )
+    return ""
 
 
 def _unwrap(data: object) -> object:
@@ -155,7 +167,8 @@ def pair_tensors(
     for index, ((s, s_shape), (t, t_shape)) in enumerate(zip(source, target, strict=False)):
         if s_shape != t_shape:
             raise PortError(
-                f"tensor {index} does not fit: {s!r} {list(s_shape)} vs {t!r} {list(t_shape)}",
+                f"tensor {index} does not fit: {s!r} {list(s_shape)} vs {t!r} {list(t_shape)}"
+                + _fused_note(s_shape, t_shape),
                 "the checkpoint is of another architecture or width; check --to (and --from)",
             )
     if len(source) != len(target):
@@ -287,10 +300,17 @@ def port_checkpoint(
 ) -> Ported:
     """:func:`port_state_dict` of the checkpoint at ``path`` onto ``to`` (a model
     specification, or a model and its partition), from the ``source`` specification
-    when given; ``model_args`` apply to the target."""
+    when given; ``model_args`` apply to the target. A checkpoint of an ``hf:`` source
+    is first renamed as transformers renames it on load
+    (:func:`graphblocks.hub.module_state_dict`)."""
     target = model_and_partition(to, model_args) if isinstance(to, str) else to
     origin = model_and_partition(source) if source else None
-    return port_state_dict(read_checkpoint(path), target, origin)
+    state = read_checkpoint(path)
+    if source is not None and source.startswith("hf:"):
+        from graphblocks.hub import module_state_dict
+
+        state = module_state_dict(state, source)
+    return port_state_dict(state, target, origin)
 
 
 def save_state_dict(path: str | Path, state: Mapping[str, torch.Tensor]) -> None:

@@ -7,10 +7,12 @@ One resolver, one naming rule:
 ``torchvision:resnet50``          a torchvision classification model
 ``pkg.module:factory``            a callable on the import path (current dir included)
 ``path/to/file.py:factory``       a callable defined in a Python file
+``hf:ORG/NAME`` / ``hf:folder``   a Hugging Face image classifier (:mod:`graphblocks.hub`)
 ``model.onnx``                    an ONNX file (handled by the ONNX frontend)
 ==============================  =====================================================
 
-No weights are ever downloaded here: analysis needs structure, not values.
+No weights are ever downloaded here: analysis needs structure, not values (an ``hf:``
+Hub id downloads its ``config.json``, offline-safe).
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ class ModelSource:
     """A resolved model: where it comes from and how to build it without weights."""
 
     name: str
-    source: str  # "timm" | "torchvision" | "python"
+    source: str  # "timm" | "torchvision" | "python" | "hf"
     factory: Callable[..., nn.Module] = field(repr=False, compare=False)
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: the input size the source declares (an ``hf:`` config's), else None
+    input_size: tuple[int, int, int] | None = None
 
     def build(self, device: str = "meta") -> nn.Module:
         """Build the module in eval mode, on ``device`` (``meta`` allocates no memory)."""
@@ -62,7 +66,10 @@ class ModelSource:
         return module.eval()
 
     def default_input_size(self, model: nn.Module | None = None) -> tuple[int, int, int]:
-        """timm's ``pretrained_cfg['input_size']`` when there is one, else 3,224,224."""
+        """The source's own size (an ``hf:`` config's), timm's
+        ``pretrained_cfg['input_size']`` when there is one, else 3,224,224."""
+        if self.input_size is not None:
+            return self.input_size
         cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
         if isinstance(cfg, Mapping) and len(cfg.get("input_size") or ()) == 3:
             c, h, w = cfg["input_size"]
@@ -187,9 +194,25 @@ def _unknown(name: str) -> UnknownModelError:
     )
 
 
+def _hf_source(name: str, kwargs: Mapping[str, Any]) -> ModelSource:
+    from graphblocks import hub
+
+    spec = hub.PREFIX + name
+    config = hub.load_config(spec)
+
+    def factory(**kw: Any) -> nn.Module:
+        return hub.build_from_config(config, **kw)
+
+    size = hub.input_size(config)
+    if size is not None and "image_size" in kwargs:
+        size = (size[0], int(kwargs["image_size"]), int(kwargs["image_size"]))
+    return ModelSource(spec, "hf", factory, dict(kwargs), size)
+
+
 _PREFIXED: dict[str, Callable[[str, Mapping[str, Any]], ModelSource]] = {
     "timm": _timm_source,
     "torchvision": _torchvision_source,
+    "hf": _hf_source,
 }
 
 

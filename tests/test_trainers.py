@@ -99,7 +99,7 @@ def test_cached_activations_give_the_uncached_logits(images, tmp_path, dtype, at
     assert inputs.stores is not None and inputs.stores["train"].kind == "memory"
     index = torch.arange(len(runner.data.labels["train"]))
     with torch.no_grad():
-        cached = model.head(inputs.suffix(runner.inputs.batch("train", index, inputs)))
+        cached = model.classify(inputs.suffix(runner.inputs.batch("train", index, inputs)))
         direct = model(runner.preprocess(runner.data.images["train"][index]))
     assert torch.allclose(cached, direct, atol=atol)
 

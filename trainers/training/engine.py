@@ -165,7 +165,7 @@ class Runner:
         inputs = inputs or self.inputs.whole()
 
         def logits(index: torch.Tensor) -> torch.Tensor:
-            return self.model.head(inputs.suffix(self.inputs.batch(split, index, inputs)))
+            return self.model.classify(inputs.suffix(self.inputs.batch(split, index, inputs)))
 
         return dataset_accuracy(self.model, logits, self.data.labels[split])
 

@@ -154,7 +154,7 @@ class EpochLoop:
             x = self.planner.batch("train", index, inputs, generator)
             y = self.labels[index].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = nn.functional.cross_entropy(model.head(inputs.suffix(x)), y)
+                loss = nn.functional.cross_entropy(model.classify(inputs.suffix(x)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -3,7 +3,9 @@
 ``FineTuneModel(trunk, head)``: the trunk is the source network with its classifier
 swapped for an identity (timm's ``reset_classifier(0)`` where there is one), the head
 is Barakat & Huang's (flatten → Linear 512 → ReLU → Dropout 0.5 → Linear classes) or a
-single Linear. Trunk parameters keep their partition names.
+single Linear. Trunk parameters keep their partition names. A trunk may return more
+than a tensor (a Hugging Face ``ModelOutput``, whose ``logits`` are then the pooled
+features, a tuple, a dict): :func:`features_of` picks the tensor the head takes.
 
 Freezing follows Keras: a frozen parameter has ``requires_grad`` off, and a module
 trains (``module.training``) only when it holds a trainable parameter, or holds none
@@ -14,8 +16,9 @@ With ``bn="frozen"`` every BatchNorm uses them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +42,28 @@ class FineTuneModel(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x))
+        return self.classify(self.trunk(x))
+
+    def classify(self, features: Any) -> torch.Tensor:
+        """The head's logits for what the trunk (or its last segments) returned."""
+        return self.head(features_of(features))
+
+
+def features_of(output: Any) -> torch.Tensor:
+    """The tensor in a network's output: itself, a ``ModelOutput``'s or dict's
+    ``logits`` (else its first tensor), or a tuple's first element."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        output = tuple(output.values())
+    if isinstance(output, (tuple, list)) and output:
+        return features_of(output[0])
+    raise WeightsError(
+        f"the network returns {type(output).__name__}, which holds no tensor",
+        "give a model that returns its logits (a tensor, or a ModelOutput with logits)",
+    )
 
 
 def make_head(
@@ -57,26 +81,53 @@ def make_head(
     )
 
 
+def _timm_pretrained(name: str, args: dict[str, Any]) -> nn.Module:
+    import timm
+
+    import graphblocks
+
+    with graphblocks.hub_access(f"pretrained weights for {name!r}"):
+        model: nn.Module = timm.create_model(name.removeprefix("timm:"), pretrained=True, **args)
+    return model
+
+
+def _torchvision_pretrained(name: str, args: dict[str, Any]) -> nn.Module:
+    from torchvision import models
+
+    model: nn.Module = models.get_model(
+        name.removeprefix("torchvision:"), weights="DEFAULT", **args
+    )
+    return model
+
+
+def _hf_pretrained(name: str, args: dict[str, Any]) -> nn.Module:
+    import graphblocks
+
+    return graphblocks.load_hf_pretrained(name, **args)
+
+
+#: model source -> how its pretrained weights load (a source not here has none)
+PRETRAINED: dict[str, Callable[[str, dict[str, Any]], nn.Module]] = {
+    "timm": _timm_pretrained,
+    "torchvision": _torchvision_pretrained,
+    "hf": _hf_pretrained,
+}
+
+
 def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
-    """The partition's network on the CPU, with timm's or torchvision's pretrained
-    weights when asked (other sources have none)."""
+    """The partition's network on the CPU, with its source's pretrained weights when
+    asked (:data:`PRETRAINED`; Python factories have none). A Hub that cannot give them
+    fails in one line, within seconds (:func:`graphblocks.hub_access`)."""
     import graphblocks
 
     name, args = partition.model.name, dict(partition.settings.get("model_args", {}))
     source = graphblocks.resolve_model(name, args)
-    if not pretrained or source.source == "python":
+    if not pretrained or source.source not in PRETRAINED:
         return source.build("cpu")
     try:
-        if source.source == "timm":
-            import timm
-
-            model: nn.Module = timm.create_model(
-                name.removeprefix("timm:"), pretrained=True, **args
-            )
-        else:
-            from torchvision import models
-
-            model = models.get_model(name.removeprefix("torchvision:"), weights="DEFAULT", **args)
+        model = PRETRAINED[source.source](name, args)
+    except graphblocks.GraphblocksError:
+        raise
     except Exception as exc:
         raise WeightsError(
             f"cannot get pretrained weights for {name!r} ({type(exc).__name__}; is the hub reachable?)",
@@ -168,7 +219,7 @@ def build_finetune_model(
     dropped = _drop_classifier(model, partition)
     model.eval()
     with torch.no_grad():
-        features = model(torch.zeros(1, *input_size)).flatten(1).shape[1]
+        features = features_of(model(torch.zeros(1, *input_size))).flatten(1).shape[1]
     finetune = FineTuneModel(model, make_head(head, features, classes, hidden, dropout))
     return finetune, dropped, note
 
