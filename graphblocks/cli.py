@@ -262,7 +262,7 @@ def render(model: str, output: Path, collapse: bool, engine: str, **options: Any
 
 
 @cli.command("port-weights")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option(
     "--to",
     "target",
@@ -296,14 +296,16 @@ def port_weights(
     output: Path,
     as_json: bool,
 ) -> None:
-    """Port CHECKPOINT (.pth, .pt, .bin, .safetensors) from another implementation
-    onto MODEL by graph structure: the i-th tensor the source uses goes to the i-th
-    the target uses, shapes checked. Nothing is written unless every tensor fits.
+    """Port CHECKPOINT (.pth, .pt, .bin, .safetensors, or a save_pretrained folder) from
+    another implementation onto MODEL by graph structure: the i-th tensor the source uses
+    goes to the i-th the target uses, shapes checked. Nothing is written unless every
+    tensor fits. An hf: target gets its modules' names (load them with load_state_dict).
 
     \b
     Examples:
       graphblocks port-weights efficientnet-lite0.pth --to efficientnet_lite0 -o lite0.safetensors
       graphblocks port-weights tv_mnv2.pth --from torchvision:mobilenet_v2 --to mobilenetv2_100 -o m.safetensors
+      graphblocks port-weights hf-resnet50/ --from hf:hf-resnet50 --to resnet50 -o r50.safetensors
     """  # fmt: skip
     from graphblocks.porting import port_checkpoint, save_state_dict
     from graphblocks.sources import parse_model_args

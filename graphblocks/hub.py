@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 PREFIX = "hf:"
 #: seconds the reachability probe may take, name resolution included
 PROBE_SECONDS = 3.0
-#: the files ``from_pretrained`` reads weights from, in its order of preference
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 class HubError(GraphblocksError):

@@ -58,13 +58,38 @@ class Pair:
     shape: tuple[int, ...]
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | Path, saved_from: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a ``.pth``/``.pt``/``.bin``/``.ckpt`` (``torch.save``) or
-    ``.safetensors`` file, unwrapped from a ``state_dict``/``model`` key and stripped of
-    DataParallel's ``module.`` prefix, in the file's order."""
+    ``.safetensors`` file (or of a ``save_pretrained`` folder's weight file), unwrapped from a ``state_dict``/``model`` key and stripped of
+    DataParallel's ``module.`` prefix, in the file's order. With ``saved_from`` an
+    ``hf:`` model, a checkpoint of that model is renamed as transformers renames it on
+    load (:func:`graphblocks.hub.module_state_dict`); one that is not is returned as read."""
+    state = _read_file(Path(path))
+    if saved_from is None or not saved_from.startswith("hf:"):
+        return state
+    from graphblocks.hub import HubError, module_state_dict
+
+    try:
+        return module_state_dict(state, saved_from)
+    except HubError:
+        return state
+
+
+#: the weight files of a folder written by transformers' ``save_pretrained``, preferred first
+FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def _read_file(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
-    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in FOLDER_WEIGHTS if (path / name).is_file()]
+        if not found:
+            raise PortError(
+                f"{str(path)!r} holds no {' or '.join(FOLDER_WEIGHTS)}",
+                "give the checkpoint file, or a folder written by save_pretrained",
+            )
+        path = found[0]
     if not path.is_file():
         raise PortError(f"no such checkpoint {str(path)!r}", "check the path")
     try:
@@ -305,11 +330,12 @@ def port_checkpoint(
     (:func:`graphblocks.hub.module_state_dict`)."""
     target = model_and_partition(to, model_args) if isinstance(to, str) else to
     origin = model_and_partition(source) if source else None
-    state = read_checkpoint(path)
     if source is not None and source.startswith("hf:"):
         from graphblocks.hub import module_state_dict
 
-        state = module_state_dict(state, source)
+        state = module_state_dict(_read_file(Path(path)), source)
+    else:
+        state = read_checkpoint(path)
     return port_state_dict(state, target, origin)
 
 

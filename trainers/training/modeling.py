@@ -138,12 +138,13 @@ def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
 
 def load_weights(model: nn.Module, partition: Partition, path: str | Path) -> str:
     """Load the checkpoint at ``path`` into ``model``. A checkpoint whose names are the
-    partition's loads as it is (``""`` returned); any other is ported by graph structure
+    partition's (for an ``hf:`` model: once renamed as transformers renames them on
+    load) loads as it is (``""`` returned); any other is ported by graph structure
     (:func:`graphblocks.port_state_dict`, checkpoint order) and a one-line note saying
     so is returned. One that fits neither way is refused, naming the first mismatch."""
     import graphblocks
 
-    state = graphblocks.read_checkpoint(path)
+    state = graphblocks.read_checkpoint(path, saved_from=partition.model.name)
     expected = {p for b in partition.blocks for p in b.params} | set(partition.head.params)
     buffers = {n for n, _ in model.named_buffers()}
     missing = sorted(expected - set(state))
