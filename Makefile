@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
+.PHONY: view-image setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ $(TF_STAMP): tests_keras/requirements.txt tests_keras/constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray,hf]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,ray,hf,view]' -c constraints.txt
 	touch $(STAMP)
 
 inspect: $(STAMP)
@@ -66,6 +66,10 @@ images: $(STAMP)
 	for m in resnet50 mobilenetv2_100 vit_tiny_patch16_224; do \
 		$(VENV)/bin/graphblocks render $$m --collapse -o docs/images/$$m.blocks.png && \
 		$(VENV)/bin/graphblocks render $$m -o docs/images/$$m.png; done
+
+# README's picture of the interactive view (needs chromium and chromedriver: apt install chromium chromium-driver)
+view-image: $(STAMP)
+	$(PY) -m tests.browser resnet50 docs/images/view-resnet50.png
 
 bench-trainer: $(STAMP)
 	$(PY) bench/sweep_speed.py

@@ -44,12 +44,12 @@ def _analysis_options(fn: F) -> F:
     return fn
 
 
-def _output_option(help_text: str) -> Callable[[F], F]:
-    """The required ``-o/--output FILE`` option."""
+def _output_option(help_text: str, *, folder: bool = False) -> Callable[[F], F]:
+    """The required ``-o/--output FILE`` option (``folder``: a folder may be given)."""
     return click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(dir_okay=folder, path_type=Path),
         required=True,
         help=help_text,
     )
@@ -176,10 +176,10 @@ def graph(model: str, output: Path, **options: Any) -> None:
     type=click.Choice(list(EXPORTERS)),
     help="The format to write.",
 )
-@_output_option("Where to write the export.")
+@_output_option("Where to write the export (model-explorer: a folder).", folder=True)
 @click.option(
     "--model",
-    help="The model to annotate or re-analyze (onnx, keras, graphml); default: the one named in the partition.",
+    help="The model to annotate or re-analyze (onnx, keras, graphml, model-explorer); default: the one named in the partition.",
 )
 @click.option(
     "--lr-scale",
@@ -211,6 +211,7 @@ def export(
       graphblocks export model.blocks.json --to onnx -o model.blocks.onnx
       graphblocks export keras.blocks.json --to keras -o keras-blocks.json
       graphblocks export resnet50.blocks.json --to csv -o resnet50.layers.csv
+      graphblocks export resnet50.blocks.json --to model-explorer -o resnet50.me/
     """  # fmt: skip
     from graphblocks.exports import ExportOptions, export_partition
     from graphblocks.exports.param_groups import layer_decay_scales, parse_lr_scales
@@ -406,6 +407,32 @@ def zoo_report(report: Path, output: Path) -> None:
 
     write_atomic(output, zoo_markdown(report))
     click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("target", metavar="MODEL|PARTITION.json|RUN_DIR")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="The port on 127.0.0.1 [8080, else a free one]."
+)
+@click.option("--no-browser", is_flag=True, help="Print the URL; do not open a browser.")
+@click.option("--input-size", metavar="C,H,W", help="Input shape when TARGET is a model.")
+@debug_option
+def view(target: str, port: int | None, no_browser: bool, input_size: str | None) -> None:
+    """Show TARGET's blocks in Google's Model Explorer: expand a block, hover a layer,
+    search; a run folder adds each block's accuracy and B_opt, or RL-Tune's rates.
+
+    Serves on 127.0.0.1 only, until Ctrl-C. Needs the view extra.
+
+    \b
+    Examples:
+      graphblocks view resnet50
+      graphblocks view runs/resnet18 --no-browser --port 8090
+    """
+    from graphblocks.sources import parse_input_size
+    from graphblocks.view import view as serve_view
+
+    size = parse_input_size(input_size) if input_size else None
+    serve_view(target, port=port, open_browser=not no_browser, input_size=size)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ format             what                                                        n
 ``keras``          Keras layer names per block (ONNX files from tf2onnx)        model
 ``onnx``           the ONNX model annotated with blocks and quartiles          model
 ``graphml``        the annotated DAG with each node's block and quartile       model
+``model-explorer`` Model Explorer graph JSON and overlays (a folder)           model
 =================  ==========================================================  =========
 
 Formats that need the model analyze it again (from ``--model`` or the name recorded
@@ -147,6 +148,13 @@ def _graphml(partition: Partition, out: Path, options: ExportOptions) -> None:
     write_atomic(out, graphml_text(export_view(analysis.graph, partition, analysis.node_blocks)))
 
 
+def _model_explorer(partition: Partition, out: Path, options: ExportOptions) -> None:
+    from graphblocks.exports.model_explorer import write_model_explorer
+
+    analysis = reanalyze(partition, options.model)
+    write_model_explorer(out, analysis.graph, partition, analysis.node_blocks)
+
+
 Exporter = Callable[[Partition, Path, ExportOptions], None]
 
 #: format name -> writer
@@ -157,6 +165,7 @@ EXPORTERS: dict[str, Exporter] = {
     "keras": _keras,
     "csv": _csv,
     "graphml": _graphml,
+    "model-explorer": _model_explorer,
 }
 
 
