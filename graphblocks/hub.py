@@ -44,6 +44,7 @@ class HubError(GraphblocksError):
 
 
 def is_hf_spec(spec: str) -> bool:
+    """Whether a model specification names a Hugging Face model (``hf:…``)."""
     return spec.startswith(PREFIX)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphblocks.errors import PortError
+from graphblocks.hub import HubError, is_hf_spec, module_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -65,9 +66,8 @@ def read_checkpoint(path: str | Path, saved_from: str | None = None) -> dict[str
     ``hf:`` model, a checkpoint of that model is renamed as transformers renames it on
     load (:func:`graphblocks.hub.module_state_dict`); one that is not is returned as read."""
     state = _read_file(Path(path))
-    if saved_from is None or not saved_from.startswith("hf:"):
+    if saved_from is None or not is_hf_spec(saved_from):
         return state
-    from graphblocks.hub import HubError, module_state_dict
 
     try:
         return module_state_dict(state, saved_from)
@@ -330,9 +330,7 @@ def port_checkpoint(
     (:func:`graphblocks.hub.module_state_dict`)."""
     target = model_and_partition(to, model_args) if isinstance(to, str) else to
     origin = model_and_partition(source) if source else None
-    if source is not None and source.startswith("hf:"):
-        from graphblocks.hub import module_state_dict
-
+    if source is not None and is_hf_spec(source):
         state = module_state_dict(_read_file(Path(path)), source)
     else:
         state = read_checkpoint(path)

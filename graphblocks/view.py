@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from graphblocks.errors import GraphblocksError
@@ -40,6 +40,9 @@ from graphblocks.exports.model_explorer import (
     write_model_explorer,
 )
 from graphblocks.partition import Partition
+
+if TYPE_CHECKING:
+    from graphblocks.pipeline import Analysis
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -116,35 +119,35 @@ def rate_overlay(
     return [Overlay("RL-Tune learning rate", values, stats=True)] if values else []
 
 
-def resolve_target(target: str, input_size: tuple[int, ...] | None) -> tuple[Any, list[str]]:
-    """The analysis of a model, partition file or run folder, and the run folder (if
-    any) to read overlays from."""
+def resolve_target(
+    target: str, input_size: tuple[int, ...] | None
+) -> tuple[Analysis, dict[str, Any] | None, Path | None]:
+    """The analysis of a model, partition file or run folder; for a run folder, its
+    results and the folder (to read overlays from)."""
     from graphblocks.exports import reanalyze
     from graphblocks.pipeline import Settings, analyze_model
 
     path = Path(target)
-    if path.is_dir() and not (path / "config.json").exists():
+    if path.is_dir():
         if not (path / RUN_PARTITION).is_file():
             raise ViewError(
                 f"{target!r} is no run folder (it has no {RUN_PARTITION})",
                 "give a model, a partition JSON, or a graphblocks-train run folder",
             )
-        _run_results(path)  # one line when there are no results
-        return reanalyze(Partition.load(path / RUN_PARTITION)), [str(path)]
+        results = _run_results(path)
+        return reanalyze(Partition.load(path / RUN_PARTITION)), results, path
     if path.suffix == ".json" and path.is_file():
-        return reanalyze(Partition.load(path)), []
-    return analyze_model(target, Settings(input_size=input_size)), []
+        return reanalyze(Partition.load(path)), None, None
+    return analyze_model(target, Settings(input_size=input_size)), None, None
 
 
 def prepare_view(target: str, out: Path, input_size: tuple[int, ...] | None = None) -> ViewFiles:
     """Write the graph and every overlay for ``target`` into the folder ``out``."""
-    analysis, runs = resolve_target(target, input_size)
+    analysis, results, run = resolve_target(target, input_size)
     partition, blocks = analysis.partition, analysis.node_blocks
-    extra: list[Overlay] = []
-    for run in map(Path, runs):
-        extra += sweep_overlays(_run_results(run), blocks)
-        if (run / RUN_RATES).is_file():
-            extra += rate_overlay(run / RUN_RATES, partition, blocks)
+    extra = sweep_overlays(results, blocks) if results is not None else []
+    if run is not None and (run / RUN_RATES).is_file():
+        extra += rate_overlay(run / RUN_RATES, partition, blocks)
     graph, overlays = write_model_explorer(out, analysis.graph, partition, blocks, extra)
     return ViewFiles(partition, graph, overlays)
 
