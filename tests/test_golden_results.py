@@ -2,7 +2,9 @@
 
 The golden files are made by fixtures/make_results_golden.py; fixtures/results/v0/ holds
 the same runs as written before the trainer redesign (issue 13), before ``schema_version``
-existed. Timings are excluded from the comparison."""
+existed, and fixtures/results/eval-bn-running/ as written before evaluations recomputed
+the tuned BatchNorms' statistics (issue 25): the same runs with ``eval_bn = "running"``
+reproduce them, so that change is the only one. Timings are excluded from the comparison."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ import json
 
 import pytest
 
-from fixtures.make_results_golden import GOLDEN_DIR, RUNS, run_golden, without_timings
+from fixtures.make_results_golden import (
+    EVAL_BN_RUNNING,
+    GOLDEN_DIR,
+    RUNS,
+    run_golden,
+    without_timings,
+)
 from trainers.jobs.results import RunResults
 
 
@@ -19,6 +27,12 @@ def test_results_match_the_committed_golden_run(tmp_path, name):
     golden = json.loads((GOLDEN_DIR / f"{name}.results.json").read_text())
     fresh = without_timings(run_golden(name, tmp_path))
     assert fresh == golden
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_running_statistics_reproduce_the_results_before_issue_25(tmp_path, name):
+    golden = json.loads((GOLDEN_DIR / "eval-bn-running" / f"{name}.results.json").read_text())
+    assert without_timings(run_golden(name, tmp_path, **EVAL_BN_RUNNING)) == golden
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))

@@ -296,3 +296,21 @@ def test_an_unavailable_device_is_one_line(images, tmp_path):
     result = CliRunner().invoke(cli, ["run", "--strategy", "head", "--model", MODEL, "--data", str(images),
                                       "--device", "mps", "--out", str(tmp_path / "x"), "--input-size", "3,24,24"])  # fmt: skip
     assert result.exit_code == 2 and "not available" in result.stderr
+
+
+def test_recomputed_bn_statistics_change_the_evaluation_not_the_training(images, tmp_path):
+    """Recalibration draws no random numbers and training never reads running
+    statistics: both settings train the same weights, epoch for epoch (issue 25)."""
+    losses, saved = {}, {}
+    for mode in ("running", "recompute"):
+        run(config(images, tmp_path / mode, strategy="full", epochs=3, eval_bn=mode))
+        lines = (tmp_path / mode / "metrics" / "full.jsonl").read_text().splitlines()
+        losses[mode] = [json.loads(line)["train_loss"] for line in lines]
+        from safetensors.torch import load_file
+
+        saved[mode] = load_file(str(tmp_path / mode / "checkpoints" / "full.safetensors"))
+    assert losses["running"] == losses["recompute"]
+    means = [k for k in saved["running"] if k.endswith("running_mean")]
+    assert means and any(
+        not torch.equal(saved["running"][k], saved["recompute"][k]) for k in means
+    ), "the selected epoch's BatchNorm statistics are the recomputed ones"

@@ -19,7 +19,7 @@ from trainers.settings.declare import (
     parse_shares,
     setting,
 )
-from trainers.settings.kinds import BlockSeeds, BNMode, CacheMode, Strategy
+from trainers.settings.kinds import BlockSeeds, BNMode, CacheMode, EvalBN, Strategy
 
 
 @dataclass
@@ -150,6 +150,13 @@ class ModelOptions:
         BNMode.TRAIN,
         "The tuned layers' BatchNorm: batch statistics (train), or every BatchNorm on its running statistics (frozen).",
         choices=BNMode,
+    )
+    eval_bn: EvalBN = setting(
+        EvalBN.RECOMPUTE,
+        "Statistics of the tuned layers' BatchNorm when a model is evaluated: recomputed "
+        "exactly over the training images first (recompute, PreciseBN), or the running "
+        "averages training left (running), which lag fast-moving weights (docs/trainers.md).",
+        choices=EvalBN,
     )
 
 

@@ -66,3 +66,10 @@ class CacheMode(StrEnum):
     MEMORY = "memory"
     DISK = "disk"
     OFF = "off"
+
+
+class EvalBN(StrEnum):
+    """Which statistics the tuned BatchNorms evaluate with (``--eval-bn``)."""
+
+    RECOMPUTE = "recompute"  #: recomputed over the training images before each evaluation
+    RUNNING = "running"  #: the running averages training left

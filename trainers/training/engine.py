@@ -26,8 +26,9 @@ from trainers.jobs.job import Job, JobResult
 from trainers.jobs.results import write_job_result
 from trainers.jobs.run_folder import RunFolder
 from trainers.jobs.strategies import Trainable, trainable
-from trainers.settings import ConfigError, TrainConfig
-from trainers.training.data import Preprocess
+from trainers.settings import ConfigError, EvalBN, TrainConfig
+from trainers.training.batchnorm import recompute_bn, training_norms
+from trainers.training.data import Preprocess, batches
 from trainers.training.evaluation import dataset_accuracy
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.loop import EpochLoop, EpochProgress, steps_per_epoch
@@ -157,7 +158,24 @@ class Runner:
         return seed
 
     def validate(self, inputs: Inputs) -> float:
+        """Validation accuracy of the model now, its tuned BatchNorms' statistics first
+        recomputed over the training images unless ``eval_bn`` is ``running``."""
+        self.recalibrate(inputs)
         return self.evaluate("val", inputs)
+
+    def recalibrate(self, inputs: Inputs | None = None) -> bool:
+        """Recompute the statistics of the BatchNorms in training mode (those that tune)
+        over the training images as ``inputs`` take them, unaugmented; whether any was.
+        Nothing random runs, so the training that follows is unchanged."""
+        if self.config.eval_bn is EvalBN.RUNNING:
+            return False
+        inputs = inputs or self.inputs.whole()
+        norms = training_norms(inputs.suffix)
+        images = (
+            self.inputs.batch("train", index, inputs, augment=False)
+            for index in batches(self.train_size, 128, shuffle=False)
+        )
+        return recompute_bn(inputs.suffix, images, norms)
 
     def evaluate(self, split: str, inputs: Inputs | None = None) -> float:
         """Accuracy on ``split`` with every module in eval mode (modes restored after);

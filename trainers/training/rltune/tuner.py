@@ -192,6 +192,7 @@ class RLTune:
             )
             self._maybe_update(end_of_episode=epoch == cfg.epochs - 1)
             self.train_seconds += time.perf_counter() - began  # the agent's update included
+            self.runner.recalibrate()  # the target's tuned BatchNorms (docs/trainers.md)
             val_acc = self.consider("target", episode + 1, done)
             self.lr_log.append(EpochLog(episode + 1, epoch + 1, steps, rates, val_acc))
             if progress:
