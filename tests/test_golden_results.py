@@ -2,9 +2,8 @@
 
 The golden files are made by fixtures/make_results_golden.py; fixtures/results/v0/ holds
 the same runs as written before the trainer redesign (issue 13), before ``schema_version``
-existed, and fixtures/results/eval-bn-running/ as written before evaluations recomputed
-the tuned BatchNorms' statistics (issue 25): the same runs with ``eval_bn = "running"``
-reproduce them, so that change is the only one. Timings are excluded from the comparison."""
+existed; fixtures/results/eval-bn-running/ pins the same runs with ``eval_bn = "running"``,
+the evaluation before issue 25. Timings are excluded from the comparison."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ def test_results_match_the_committed_golden_run(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_running_statistics_reproduce_the_results_before_issue_25(tmp_path, name):
+def test_the_running_statistics_evaluation_stays_available(tmp_path, name):
     golden = json.loads((GOLDEN_DIR / "eval-bn-running" / f"{name}.results.json").read_text())
     assert without_timings(run_golden(name, tmp_path, **EVAL_BN_RUNNING)) == golden
 

@@ -77,3 +77,14 @@ def test_the_lock_of_a_killed_run_is_stale_and_taken(tmp_path):
     assert f"process {holder.pid}" in (tmp_path / LOCK).read_text(), "the dead owner's name stays"
     with RunFolder(tmp_path).locked():
         assert f"process {os.getpid()} on" in (tmp_path / LOCK).read_text()
+
+
+def test_what_a_killed_atomic_write_left_is_removed_at_every_level(tmp_path):
+    folder = RunFolder(tmp_path)
+    (tmp_path / "results").mkdir()
+    stale = [tmp_path / ".results.json.4k2.tmp", tmp_path / "results" / ".block-0.json.x.tmp"]
+    for path in stale:
+        path.write_text("partial")
+    (tmp_path / "results" / "block-0.json").write_text("{}")
+    folder.remove_stale_temporaries()
+    assert not any(p.exists() for p in stale) and folder.job_result("block:0").exists()

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from tests.test_trainers import MODEL, SMALL
 from tests.test_trainers import images as images  # the module's image folder (a fixture)
 from trainers.cli import cli
-from trainers.jobs.results import load_results
+from trainers.jobs.results import load_results, ranked
 from trainers.report.console import selection_line
 from trainers.selection.halving import promoted, rung_epochs
 from trainers.session import prepare, run
@@ -39,6 +39,18 @@ def test_promotion_keeps_the_best_and_the_earlier_block_on_a_tie():
     assert promoted([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.7], 2) == [1, 2]
     assert promoted([0, 1, 2, 3], [0.5, 0.9, 0.9, 0.7], 1) == [1]
     assert promoted([4, 6], [0.2, 0.2], 1) == [4]
+
+
+def test_an_accuracy_tie_goes_to_the_lower_loss_and_position_comes_last():
+    from trainers.jobs.results import ranked
+    from trainers.training.evaluation import Score
+
+    assert ranked([0, 1, 2], [0.5, 0.5, 0.4], [0.9, 0.3, 0.1]) == [1, 0, 2]
+    assert ranked([0, 1], [0.5, 0.5], [float("nan"), 2.0]) == [1, 0], "an unknown loss is last"
+    assert ranked([3, 1], [0.5, 0.5], [0.2, 0.2]) == [1, 3], "position only on an exact tie"
+    assert promoted([0, 1, 2, 3], [0.1, 0.1, 0.1, 0.1], 2, [0.4, 0.3, 0.2, 0.1]) == [2, 3]
+    assert Score(0.5, 0.2).beats(Score(0.5, 0.3)) and not Score(0.5, 0.3).beats(Score(0.5, 0.3))
+    assert Score(0.6, 9.0).beats(Score(0.5, 0.1)), "accuracy first"
 
 
 def test_a_job_paused_and_continued_ends_as_one_straight_run(images, tmp_path):
@@ -78,6 +90,12 @@ def test_halving_records_its_rungs_and_ends_with_the_full_sweeps_result(images, 
     assert same is not None and (best.val_acc, best.test_acc) == (same.val_acc, same.test_acc)
     for rung in selection.rungs[:-1]:
         assert set(rung.kept) <= set(rung.blocks)
+        assert len(rung.val_loss) == len(rung.blocks), "each block's loss, to break ties"
+        ranks = ranked(list(rung.blocks), list(rung.val_acc), list(rung.val_loss))
+        assert set(rung.kept) == set(ranks[: len(rung.kept)])
+    assert (
+        same.val_loss is not None and same.val_loss == halving.job(f"block:{best.index}").val_loss
+    )
     assert load_results(tmp_path / "halving") == halving
     line = selection_line(selection)
     assert "successive halving (η 2; blocks × epochs 4 × 1 → 2 × 2 → 1 × 5)" in line

@@ -117,7 +117,7 @@ class RLTuneOutcome:
 
 
 #: a job row's keys in the order results files write them
-_ORDER = ("name", "val_acc", "test_acc", "best_epoch", "last_target_val_acc",
+_ORDER = ("name", "val_acc", "test_acc", "val_loss", "best_epoch", "last_target_val_acc",
           "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
           "granularity", "preset", "selected", "selected_episode")  # fmt: skip
 _RLTUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(RLTuneOutcome))
@@ -136,6 +136,8 @@ class JobResult:
     name: str
     val_acc: float
     test_acc: float
+    #: the selected model's validation loss (None: written before it was recorded, or RL-Tune)
+    val_loss: float | None = None
     best_epoch: int | None = None
     trainable_params: int
     seconds: float

@@ -4,9 +4,10 @@ The format is documented field by field in ``trainers/jobs/schema/results-v1.sch
 every document is validated against it when written and when read. Files written
 before ``schema_version`` existed have the same fields and are read as version 1.
 
-Blocks are ranked here and nowhere else (:func:`ranked`): the higher score first, the
-earlier block on a tie. B_opt of a full sweep is the first block so ranked by validation
-accuracy (:func:`best_block`), reported with its test accuracy; the selectors of
+Blocks are ranked here and nowhere else (:func:`ranked`): the higher score first, then
+the lower validation loss when one is given, the earlier block only on an exact tie.
+B_opt of a full sweep is the first block so ranked by validation accuracy and loss
+(:func:`best_block`), reported with its test accuracy; the selectors of
 :mod:`trainers.selection` promote and choose blocks by the same :func:`ranked`.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,10 +81,18 @@ class SweepSummary:
     baselines: dict[str, JobResult]
 
 
-def ranked(blocks: Sequence[int], scores: Sequence[float]) -> list[int]:
-    """``blocks`` from the best ``scores`` to the worst, the earlier block on a tie."""
-    pairs = sorted(zip(blocks, scores, strict=True), key=lambda pair: (-pair[1], pair[0]))
-    return [block for block, _ in pairs]
+def ranked(
+    blocks: Sequence[int], scores: Sequence[float], losses: Sequence[float | None] | None = None
+) -> list[int]:
+    """``blocks`` from the best to the worst: the higher score, then the lower loss (a
+    missing or NaN loss last), then the earlier block."""
+    lows = [_low(loss) for loss in losses] if losses is not None else [0.0] * len(blocks)
+    order = sorted(zip(blocks, scores, lows, strict=True), key=lambda t: (-t[1], t[2], t[0]))
+    return [block for block, _, _ in order]
+
+
+def _low(loss: float | None) -> float:
+    return loss if loss is not None and loss == loss else math.inf
 
 
 def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
@@ -91,7 +101,8 @@ def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
     blocks = {r.block: r for r in results if r.block is not None}
     if not blocks:
         return None
-    index = ranked(list(blocks), [r.val_acc for r in blocks.values()])[0]
+    jobs = list(blocks.values())
+    index = ranked(list(blocks), [r.val_acc for r in jobs], [r.val_loss for r in jobs])[0]
     return BlockChoice(index, blocks[index].val_acc, blocks[index].test_acc)
 
 
@@ -121,6 +132,8 @@ class Rung:
     val_acc: tuple[float, ...]
     kept: tuple[int, ...]
     epochs_run: int
+    #: the validation loss of the same epochs (empty: not recorded)
+    val_loss: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +160,8 @@ class Selection:
         data = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
         if self.rungs:
             data["rungs"] = [{k: list(v) if isinstance(v, tuple) else v
-                              for k, v in vars(r).items()} for r in self.rungs]  # fmt: skip
+                              for k, v in vars(r).items() if not (k == "val_loss" and not v)}
+                             for r in self.rungs]  # fmt: skip
         if self.scores is not None:
             data["scores"] = list(self.scores)
         return data
@@ -163,7 +177,7 @@ class Selection:
 
 def _rung(data: Mapping[str, Any]) -> Rung:
     return Rung(data["epochs"], tuple(data["blocks"]), tuple(data["val_acc"]),
-                tuple(data["kept"]), data["epochs_run"])  # fmt: skip
+                tuple(data["kept"]), data["epochs_run"], tuple(data.get("val_loss", ())))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

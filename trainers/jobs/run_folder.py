@@ -112,9 +112,11 @@ class RunFolder:
         return any(any(folder.iterdir()) for folder in folders)
 
     def remove_stale_temporaries(self) -> None:
-        """Delete what an atomic write killed midway left (never a result)."""
-        for stale in self.path.glob("*/.*.tmp"):
-            stale.unlink()
+        """Delete what an atomic write killed midway left, in the folder and its
+        subfolders (never a result: ``results.json``'s own is in the folder itself)."""
+        for pattern in (".*.tmp", "*/.*.tmp"):
+            for stale in self.path.glob(pattern):
+                stale.unlink()
 
     # ---- moving a job's files between machines ----------------------------------------------
     def continued_files(self, job: str) -> dict[str, bytes]:

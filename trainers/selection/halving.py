@@ -9,8 +9,9 @@ epochs, the rungs end at
 ASHA's milestones (:func:`~trainers.selection.rungs.rung_epochs`). Rung 0 trains every
 block to r₀ epochs; each later rung continues the best ⌊n_k/η⌋ blocks of the rung
 before (at least one; exactly one for the last rung, so that one block gets the full
-budget) to its own milestone. A block is scored by its best validation accuracy so far;
-ties go to the earlier block (:func:`trainers.jobs.results.ranked`). A promoted
+budget) to its own milestone. A block is scored by its best validation score so far:
+its accuracy, then its loss (:func:`trainers.jobs.results.ranked`), so that blocks are
+ranked by position only when both tie exactly. A promoted
 block carries on from where it paused (:mod:`trainers.training.state`), so its rungs are a prefix
 of one R-epoch job and the last block ends with exactly its full-sweep result.
 
@@ -36,8 +37,9 @@ from trainers.settings import Selector
 
 
 class HalvingRecord:
-    """``selection.json``: each finished (block, rung) → its best validation accuracy so
-    far and its epochs done; plus the seconds spent."""
+    """``selection.json``: each finished (block, rung) → ``[val_acc, epochs_done,
+    val_loss]`` (its best validation score so far, and its epochs done; records written
+    before the loss was kept have two entries), plus the seconds spent."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -49,8 +51,21 @@ class HalvingRecord:
     def key(block: int, epochs: int) -> str:
         return f"{block}@{epochs}"
 
-    def add(self, block: int, epochs: int, val_acc: float, epochs_done: int) -> None:
-        self.done[self.key(block, epochs)] = [val_acc, epochs_done]
+    def has(self, block: int, epochs: int) -> bool:
+        return self.key(block, epochs) in self.done
+
+    def add(self, block: int, epochs: int, result: JobResult, epochs_done: int) -> None:
+        loss = result.val_loss if result.val_loss is not None else float("nan")
+        self.done[self.key(block, epochs)] = [result.val_acc, epochs_done, loss]
+
+    def score(self, block: int, epochs: int) -> tuple[float, float]:
+        """``(val_acc, val_loss)`` of ``block`` at the rung of ``epochs`` (loss NaN when
+        the record predates it)."""
+        entry = self.done[self.key(block, epochs)]
+        return entry[0], entry[2] if len(entry) > 2 else float("nan")
+
+    def epochs_done(self, block: int, epochs: int) -> int:
+        return int(self.done[self.key(block, epochs)][1])
 
     def save(self) -> None:
         write_atomic(self.path, json.dumps({"done": self.done, "seconds": self.seconds}) + "\n")
@@ -70,12 +85,12 @@ def successive_halving(
         last = k == len(milestones) - 1 or len(survivors) == 1
         epochs = cfg.epochs if last else epochs
         final = _run_rung(ready, executor, record, survivors, None if last else epochs, progress)
-        scores = [record.done[record.key(b, epochs)][0] for b in survivors]
+        scores, losses = zip(*(record.score(b, epochs) for b in survivors), strict=True)
         before = {b: _done_before(record, b, milestones[:k]) for b in survivors}
-        spent = sum(int(record.done[record.key(b, epochs)][1]) - before[b] for b in survivors)
+        spent = sum(record.epochs_done(b, epochs) - before[b] for b in survivors)
         keep = 1 if last or k + 2 >= len(milestones) else max(1, len(survivors) // cfg.eta)
-        kept = promoted(survivors, scores, keep)
-        rungs.append(Rung(epochs, tuple(survivors), tuple(scores), tuple(kept), spent))
+        kept = promoted(survivors, list(scores), keep, list(losses))
+        rungs.append(Rung(epochs, tuple(survivors), scores, tuple(kept), spent, losses))
         if last:
             break
         survivors = kept
@@ -91,10 +106,8 @@ def successive_halving(
 
 def _done_before(record: HalvingRecord, block: int, earlier: list[int]) -> int:
     """Epochs ``block`` had done before this rung (its last earlier rung's)."""
-    done = [
-        record.done[record.key(block, e)][1] for e in earlier if record.key(block, e) in record.done
-    ]
-    return int(done[-1]) if done else 0
+    done = [record.epochs_done(block, e) for e in earlier if record.has(block, e)]
+    return done[-1] if done else 0
 
 
 def _run_rung(
@@ -117,15 +130,15 @@ def _run_rung(
         if until is None and saved.exists():
             result = read_job_result(saved)
             finished.append(result)
-            record.add(block, epochs, result.val_acc, epochs_done(ready, result))
-        elif record.key(block, epochs) not in record.done:
+            record.add(block, epochs, result, epochs_done(ready, result))
+        elif not record.has(block, epochs):
             todo.append(Task(job, until))
     started = (
         (lambda task: progress(ProgressEvent.START, task.job, 0, len(todo))) if progress else None
     )
     for done, (task, result) in enumerate(executor.run(ready, todo, None, started), 1):
         assert task.job.block is not None
-        record.add(task.job.block, epochs, result.val_acc, epochs_done(ready, result))
+        record.add(task.job.block, epochs, result, epochs_done(ready, result))
         record.save()
         if until is None:
             finished.append(result)

@@ -3,7 +3,8 @@ the epochs a result has trained.
 
 The rungs end at ``r_k = r₀·η^k`` for every k with ``r₀·η^k < R``, then ``R`` (ASHA's
 milestones: grace period r₀, reduction factor η, maximum R). A rung keeps blocks by
-:func:`trainers.jobs.results.ranked`: the higher score first, the earlier block on a tie.
+:func:`trainers.jobs.results.ranked`: the higher score first, then the lower loss, the
+earlier block only on an exact tie.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ def rung_epochs(full: int, eta: int, first: int) -> list[int]:
     return [*milestones, full]
 
 
-def promoted(blocks: list[int], scores: list[float], keep: int) -> list[int]:
-    """The ``keep`` best blocks by score (:func:`~trainers.jobs.results.ranked`), in
-    block order."""
-    return sorted(ranked(blocks, scores)[:keep])
+def promoted(
+    blocks: list[int], scores: list[float], keep: int, losses: list[float] | None = None
+) -> list[int]:
+    """The ``keep`` best blocks by score, then loss (:func:`~trainers.jobs.results.ranked`),
+    in block order."""
+    return sorted(ranked(blocks, scores, losses)[:keep])
 
 
 def epochs_done(ready: Prepared, result: JobResult) -> int:

@@ -176,7 +176,9 @@ class OptimizationOptions:
         choices=("constant", "cosine"),
     )
     patience: int | None = setting(
-        None, "Stop after N epochs without a better validation accuracy.", shown_default="off"
+        None,
+        "Stop after N epochs without a better validation score (accuracy, then loss).",
+        shown_default="off",
     )
     seed: int = setting(
         0,

@@ -29,7 +29,7 @@ from trainers.jobs.strategies import Trainable, trainable
 from trainers.settings import ConfigError, EvalBN, TrainConfig
 from trainers.training.batchnorm import recompute_bn, training_norms
 from trainers.training.data import Preprocess, batches
-from trainers.training.evaluation import dataset_accuracy
+from trainers.training.evaluation import Score, dataset_score
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.loop import EpochLoop, EpochProgress, steps_per_epoch
 from trainers.training.modeling import FineTuneModel, freeze
@@ -139,7 +139,7 @@ class Runner:
     ) -> JobResult:
         return JobResult(
             name=job.name, val_acc=training.best.val_acc, test_acc=test_acc,
-            best_epoch=training.best.epoch, trainable_params=count,
+            val_loss=training.best.val_loss, best_epoch=training.best.epoch, trainable_params=count,
             seconds=round(time.perf_counter() - start, 3),
             train_seconds=round(training.train_seconds, 3), steps=training.steps,
             cache=tuple(inputs.cache_kinds),
@@ -157,11 +157,11 @@ class Runner:
         self.model.trunk.eval()
         return seed
 
-    def validate(self, inputs: Inputs) -> float:
-        """Validation accuracy of the model now, its tuned BatchNorms' statistics first
+    def validate(self, inputs: Inputs) -> Score:
+        """The validation score of the model now, its tuned BatchNorms' statistics first
         recomputed over the training images unless ``eval_bn`` is ``running``."""
         self.recalibrate(inputs)
-        return self.evaluate("val", inputs)
+        return self.score("val", inputs)
 
     def recalibrate(self, inputs: Inputs | None = None) -> bool:
         """Recompute the statistics of the BatchNorms in training mode (those that tune)
@@ -177,15 +177,19 @@ class Runner:
         )
         return recompute_bn(inputs.suffix, images, norms)
 
-    def evaluate(self, split: str, inputs: Inputs | None = None) -> float:
-        """Accuracy on ``split`` with every module in eval mode (modes restored after);
-        ``inputs`` default to the images through the whole trunk."""
+    def score(self, split: str, inputs: Inputs | None = None) -> Score:
+        """Accuracy and loss on ``split`` with every module in eval mode (modes restored
+        after); ``inputs`` default to the images through the whole trunk."""
         inputs = inputs or self.inputs.whole()
 
         def logits(index: torch.Tensor) -> torch.Tensor:
             return self.model.classify(inputs.suffix(self.inputs.batch(split, index, inputs)))
 
-        return dataset_accuracy(self.model, logits, self.data.labels[split])
+        return dataset_score(self.model, logits, self.data.labels[split])
+
+    def evaluate(self, split: str, inputs: Inputs | None = None) -> float:
+        """The accuracy part of :meth:`score`."""
+        return self.score(split, inputs).accuracy
 
     def _save_checkpoint(self, job: Job, plan: Trainable, state: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save_file

@@ -1,14 +1,21 @@
 """Accuracy: the one definition every part of the trainers uses.
 
-:func:`accuracy` scores a batch of logits; :func:`dataset_accuracy` scores a whole
+:func:`accuracy` scores a batch of logits; :func:`dataset_score` scores a whole
 split, batch by batch, with every module of the model in eval mode (each module's own
-mode restored after), as the exact count of right rows over the split's size. Both count
-a prediction right when the arg-max of its logits is the label; no rows score NaN.
+mode restored after): its accuracy, the exact count of right rows over the split's size,
+and its mean cross-entropy. Both count a prediction right when the arg-max of its logits
+is the label; no rows score NaN.
+
+A :class:`Score` orders models: the higher accuracy first, then the lower loss. Epochs
+of a job and blocks of a sweep are compared by it, so they rarely tie (accuracy alone
+ties often on small validation splits, and was then decided by position).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,19 +37,49 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.detach().argmax(1) == labels).float().mean())
 
 
+@dataclass(frozen=True)
+class Score:
+    """A model on a split: its accuracy and mean cross-entropy (NaN: no rows)."""
+
+    accuracy: float
+    loss: float = float("nan")
+
+    def key(self) -> tuple[float, float]:
+        """Sorts the better score first: higher accuracy, then lower loss (unknown last)."""
+        accuracy = -self.accuracy if self.accuracy == self.accuracy else math.inf
+        return accuracy, self.loss if self.loss == self.loss else math.inf
+
+    def beats(self, other: Score) -> bool:
+        """Strictly better than ``other``."""
+        return self.key() < other.key()
+
+
 @torch.no_grad()
+def dataset_score(
+    model: nn.Module,
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    labels: torch.Tensor,
+    batch_size: int = 128,
+) -> Score:
+    """The accuracy and mean cross-entropy of ``logits_of(rows)`` over ``labels``, batch
+    by batch in order, with ``model`` in eval mode; NaN for no labels."""
+    if not len(labels):
+        return Score(float("nan"))
+    hits, loss = 0, 0.0
+    with eval_mode(model):
+        for index in batches(len(labels), batch_size, shuffle=False):
+            logits, target = logits_of(index), labels[index]
+            hits += correct(logits, target)
+            target = target.to(logits.device)
+            loss += float(nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
+    return Score(hits / len(labels), loss / len(labels))
+
+
 def dataset_accuracy(
     model: nn.Module,
     logits_of: Callable[[torch.Tensor], torch.Tensor],
     labels: torch.Tensor,
     batch_size: int = 128,
 ) -> float:
-    """The accuracy of ``logits_of(rows)`` over ``labels``, batch by batch in order, with
-    ``model`` in eval mode; NaN for no labels."""
-    if not len(labels):
-        return float("nan")
-    hits = 0
-    with eval_mode(model):
-        for index in batches(len(labels), batch_size, shuffle=False):
-            hits += correct(logits_of(index), labels[index])
-    return hits / len(labels)
+    """The accuracy part of :func:`dataset_score`."""
+    return dataset_score(model, logits_of, labels, batch_size).accuracy

@@ -4,8 +4,10 @@
 end), continuing from ``paused/<job>.pt`` when the job was paused
 (:mod:`trainers.training.state`) and pausing it there again when it stops short of its
 budget. Each epoch is one shuffled pass over the training split (Adam, the schedule
-stepped per batch), then the validation accuracy; the best epoch's trained state is
-kept (the earlier on a tie), and ``patience`` epochs without a better one stop the job.
+stepped per batch), then the validation score; the best epoch's trained state is kept
+(the higher accuracy, then the lower loss, the earlier epoch on an exact tie:
+:class:`~trainers.training.evaluation.Score`), and ``patience`` epochs without a better
+one stop the job.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from trainers.jobs.job import Job
 from trainers.jobs.run_folder import RunFolder
 from trainers.settings import ConfigError, TrainConfig
 from trainers.training.data import batches
+from trainers.training.evaluation import Score
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.modeling import FineTuneModel, set_modes
 from trainers.training.state import BestEpoch, Training, restore_paused, save_paused
 
 #: ``(epoch, validation accuracy)`` after each epoch
 EpochProgress = Callable[[int, float], None]
-#: the validation accuracy of the model now, on ``inputs``
-Validate = Callable[[Inputs], float]
+#: the validation score of the model now, on ``inputs``
+Validate = Callable[[Inputs], Score]
 
 
 def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -102,7 +105,8 @@ class EpochLoop:
             while training.epoch < stop and not training.stopped:
                 self.epoch(cfg, inputs, optimizer, schedule, generator, training)
                 epoch, val_acc = training.epoch, training.history[-1]
-                record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc}
+                record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc,
+                          "val_loss": training.last_val_loss}  # fmt: skip
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress:
@@ -128,11 +132,14 @@ class EpochLoop:
         training.steps += math.ceil(seen / cfg.batch_size)
         training.epoch += 1
         training.last_loss = loss / max(seen, 1)
-        val_acc = self.validate(inputs)
-        training.history.append(val_acc)
-        if val_acc > training.best.val_acc or training.best.epoch < 0:
-            best = BestEpoch(val_acc, training.epoch, trained_state(self.model))
-            training.best, training.stale = best, 0
+        score = self.validate(inputs)
+        training.history.append(score.accuracy)
+        training.last_val_loss = score.loss
+        best = Score(training.best.val_acc, training.best.val_loss)
+        if score.beats(best) or training.best.epoch < 0:
+            state = trained_state(self.model)
+            training.best = BestEpoch(score.accuracy, training.epoch, state, score.loss)
+            training.stale = 0
         else:
             training.stale += 1
             training.stopped = cfg.patience is not None and training.stale >= cfg.patience

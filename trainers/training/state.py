@@ -33,11 +33,14 @@ from graphblocks import atomic_target
 
 @dataclass
 class BestEpoch:
-    """The epoch with the best validation accuracy so far, and its trained state."""
+    """The epoch with the best validation score so far (accuracy, then loss), and its
+    trained state."""
 
     val_acc: float = -1.0
     epoch: int = -1
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: its validation loss (NaN in states paused before it was recorded)
+    val_loss: float = float("nan")
 
 
 @dataclass
@@ -53,8 +56,9 @@ class Training:
     history: list[float] = field(default_factory=list)
     #: patience ran out: no more epochs will run
     stopped: bool = False
-    #: the last epoch's mean training loss
+    #: the last epoch's mean training loss, and its validation loss
     last_loss: float = float("nan")
+    last_val_loss: float = float("nan")
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -103,4 +107,5 @@ def restore_paused(
     generator.set_state(state["generator"])
     torch.set_rng_state(state["rng"])
     fields = {f.name for f in dataclasses.fields(Training)} - {"best"}
-    return Training(best=BestEpoch(**state["best"]), **{k: state["training"][k] for k in fields})
+    kept = {k: state["training"][k] for k in fields if k in state["training"]}
+    return Training(best=BestEpoch(**state["best"]), **kept)
