@@ -42,8 +42,7 @@ def test_promotion_keeps_the_best_and_the_earlier_block_on_a_tie():
 
 
 def test_an_accuracy_tie_goes_to_the_lower_loss_and_position_comes_last():
-    from trainers.jobs.results import ranked
-    from trainers.training.evaluation import Score
+    from trainers.jobs.results import Score, ranked
 
     assert ranked([0, 1, 2], [0.5, 0.5, 0.4], [0.9, 0.3, 0.1]) == [1, 0, 2]
     assert ranked([0, 1], [0.5, 0.5], [float("nan"), 2.0]) == [1, 0], "an unknown loss is last"

@@ -81,18 +81,36 @@ class SweepSummary:
     baselines: dict[str, JobResult]
 
 
+@dataclass(frozen=True)
+class Score:
+    """A model on a split: its accuracy and mean cross-entropy (NaN: no rows, or a loss
+    not recorded). Scores order models: the higher accuracy first, then the lower loss,
+    an unknown one last; accuracy alone ties often on small validation splits."""
+
+    accuracy: float
+    loss: float = float("nan")
+
+    def key(self) -> tuple[float, float]:
+        """Sorts the better score first."""
+        accuracy = -self.accuracy if self.accuracy == self.accuracy else math.inf
+        return accuracy, self.loss if self.loss == self.loss else math.inf
+
+    def beats(self, other: Score) -> bool:
+        """Strictly better than ``other``."""
+        return self.key() < other.key()
+
+
 def ranked(
     blocks: Sequence[int], scores: Sequence[float], losses: Sequence[float | None] | None = None
 ) -> list[int]:
-    """``blocks`` from the best to the worst: the higher score, then the lower loss (a
-    missing or NaN loss last), then the earlier block."""
-    lows = [_low(loss) for loss in losses] if losses is not None else [0.0] * len(blocks)
-    order = sorted(zip(blocks, scores, lows, strict=True), key=lambda t: (-t[1], t[2], t[0]))
-    return [block for block, _, _ in order]
-
-
-def _low(loss: float | None) -> float:
-    return loss if loss is not None and loss == loss else math.inf
+    """``blocks`` from the best to the worst by :class:`Score` (``scores`` are their
+    accuracies, or any higher-is-better score), the earlier block on an exact tie."""
+    nan = float("nan")
+    given = losses if losses is not None else [nan] * len(blocks)
+    keys = [
+        Score(s, nan if loss is None else loss).key() for s, loss in zip(scores, given, strict=True)
+    ]
+    return [block for _, block in sorted(zip(keys, blocks, strict=True))]
 
 
 def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
@@ -352,6 +370,7 @@ __all__ = [
     "ResultsError",
     "RunResults",
     "Rung",
+    "Score",
     "Selection",
     "Stats",
     "SweepSummary",

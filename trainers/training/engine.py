@@ -23,13 +23,13 @@ from torch import nn
 
 from graphblocks import Partition, atomic_target
 from trainers.jobs.job import Job, JobResult
-from trainers.jobs.results import write_job_result
+from trainers.jobs.results import Score, write_job_result
 from trainers.jobs.run_folder import RunFolder
 from trainers.jobs.strategies import Trainable, trainable
 from trainers.settings import ConfigError, EvalBN, TrainConfig
 from trainers.training.batchnorm import recompute_bn, training_norms
 from trainers.training.data import Preprocess, batches
-from trainers.training.evaluation import Score, dataset_score
+from trainers.training.evaluation import dataset_score
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.loop import EpochLoop, EpochProgress, steps_per_epoch
 from trainers.training.modeling import FineTuneModel, freeze

@@ -1,4 +1,4 @@
-"""Accuracy: the one definition every part of the trainers uses.
+"""Accuracy and the score of a split: the one definition every part of the trainers uses.
 
 :func:`accuracy` scores a batch of logits; :func:`dataset_score` scores a whole
 split, batch by batch, with every module of the model in eval mode (each module's own
@@ -6,20 +6,17 @@ mode restored after): its accuracy, the exact count of right rows over the split
 and its mean cross-entropy. Both count a prediction right when the arg-max of its logits
 is the label; no rows score NaN.
 
-A :class:`Score` orders models: the higher accuracy first, then the lower loss. Epochs
-of a job and blocks of a sweep are compared by it, so they rarely tie (accuracy alone
-ties often on small validation splits, and was then decided by position).
+Scores are :class:`trainers.jobs.results.Score`, which orders them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from trainers.jobs.results import Score
 from trainers.training.data import batches
 from trainers.training.modeling import eval_mode
 
@@ -35,23 +32,6 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     if not len(labels):
         return float("nan")
     return float((logits.detach().argmax(1) == labels).float().mean())
-
-
-@dataclass(frozen=True)
-class Score:
-    """A model on a split: its accuracy and mean cross-entropy (NaN: no rows)."""
-
-    accuracy: float
-    loss: float = float("nan")
-
-    def key(self) -> tuple[float, float]:
-        """Sorts the better score first: higher accuracy, then lower loss (unknown last)."""
-        accuracy = -self.accuracy if self.accuracy == self.accuracy else math.inf
-        return accuracy, self.loss if self.loss == self.loss else math.inf
-
-    def beats(self, other: Score) -> bool:
-        """Strictly better than ``other``."""
-        return self.key() < other.key()
 
 
 @torch.no_grad()

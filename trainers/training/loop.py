@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from trainers.jobs.job import Job
+from trainers.jobs.results import Score
 from trainers.jobs.run_folder import RunFolder
 from trainers.settings import ConfigError, TrainConfig
 from trainers.training.data import batches
-from trainers.training.evaluation import Score
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.modeling import FineTuneModel, set_modes
 from trainers.training.state import BestEpoch, Training, restore_paused, save_paused
