@@ -25,7 +25,7 @@ from torch import nn
 
 from graphblocks import Partition, atomic_target, write_atomic
 from trainers.training.data import augment_batch, batches, decode_images, make_split
-from trainers.training.evaluation import dataset_accuracy
+from trainers.training.evaluation import dataset_score
 from trainers.training.modeling import build_source_model
 
 #: the repository checkout's committed checkpoints (absent from an installed package)
@@ -57,7 +57,7 @@ def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> f
     def logits(index: torch.Tensor) -> torch.Tensor:
         return model(images[index].float().div_(255))
 
-    return dataset_accuracy(model, logits, labels, batch_size=256)
+    return dataset_score(model, logits, labels, batch_size=256).accuracy
 
 
 def pretrain(

@@ -53,13 +53,3 @@ def dataset_score(
             target = target.to(logits.device)
             loss += float(nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
     return Score(hits / len(labels), loss / len(labels))
-
-
-def dataset_accuracy(
-    model: nn.Module,
-    logits_of: Callable[[torch.Tensor], torch.Tensor],
-    labels: torch.Tensor,
-    batch_size: int = 128,
-) -> float:
-    """The accuracy part of :func:`dataset_score`."""
-    return dataset_score(model, logits_of, labels, batch_size).accuracy
