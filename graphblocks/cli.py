@@ -14,18 +14,33 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from graphblocks import __version__
-from graphblocks.commandline import OneLineErrors, debug_option
+from graphblocks.commandline import OneLineErrors, RegistryChoice, debug_option
 from graphblocks.errors import GraphblocksError
-from graphblocks.exports import EXPORTERS
 from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS
 from graphblocks.ops import ALL_BOUNDARY_CLASSES
-from graphblocks.render import ENGINES
-from graphblocks.zoo.models import SOURCES as ZOO_SOURCES
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis, Settings
 
 F = Callable[..., Any]
+
+
+def _export_formats() -> list[str]:
+    from graphblocks.exports import EXPORTERS
+
+    return list(EXPORTERS)
+
+
+def _render_engines() -> tuple[str, ...]:
+    from graphblocks.render import ENGINES
+
+    return ENGINES
+
+
+def _zoo_sources() -> list[str]:
+    from graphblocks.zoo.models import SOURCES
+
+    return [*SOURCES, "all"]
 
 
 def _analysis_options(fn: F) -> F:
@@ -173,7 +188,7 @@ def graph(model: str, output: Path, **options: Any) -> None:
     "--to",
     "fmt",
     required=True,
-    type=click.Choice(list(EXPORTERS)),
+    type=RegistryChoice(_export_formats),
     help="The format to write.",
 )
 @_output_option("Where to write the export (model-explorer: a folder).", folder=True)
@@ -232,7 +247,7 @@ def export(
 )
 @click.option(
     "--engine",
-    type=click.Choice(ENGINES),
+    type=RegistryChoice(_render_engines),
     default="auto",
     show_default=True,
     help="Graphviz dot, or the pure-Python layout (auto: dot when installed).",
@@ -333,7 +348,7 @@ def port_weights(
 @cli.command()
 @click.option(
     "--source",
-    type=click.Choice([*ZOO_SOURCES, "all"]),
+    type=RegistryChoice(_zoo_sources),
     default="all",
     show_default=True,
     help="Which zoo to run.",

@@ -8,7 +8,7 @@ this by ``cls=OneLineErrors``, and each command by the :func:`debug_option` deco
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import click
@@ -60,3 +60,23 @@ def debug_option(fn: F) -> F:
         "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
         help="Show full tracebacks instead of one-line errors.",
     )(fn)  # fmt: skip
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose names are a registry's, read when first needed (``--help``
+    of that command, or parsing its value): start-up imports no registry."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            self._loaded = tuple(self._names())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, _given: Iterable[str]) -> None:
+        """``click.Choice.__init__`` sets its choices; these come from the registry."""

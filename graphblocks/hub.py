@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import socket
 import threading
@@ -62,12 +63,19 @@ def offline_requested() -> bool:
 
 def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     """Whether a TCP connection to the Hub's endpoint opens within ``timeout`` seconds
-    (name resolution included: it runs in a thread that is abandoned when late)."""
+    (name resolution included: it runs in a thread that is abandoned when late). Asked
+    once per endpoint and process: loading a Hub model reads its config, then its
+    weights, and probes once."""
+    return _reachable(endpoint(), timeout)
+
+
+@functools.cache
+def _reachable(address: tuple[str, int], timeout: float) -> bool:
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection(endpoint(), timeout=timeout):
+            with socket.create_connection(address, timeout=timeout):
                 result.append(True)
         except OSError:
             result.append(False)
@@ -165,12 +173,18 @@ def _unsupported(config: Any) -> ModelBuildError:
     )
 
 
+def with_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of ``config`` with ``overrides`` (``--model-arg`` values) set on it."""
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
 def build_from_config(config: Any, **kwargs: Any) -> nn.Module:
     """An image classifier of ``config``'s architecture with fresh weights (on the
     current default device: ``meta`` allocates nothing); ``kwargs`` override the config."""
-    config = copy.deepcopy(config)
-    for key, value in kwargs.items():
-        setattr(config, key, value)
+    config = with_overrides(config, kwargs)
     try:
         model: nn.Module = _auto_class().from_config(config)
     except ValueError as exc:
@@ -181,9 +195,7 @@ def build_from_config(config: Any, **kwargs: Any) -> nn.Module:
 def load_hf_pretrained(spec: str, **kwargs: Any) -> nn.Module:
     """The model of an ``hf:`` spec with its weights (``from_pretrained``: a folder reads
     no network; a Hub id goes through :func:`hub_access`); ``kwargs`` override the config."""
-    config = load_config(spec)
-    for key, value in kwargs.items():
-        setattr(config, key, value)
+    config = with_overrides(load_config(spec), kwargs)
     with hub_access(f"the weights of {spec!r}"):
         try:
             model: nn.Module = _auto_class().from_pretrained(_name(spec), config=config)

@@ -61,14 +61,14 @@ class Pair:
 
 def read_checkpoint(path: str | Path, saved_from: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a ``.pth``/``.pt``/``.bin``/``.ckpt`` (``torch.save``) or
-    ``.safetensors`` file (or of a ``save_pretrained`` folder's weight file), unwrapped from a ``state_dict``/``model`` key and stripped of
-    DataParallel's ``module.`` prefix, in the file's order. With ``saved_from`` an
-    ``hf:`` model, a checkpoint of that model is renamed as transformers renames it on
-    load (:func:`graphblocks.hub.module_state_dict`); one that is not is returned as read."""
+    ``.safetensors`` file (or of a ``save_pretrained`` folder's weight file), unwrapped
+    from a ``state_dict``/``model`` key and stripped of DataParallel's ``module.`` prefix,
+    in the file's order. With ``saved_from`` an ``hf:`` model, a checkpoint of that model
+    is renamed as transformers renames it on load (:func:`graphblocks.hub.module_state_dict`);
+    one that is not is returned as read."""
     state = _read_file(Path(path))
     if saved_from is None or not is_hf_spec(saved_from):
         return state
-
     try:
         return module_state_dict(state, saved_from)
     except HubError:
@@ -326,15 +326,10 @@ def port_checkpoint(
     """:func:`port_state_dict` of the checkpoint at ``path`` onto ``to`` (a model
     specification, or a model and its partition), from the ``source`` specification
     when given; ``model_args`` apply to the target. A checkpoint of an ``hf:`` source
-    is first renamed as transformers renames it on load
-    (:func:`graphblocks.hub.module_state_dict`)."""
+    is first renamed as transformers renames it on load (:func:`read_checkpoint`)."""
     target = model_and_partition(to, model_args) if isinstance(to, str) else to
     origin = model_and_partition(source) if source else None
-    if source is not None and is_hf_spec(source):
-        state = module_state_dict(_read_file(Path(path)), source)
-    else:
-        state = read_checkpoint(path)
-    return port_state_dict(state, target, origin)
+    return port_state_dict(read_checkpoint(path, saved_from=source), target, origin)
 
 
 def save_state_dict(path: str | Path, state: Mapping[str, torch.Tensor]) -> None:

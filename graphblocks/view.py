@@ -152,11 +152,6 @@ def prepare_view(target: str, out: Path, input_size: tuple[int, ...] | None = No
     return ViewFiles(partition, graph, overlays)
 
 
-def view_url(port: int, files: ViewFiles) -> str:
-    """The URL that opens ``files`` with the first block expanded."""
-    return f"http://{HOST}:{port}/?data={quote(json.dumps(url_data(files)))}"
-
-
 def url_data(files: ViewFiles) -> dict[str, Any]:
     """What Model Explorer reads from its ``data`` URL parameter."""
     first = block_label(files.partition, 0) if files.partition.blocks else ""
@@ -232,7 +227,8 @@ def no_internet() -> Iterator[None]:
 
 def serve(files: ViewFiles, port: int, *, open_browser: bool) -> None:
     """Serve ``files`` in Model Explorer on 127.0.0.1:``port`` until Ctrl-C; Model
-    Explorer prints (and, with ``open_browser``, opens) :func:`view_url`."""
+    Explorer prints (and, with ``open_browser``, opens) the URL of :func:`url_data`,
+    which expands the first block."""
     model_explorer = _model_explorer()
     base = importlib.import_module("model_explorer.config").ModelExplorerConfig
 

@@ -17,7 +17,7 @@ Overlays are Model Explorer's node data (one JSON file each, ``{"results": {node
 of a block, and each node's own share of the weights in percent (so that a block's sum,
 which the side panel lists, is the block's share); a run's per-block
 validation and test accuracy with B_opt marked, or RL-Tune's learning rate per layer,
-come from :func:`run_overlays`. The files are exactly what Model Explorer's own loader
+come from :mod:`graphblocks.view` (``sweep_overlays``, ``rate_overlay``). The files are exactly what Model Explorer's own loader
 reads: a graph collection (``{"label", "graphs"}``) and per-graph node data.
 """
 
@@ -111,7 +111,7 @@ def graph_collection(
     for node, data in graph.nodes(data=True):
         group = _group_of(partition, node_blocks, node)
         namespace, label = namespace_of(node, group)
-        block = node_blocks.get(node) if node in node_blocks else None
+        block = node_blocks.get(node)
         edges = [{"sourceNodeId": p, "sourceNodeOutputId": "0", "targetNodeInputId": str(i)}
                  for i, p in enumerate(graph.predecessors(node))]  # fmt: skip
         nodes.append({"id": node, "label": label, "namespace": namespace,

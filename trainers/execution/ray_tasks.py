@@ -2,9 +2,9 @@
 
 Each task asks Ray for ``--cpus-per-task`` CPUs (and runs that many torch threads), and
 for one GPU when the cluster has GPUs. While tasks run, each epoch's end travels back
-through a Ray queue, so the driver's progress bars move as they do in-process. A run is shipped to the cluster once, through
-Ray's object store: its settings, partition, model with the source weights, decoded
-images and preprocessing. Workers therefore need graphblocks installed, but neither the
+through a Ray queue, so the driver's progress bars move as they do in-process. A run is
+shipped to the cluster once, through Ray's object store: its settings, partition, model
+with the source weights, decoded images and preprocessing. Workers therefore need graphblocks installed, but neither the
 data folder nor the weights file nor the run folder. A worker runs its task in a
 scratch folder (given the job's own files when it continues a paused job) and returns
 the result with every file it wrote; the driver writes them into the run folder
