@@ -23,6 +23,9 @@ from graphblocks.graph import inputs_of, output_of
 from graphblocks.params import ParamTable
 from graphblocks.partition import BlockInfo, Head, Layer, ModelInfo, Partition
 
+#: how many tensors may cross a block boundary unless told; measured in docs/partition-rule.md
+DEFAULT_MAX_CROSSING = 4
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,6 +33,7 @@ class Settings:
 
     delimiters: tuple[str, ...] = ops.ALL_BOUNDARY_CLASSES
     max_blocks: int | None = None
+    max_crossing: int = DEFAULT_MAX_CROSSING
     input_size: tuple[int, ...] | None = None
     model_args: Mapping[str, Any] = field(default_factory=dict)
     frontends: tuple[str, ...] = FALLBACK_CHAIN
@@ -48,12 +52,18 @@ class Settings:
             )
         if self.max_blocks is not None and self.max_blocks < 1:
             raise GraphblocksError(f"bad --max-blocks {self.max_blocks}", "give a positive number")
+        if self.max_crossing < 1:
+            raise GraphblocksError(
+                f"bad --max-crossing {self.max_crossing}",
+                "give a positive number (1: cut only where a single tensor crosses)",
+            )
 
     def recorded(self) -> dict[str, Any]:
         """The settings as written into the partition."""
         return {
             "delimiters": [d for d in ops.ALL_BOUNDARY_CLASSES if d in self.delimiters],
             "max_blocks": self.max_blocks,
+            "max_crossing": self.max_crossing,
             "model_args": dict(sorted(self.model_args.items())),
         }
 
@@ -179,16 +189,22 @@ def _block_infos(
     names: Mapping[str, str],
     macs: Mapping[str, int | None],
     table: ParamTable,
+    scan: analysis.CutScan,
     head_entry: str | None,
+    classes: Sequence[str],
 ) -> list[BlockInfo]:
-    """The blocks as recorded: layers, parameters, share, MACs, entry and exit nodes.
-    Block i's entry is block i-1's exit (the model input for block 0)."""
+    """The blocks as recorded: layers, parameters, share, MACs, the node each starts
+    after and ends with, and the tensors crossing into and out of it. Block i's entry
+    and inputs are block i-1's exit and outputs (the model inputs for block 0)."""
     total = table.total or 1
     entry = inputs_of(graph)[0] if inputs_of(graph) else "input"
+    inputs = [n for n in inputs_of(graph) if n in scan.width] or [entry]
     infos: list[BlockInfo] = []
     for i, block in enumerate(blocks):
         params = params_of.get(i, [])
-        exit_node = _block_exit(graph, block, head_entry if i == len(blocks) - 1 else None)
+        last = i == len(blocks) - 1
+        exit_node = _block_exit(graph, block, head_entry if last else None)
+        outputs = _block_outputs(graph, scan, exit_node, last and head_entry is None)
         block_macs = [m for m in (macs[n] for n in block.layers) if m is not None]
         infos.append(
             BlockInfo(
@@ -204,10 +220,34 @@ def _block_infos(
                 exit_shape=graph.nodes[exit_node]["shape"],
                 has_residual=any(graph.nodes[n]["merge"] for n in block.nodes),
                 num_nodes=len(block.nodes),
+                inputs=inputs,
+                outputs=outputs,
+                narrowest_refused_cut=_narrowest_refused(graph, scan, block, classes),
             )
         )
-        entry = exit_node
+        entry, inputs = exit_node, outputs
     return infos
+
+
+def _block_outputs(
+    graph: nx.DiGraph, scan: analysis.CutScan, exit_node: str, to_output: bool
+) -> list[str]:
+    """The tensors crossing out of a block: the crossing set at its exit; for a last
+    block without a head, what the model returns."""
+    if to_output:
+        out = output_of(graph)
+        return [n for n in graph.predecessors(out) if n in scan.width] or [exit_node]
+    return list(scan.admissible.get(exit_node, (exit_node,)))
+
+
+def _narrowest_refused(
+    graph: nx.DiGraph, scan: analysis.CutScan, block: analysis.Block, classes: Sequence[str]
+) -> int | None:
+    """The width of the narrowest cut inside ``block`` that only the crossing bound
+    refused (a boundary under the rule otherwise), None when there is none."""
+    inside = (n for n in block.nodes[:-1] if n in scan.refused)
+    widths = [scan.refused[n] for n in inside if analysis.is_boundary(graph.nodes[n], classes)]
+    return min(widths, default=None)
 
 
 def _quartile_tables(
@@ -231,9 +271,10 @@ def build_partition(
 ) -> tuple[Partition, dict[str, int | None]]:
     """Apply the partition rule to an annotated graph; return the Partition and the
     block index (None: head) of every activation node."""
-    dominators = analysis.output_dominators(graph)
-    head_nodes = analysis.find_head(graph, classifier, dominators)
-    blocks = analysis.plan_blocks(graph, dominators, head_nodes, settings.delimiters)
+    scan = analysis.scan_cuts(graph, settings.max_crossing)
+    head_nodes = analysis.find_head(graph, classifier, scan.single())
+    cuts = [n for n in scan.order if n in scan.admissible]
+    blocks = analysis.plan_blocks(graph, cuts, head_nodes, settings.delimiters)
     sizes = [sum(graph.nodes[n]["num_params"] for n in b.layers) for b in blocks]
     if settings.max_blocks is not None:
         blocks, sizes = analysis.coarsen(blocks, sizes, settings.max_blocks)
@@ -250,7 +291,9 @@ def build_partition(
         params_of.setdefault(owner_block[name], []).append(name)
 
     head_entry = _head_entry(graph, head_nodes)
-    infos = _block_infos(graph, blocks, params_of, names, macs, table, head_entry)
+    infos = _block_infos(
+        graph, blocks, params_of, names, macs, table, scan, head_entry, settings.delimiters
+    )
     quartiles, quartile_params = _quartile_tables(infos, table.total)
     head_params = params_of.get(None, [])
     partition = Partition(

@@ -1,6 +1,6 @@
 """The partition: a dataclass with one JSON serializer, checked against a shipped schema.
 
-The JSON format is documented field by field in ``graphblocks/schema/partition-v1.schema.json``
+The JSON format is documented field by field in ``graphblocks/schema/partition-v2.schema.json``
 and in ``docs/partition-format.md``. The same model and settings always serialize
 to the same bytes: no timestamps, no timings, keys in a fixed order.
 """
@@ -24,8 +24,9 @@ from graphblocks.errors import PartitionError, SchemaError
 if TYPE_CHECKING:
     from torch import nn
 
-SCHEMA_VERSION = 1
-SCHEMA_FILE = "partition-v1.schema.json"
+SCHEMA_VERSION = 2
+#: every version this graphblocks reads; older ones are upgraded on load (:func:`upgraded`)
+SCHEMA_FILES = {1: "partition-v1.schema.json", 2: "partition-v2.schema.json"}
 
 
 @dataclass
@@ -73,6 +74,9 @@ class BlockInfo:
     exit_shape: list[int] | None
     has_residual: bool
     num_nodes: int
+    inputs: list[str]
+    outputs: list[str]
+    narrowest_refused_cut: int | None = None
 
 
 @dataclass
@@ -117,8 +121,10 @@ class Partition:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Partition:
-        """Build from a parsed document, validating it first."""
+        """Build from a parsed document, validating it first; a version 1 document is
+        upgraded (:func:`upgraded`)."""
         validate_document(data)
+        data = upgraded(data)
         return cls(
             model=ModelInfo(**data["model"]),
             settings=dict(data["settings"]),
@@ -250,25 +256,43 @@ def _few(names: Sequence[str], k: int = 3) -> str:
 
 
 @cache
-def partition_schema() -> dict[str, Any]:
-    """The shipped JSON Schema for partition documents."""
-    text = resources.files("graphblocks.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+def partition_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The shipped JSON Schema for partition documents of ``version``."""
+    files = resources.files("graphblocks.schema")
+    schema: dict[str, Any] = json.loads(
+        files.joinpath(SCHEMA_FILES[version]).read_text(encoding="utf-8")
+    )
     return schema
 
 
 def validate_document(data: Mapping[str, Any]) -> None:
-    """Raise :class:`SchemaError` naming the first place ``data`` breaks the schema."""
+    """Raise :class:`SchemaError` naming the first place ``data`` breaks the schema of
+    its own ``schema_version`` (the current one when it names none this graphblocks reads)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(partition_schema())
+    version = data.get("schema_version") if isinstance(data, Mapping) else None
+    known = version if version in SCHEMA_FILES else SCHEMA_VERSION
+    validator = jsonschema.Draft202012Validator(partition_schema(known))
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        version = data.get("schema_version") if isinstance(data, Mapping) else None
         hint = (
-            f"this file has schema_version {version!r}; this graphblocks reads {SCHEMA_VERSION}"
-            if version != SCHEMA_VERSION
+            f"this file has schema_version {version!r}; this graphblocks reads "
+            f"{', '.join(map(str, SCHEMA_FILES))}"
+            if version not in SCHEMA_FILES
             else "regenerate it with graphblocks partition"
         )
         raise SchemaError(f"invalid partition at {where}: {error.message}", hint)
+
+
+def upgraded(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A valid document in the current version. Version 1 cut only where one tensor
+    crosses: each block's inputs are its entry, its outputs its exit."""
+    if data["schema_version"] == SCHEMA_VERSION:
+        return data
+    blocks = [
+        {**b, "inputs": [b["entry"]], "outputs": [b["exit"]], "narrowest_refused_cut": None}
+        for b in data["blocks"]
+    ]
+    settings = {**data["settings"], "max_crossing": 1}
+    return {**data, "blocks": blocks, "settings": settings, "schema_version": SCHEMA_VERSION}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import networkx as nx
 
-from graphblocks.analysis import output_dominators, quartile_of
+from graphblocks.analysis import quartile_of, scan_cuts
 from graphblocks.errors import PartitionError
 from graphblocks.partition import Partition
 
@@ -18,7 +18,8 @@ def check_invariants(
 
     1. every parameter lands in exactly one block or the head;
     2. blocks are contiguous in topological order (layer block indices never decrease);
-    3. every block exit but the last is a cut vertex (a dominator of the output);
+    3. every block but the last ends at an admissible cut (:mod:`graphblocks.analysis.crossing`)
+       and records its crossing set as its outputs, which are the next block's inputs;
     4. every block holds a weighted layer;
     5. block i of N is in quartile ⌊4i/N⌋ + 1, and the quartile lists agree.
     """
@@ -26,12 +27,15 @@ def check_invariants(
     order = [layer.block for layer in partition.layers if layer.block is not None]
     if order != sorted(order):
         raise PartitionError("blocks are not contiguous in topological order")
-    dominators = set(output_dominators(graph))
-    for block in partition.blocks[:-1]:
-        if block.exit not in dominators:
+    cuts = scan_cuts(graph, int(partition.settings.get("max_crossing", 1))).admissible
+    for block, following in zip(partition.blocks, partition.blocks[1:], strict=False):
+        if list(cuts.get(block.exit, ())) != block.outputs:
             raise PartitionError(
-                f"block {block.index} ends at {block.exit!r}, which is not a cut vertex"
+                f"block {block.index} ends at {block.exit!r} with outputs {block.outputs}, "
+                "which is not an admissible cut"
             )
+        if following.inputs != block.outputs:
+            raise PartitionError(f"block {following.index}'s inputs are not block {block.index}'s outputs")
     role = {layer.name: layer.role for layer in partition.layers}
     count = partition.num_blocks
     for block in partition.blocks:

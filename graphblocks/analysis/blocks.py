@@ -1,7 +1,9 @@
 """The partition rule: cut after delimiting cut vertices, then make every block weighted.
 
 Let v_1 < v_2 < … < v_n be the activation nodes in topological order and
-D the dominators of the output (:mod:`graphblocks.analysis.cuts`). The boundary set is
+D the admissible cuts: the nodes after which at most K tensors cross under the rule of
+:mod:`graphblocks.analysis.crossing` (the dominators of the output when K = 1). The
+boundary set is
 
     B = { v ∈ D : delimiter(v) ∈ C  or  (merge ∈ C and v is a residual merge) }
 
@@ -114,12 +116,13 @@ def _merge_weightless(
     return blocks
 
 
-def residual_entries(graph: nx.DiGraph, dominators: list[str]) -> set[str]:
-    """Dominators that open a residual unit: their output forks into two or more
-    activation paths and the next dominator is the merge that joins them again; or
-    the next dominator is an opaque unit (whose fork is hidden inside it)."""
+def residual_entries(graph: nx.DiGraph, cuts: list[str]) -> set[str]:
+    """Cut nodes that open a residual unit: their output forks into two or more
+    activation paths and the next cut is the merge that joins them again; or the next
+    cut is an opaque unit (whose fork is hidden inside it). ``cuts`` are the admissible
+    cuts in topological order (the output's dominators when only one tensor may cross)."""
     entries = set()
-    for node, following in itertools.pairwise(dominators):
+    for node, following in itertools.pairwise(cuts):
         if graph.nodes[following]["unit"]:
             entries.add(node)
         elif graph.nodes[following]["merge"]:
@@ -130,12 +133,14 @@ def residual_entries(graph: nx.DiGraph, dominators: list[str]) -> set[str]:
 
 
 def plan_blocks(
-    graph: nx.DiGraph, dominators: list[str], head: Collection[str], classes: Collection[str]
+    graph: nx.DiGraph, cuts: list[str], head: Collection[str], classes: Collection[str]
 ) -> list[Block]:
-    """Cut the annotated graph into blocks under the partition rule (see module doc)."""
-    boundaries = {n for n in dominators if is_boundary(graph.nodes[n], classes)}
+    """Cut the annotated graph into blocks under the partition rule (see module doc);
+    ``cuts`` are the admissible cuts (:func:`graphblocks.analysis.crossing.scan_cuts`)
+    in topological order."""
+    boundaries = {n for n in cuts if is_boundary(graph.nodes[n], classes)}
     if "merge" in classes:
-        boundaries |= residual_entries(graph, dominators)
+        boundaries |= residual_entries(graph, cuts)
     segments = _segments(graph, boundaries, set(head))
     return _merge_weightless(
         segments,

@@ -330,6 +330,35 @@ class _Context:
         return [scope] if scope else []
 
 
+def evaluation_order(model: onnx.ModelProto) -> list[int]:
+    """Node indices in the order an evaluator computing the outputs one operand at a time
+    would run them: a depth-first post-order from the graph outputs, each node's inputs in
+    their order, then the nodes no output needs in file order.
+
+    An exporter may store a valid topological order that interleaves independent parts
+    (tf2onnx computes parts of a NASNet cell before the previous cell's concatenation);
+    the tensors live across a cut depend on the order, so the partition rule reads the
+    program's order, which this recovers, whatever the file's.
+    """
+    nodes = model.graph.node
+    made_by = {out: i for i, node in enumerate(nodes) for out in node.output}
+    order: list[int] = []
+    done = [False] * len(nodes)
+    for root in (made_by[o.name] for o in model.graph.output if o.name in made_by):
+        stack = [(root, iter(nodes[root].input))]
+        while stack:
+            index, pending = stack[-1]
+            source = next((made_by[n] for n in pending if n in made_by and not done[made_by[n]]), None)
+            if source is None:
+                stack.pop()
+                if not done[index]:
+                    done[index] = True
+                    order.append(index)
+            else:  # the checker refused cycles, so the source is not on the stack
+                stack.append((source, iter(nodes[source].input)))
+    return order + [i for i, seen in enumerate(done) if not seen]
+
+
 def capture_onnx(model: onnx.ModelProto) -> tuple[nx.DiGraph, ParamTable]:
     """The graph of ``model`` (shapes inferred beforehand) and its parameter table."""
     ctx = _Context.of(model)
@@ -343,7 +372,8 @@ def capture_onnx(model: onnx.ModelProto) -> tuple[nx.DiGraph, ParamTable]:
                 "input", kind="input", op="input", shape=_shape(tensor_type),
                 dtype=_dtype(tensor_type), tensor=True, sources=[], scopes=[],
             )  # fmt: skip
-    for index, node in enumerate(model.graph.node):
+    for index in evaluation_order(model):
+        node = model.graph.node[index]
         if node.op_type == "Constant" and set(node.output) <= ctx.constants:
             continue  # a weight, read by its consumers as a parameter
         _add_node(builder, ctx, index, node, producer)

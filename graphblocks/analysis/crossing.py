@@ -1,0 +1,222 @@
+"""Cuts where a few tensors cross: the live tensors at each point of a topological order.
+
+Let v_1 < … < v_n be the activation nodes that reach the output, in the graph's
+(topological, program) order, and cut right after v_i. The tensors that cross the cut are
+
+    X_i = { u ≤ v_i : some reader w of u has w > v_i }      (the output node reads too)
+
+so a segment between two cuts is a function from one crossing set to the next. A cut is
+**admissible** when
+
+1. **narrow**: |X_i| ≤ K (``max_crossing``);
+2. **no operands split**: no later node reads two tensors of X_i directly. Such a node
+   joins two operands the cut separates: the branches of an Inception module before their
+   concatenation, the layers of a dense block, ``x`` and ``f(x)`` just before their sum;
+3. **carried over a whole unit**: every *carried* tensor u ∈ C_i = X_i ∖ {v_i} has, since
+   its last read r(u) ≤ i (or its creation), been carried over a complete residual unit:
+   some merge m with R_i < m ≤ v_i, R_i = max_{u ∈ C_i} r(u), that closes a skip (an
+   add / cat / sum one of whose inputs is an ancestor of another, ``x + f(x)``; or an
+   opaque unit), at which only C_i and m itself were live, X_m = C_i ∪ {m}.
+
+Since every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, X_m ⊇ C_i ∪ {m};
+so the test is |X_m| = |X_i| for the latest merge in that interval with that width, O(1)
+per cut. Inside a residual unit x + f(x), the skip x has been read by f's first layer and
+no merge closes anything before the sum: condition 3 fails, whatever K. A U-Net skip e₁
+has been carried over the residual units of the next stage when the cut falls after one
+of them, a NASNet cell's earlier input h_{k-1} over cell k, whose output concatenation is
+that merge; an FPN lateral over the backbone's later units; a second transformer branch
+over the first branch's units. The concatenation that joins parallel branches closes no
+skip, so a residual unit whose body holds an Inception-style module (Inception-ResNet,
+Res2Net) stays whole.
+
+A single-tensor cut (|X_i| = 1, C_i = ∅) is admissible exactly when v_i dominates the
+output (:mod:`graphblocks.analysis.cuts`): with K = 1 this rule is the single-tensor one.
+The scan is one pass over the order and its edges, O(n + e) plus O(W) per cut of width
+W ≤ ``scan_limit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import networkx as nx
+
+from graphblocks.graph import output_of
+
+#: widths beyond this are not examined for :attr:`CutScan.refused`
+SCAN_LIMIT = 32
+
+
+@dataclass
+class CutScan:
+    """The live tensors along the order, and the cuts the rule admits.
+
+    ``admissible`` maps v_i to X_i (in topological order) for every admissible cut;
+    ``refused`` maps v_i to |X_i| where the cut passes conditions 2 and 3 but is wider
+    than ``max_crossing``; ``width`` is |X_i| for every activation node that reaches
+    the output.
+    """
+
+    max_crossing: int
+    order: list[str] = field(default_factory=list)
+    width: dict[str, int] = field(default_factory=dict)
+    admissible: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def single(self) -> list[str]:
+        """The single-tensor cuts (the output's dominators), in topological order."""
+        return [n for n in self.order if len(self.admissible.get(n, ())) == 1]
+
+
+def _useful_order(graph: nx.DiGraph) -> list[str]:
+    """Activation nodes from which the output can be reached, in graph order."""
+    out = output_of(graph)
+    reaching = nx.ancestors(graph, out)
+    return [n for n in graph if n in reaching and graph.nodes[n]["activation"]]
+
+
+def _split_operands(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> list[bool]:
+    """Positions i where a later node reads two tensors of X_i: for a node w whose
+    distinct activation inputs sit at q_1 < q_2 < …, every i with q_2 ≤ i < w."""
+    change = [0] * (len(order) + 1)
+    for node in order:
+        inputs = sorted({position[u] for u in graph.predecessors(node) if u in position})
+        if len(inputs) >= 2:
+            change[inputs[1]] += 1
+            change[position[node]] -= 1
+    split, running = [], 0
+    for delta in change[:-1]:
+        running += delta
+        split.append(running > 0)
+    return split
+
+
+class Join(IntEnum):
+    """How a merge's inputs relate, by ancestry among them."""
+
+    #: no input is an ancestor of another: parallel branches joined (Inception, ASPP)
+    PARALLEL = 0
+    #: some input is an ancestor of another, but not the earliest of all the others
+    #: (a NASNet cell's output concatenation, a Res2Net hierarchy)
+    CELL = 1
+    #: the earliest input is an ancestor of every other: a skip closed, ``x + f(x)``,
+    #: ``cat(e, up(g(e)))``
+    SKIP = 2
+
+
+def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> Join:
+    """Classify a merge (:class:`Join`). A sum whose inputs run back, each through a chain
+    of one-input operations, to the same fork closes a skip too: the projection shortcut
+    ``f(x) + bn(conv(x))``. (A concatenation of such chains joins parallel branches.)
+    Searches back from each later input only down to the earliest input's position, so
+    the cost is the size of the unit."""
+    inputs = sorted((position[u], u) for u in graph.predecessors(node) if u in position)
+    if len(inputs) < 2:
+        return Join.PARALLEL
+    floor, first = inputs[0]
+    earlier = {u for _, u in inputs}
+    reaches_first, reaches_any = True, False
+    for _, start in inputs[1:]:
+        found = _earlier_ancestors(graph, start, earlier - {start}, floor, position)
+        reaches_any = reaches_any or bool(found)
+        reaches_first = reaches_first and first in found
+    if reaches_first:
+        return Join.SKIP
+    if graph.nodes[node]["canonical"] != "cat":
+        forks = {_fork_of(graph, u, position) for _, u in inputs}
+        if len(forks) == 1:
+            return Join.SKIP
+    return Join.CELL if reaches_any else Join.PARALLEL
+
+
+def _fork_of(graph: nx.DiGraph, node: str, position: dict[str, int]) -> str:
+    """Walking back from ``node`` through operations with one activation input, the first
+    tensor read by more than one operation."""
+    while True:
+        readers = sum(1 for w in graph.successors(node) if w in position)
+        sources = [u for u in graph.predecessors(node) if u in position]
+        if readers > 1 or len(sources) != 1:
+            return node
+        node = sources[0]
+
+
+def _earlier_ancestors(
+    graph: nx.DiGraph, start: str, targets: set[str], floor: int, position: dict[str, int]
+) -> set[str]:
+    """Which of ``targets`` are ancestors of ``start``, walking no lower than ``floor``."""
+    found: set[str] = set()
+    stack, seen = [start], {start}
+    while stack:
+        for u in graph.predecessors(stack.pop()):
+            if u in targets:
+                found.add(u)
+            if u not in seen and position.get(u, -1) > floor:
+                seen.add(u)
+                stack.append(u)
+    return found
+
+
+@dataclass
+class _Joins:
+    """The merges that close something, and the tensor each closed skip started from."""
+
+    kind: dict[str, Join] = field(default_factory=dict)
+    skip_start: dict[str, str] = field(default_factory=dict)
+
+
+def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Joins:
+    """Classify every merge (:func:`join_kind`); an opaque unit closes a skip from its
+    input (its fork is hidden inside it). Parallel joins are left out."""
+    joins = _Joins()
+    for node in order:
+        data = graph.nodes[node]
+        if not (data["merge"] or data["unit"]):
+            continue
+        kind = Join.SKIP if data["unit"] else join_kind(graph, node, position)
+        if kind is not Join.PARALLEL:
+            joins.kind[node] = kind
+        if kind is Join.SKIP:
+            sources = [u for u in graph.predecessors(node) if u in position]
+            joins.skip_start[node] = min(sources, key=position.__getitem__)
+    return joins
+
+
+def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT) -> CutScan:
+    """Sweep the order once: the crossing set at every node and the admissible cuts."""
+    scan = CutScan(max_crossing)
+    order = scan.order = _useful_order(graph)
+    position = {n: i for i, n in enumerate(order)}
+    out, end = output_of(graph), len(order)
+    at = {**position, out: end}
+    reads = {u: sorted(at[w] for w in graph.successors(u) if w in at) for u in order}
+    split, joins = _split_operands(graph, order, position), _joins(graph, order, position)
+    live: dict[str, int] = {}  # u → how many of its reads are done; in creation order
+    since: dict[str, int] = {}  # r(u): u's latest read so far, else its creation
+    latest: dict[tuple[Join, int], int] = {}  # (kind, width) → latest such merge's position
+    for i, node in enumerate(order):
+        for u in graph.predecessors(node):
+            if u in live:
+                since[u], live[u] = i, live[u] + 1
+                if live[u] == len(reads[u]):
+                    del live[u]
+        live[node], since[node] = 0, i
+        width = scan.width[node] = len(live)
+        if node in joins.kind:
+            latest[Join.CELL, width] = i
+            latest[joins.kind[node], width] = i
+        if width > scan_limit or split[i]:
+            continue
+        carried = [u for u in live if u != node]
+        if carried:
+            # a skip about to close must hold a whole residual unit, not only a cell
+            nexts = (order[reads[u][live[u]]] if reads[u][live[u]] < end else out for u in carried)
+            closing = any(joins.skip_start.get(w) == u for u, w in zip(carried, nexts, strict=True))
+            needed = Join.SKIP if closing else Join.CELL
+            if latest.get((needed, width), -1) <= max(since[u] for u in carried):
+                continue
+        if width <= max_crossing:
+            scan.admissible[node] = tuple(live)
+        else:
+            scan.refused[node] = width
+    return scan
