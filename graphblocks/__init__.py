@@ -15,7 +15,8 @@ Tools built on graphblocks (its fine-tuning trainers among them) use only the na
 * models: :func:`resolve_model` (a specification to a buildable
   :class:`~graphblocks.sources.ModelSource`), :func:`parse_model_args` and
   :func:`parse_input_size` (the ``--model-arg`` and ``--input-size`` syntaxes);
-* cutting a model where the partition cuts it: :func:`segment_model`, :func:`split_model`;
+* cutting a model where the partition cuts it: :func:`segment_model`, :func:`split_model`,
+  and running the pieces in turn: :class:`SegmentChain`;
 * weights from another implementation: :func:`read_checkpoint`, :func:`port_state_dict`,
   :func:`port_checkpoint` (see :mod:`graphblocks.porting`);
 * the Hugging Face Hub: :func:`load_hf_pretrained` (an ``hf:`` model with its weights) and
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from graphblocks.partition import Partition
     from graphblocks.porting import Ported, port_checkpoint, port_state_dict, read_checkpoint
     from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
-    from graphblocks.split import segment_model, split_model
+    from graphblocks.split import SegmentChain, segment_model, split_model
     from graphblocks.tables import human_count
 
 #: public names imported on first use: name -> the module that defines it
@@ -62,6 +63,7 @@ _LAZY = {
     "parse_input_size": "graphblocks.sources",
     "parse_model_args": "graphblocks.sources",
     "resolve_model": "graphblocks.sources",
+    "SegmentChain": "graphblocks.split",
     "segment_model": "graphblocks.split",
     "split_model": "graphblocks.split",
     "human_count": "graphblocks.tables",
@@ -91,6 +93,7 @@ __all__ = [
     "port_state_dict",
     "read_checkpoint",
     "resolve_model",
+    "SegmentChain",
     "segment_model",
     "split_model",
     "write_atomic",

@@ -23,9 +23,6 @@ from graphblocks.graph import inputs_of, output_of
 from graphblocks.params import ParamTable
 from graphblocks.partition import BlockInfo, Head, Layer, ModelInfo, Partition
 
-#: how many tensors may cross a block boundary unless told; measured in docs/partition-rule.md
-DEFAULT_MAX_CROSSING = 4
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -33,7 +30,7 @@ class Settings:
 
     delimiters: tuple[str, ...] = ops.ALL_BOUNDARY_CLASSES
     max_blocks: int | None = None
-    max_crossing: int = DEFAULT_MAX_CROSSING
+    max_crossing: int = ops.DEFAULT_MAX_CROSSING
     input_size: tuple[int, ...] | None = None
     model_args: Mapping[str, Any] = field(default_factory=dict)
     frontends: tuple[str, ...] = FALLBACK_CHAIN

@@ -17,7 +17,7 @@ from graphblocks import __version__
 from graphblocks.commandline import OneLineErrors, RegistryChoice, debug_option
 from graphblocks.errors import GraphblocksError
 from graphblocks.frontends import FALLBACK_CHAIN, FRONTENDS
-from graphblocks.ops import ALL_BOUNDARY_CLASSES
+from graphblocks.ops import ALL_BOUNDARY_CLASSES, DEFAULT_MAX_CROSSING
 
 if TYPE_CHECKING:
     from graphblocks.pipeline import Analysis, Settings
@@ -51,6 +51,7 @@ def _analysis_options(fn: F) -> F:
         click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Keyword argument for the model factory; repeatable (e.g. num_classes=10)."),
         click.option("--delimiters", default=",".join(ALL_BOUNDARY_CLASSES), show_default=True, metavar="LIST", help=f"Which cut-vertex classes may end a block: any of {', '.join(ALL_BOUNDARY_CLASSES)}."),
         click.option("--max-blocks", type=click.IntRange(min=1), help="Merge adjacent blocks, smallest pair first, until at most N remain."),
+        click.option("--max-crossing", type=click.IntRange(min=1), default=DEFAULT_MAX_CROSSING, show_default=True, metavar="K", help="Cut only where at most K tensors cross (1: single-tensor cuts only, as in v1 partitions)."),
         click.option("--frontend", type=click.Choice(["auto", *FRONTENDS]), default="auto", show_default=True, help=f"Capture with this frontend only (auto: {', then '.join(FALLBACK_CHAIN)})."),
         debug_option,
     ]  # fmt: skip
@@ -75,6 +76,7 @@ def _settings(
     model_args: tuple[str, ...],
     delimiters: str,
     max_blocks: int | None,
+    max_crossing: int,
     frontend: str,
 ) -> Settings:
     from graphblocks.pipeline import Settings
@@ -83,6 +85,7 @@ def _settings(
     return Settings(
         delimiters=tuple(d.strip() for d in delimiters.split(",") if d.strip()),
         max_blocks=max_blocks,
+        max_crossing=max_crossing,
         input_size=parse_input_size(input_size) if input_size else None,
         model_args=parse_model_args(model_args),
         frontends=FALLBACK_CHAIN if frontend == "auto" else (frontend,),

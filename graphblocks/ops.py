@@ -13,6 +13,9 @@ from __future__ import annotations
 
 DELIMITER_CLASSES: tuple[str, ...] = ("pool", "norm", "act")
 ALL_BOUNDARY_CLASSES: tuple[str, ...] = ("pool", "norm", "act", "merge")
+#: how many tensors may cross a block boundary unless told (``--max-crossing``); the
+#: measurement behind it is in docs/partition-rule.md
+DEFAULT_MAX_CROSSING = 4
 
 _MODULE_CLASS: dict[str, str] = {}
 _FUNCTION_CLASS: dict[str, str] = {}

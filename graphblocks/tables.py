@@ -29,38 +29,54 @@ def layer_span(layers: list[str], joiner: str = " → ") -> str:
 
 
 def partition_table(partition: Partition) -> Table:
-    """One row per block, then the head."""
+    """One row per block, then the head; an ``in`` column (how many tensors cross into
+    the block) where some cut lets more than one cross."""
     table = Table(
         title=f"{partition.model.name}: {partition.num_blocks} blocks + head", title_justify="left"
     )
+    crossing = any(len(b.inputs) > 1 for b in partition.blocks)
     for column, justify in (("block", "right"), ("Q", "right"), ("layers (first → last)", "left"),
-                            ("#layers", "right"), ("params", "right"), ("share", "right"), ("res", "center")):  # fmt: skip
+                            ("#layers", "right"), ("params", "right"), ("share", "right"), ("res", "center"),
+                            *([("in", "right")] if crossing else [])):  # fmt: skip
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for block in partition.blocks:
         table.add_row(
             str(block.index), f"Q{block.quartile}", layer_span(block.layers), str(len(block.layers)),
             human_count(block.num_params), f"{100 * block.share:.1f}%", "✓" if block.has_residual else "",
+            *([str(len(block.inputs))] if crossing else []),
         )  # fmt: skip
     head = partition.head
     share = head.num_params / max(partition.model.num_params, 1)
     table.add_row("head", "", layer_span(head.layers), str(len(head.layers)), human_count(head.num_params),
-                  f"{100 * share:.1f}%", "", style="dim")  # fmt: skip
+                  f"{100 * share:.1f}%", "", *([""] if crossing else []), style="dim")  # fmt: skip
     return table
 
 
 def summary_line(partition: Partition, seconds: float | None = None) -> str:
-    """frontend, nodes, blocks, params (and seconds) on one line."""
+    """frontend, nodes, blocks, widest cut, params (and seconds) on one line; and where
+    the crossing bound kept the largest such block whole, that it did."""
     m = partition.model
     quartiles = " ".join(f"Q{q}:{len(v)}" for q, v in partition.quartiles.items())
+    widest = max((len(b.inputs) for b in partition.blocks), default=1)
     parts = [
         f"frontend {m.frontend}",
         f"{m.num_nodes} nodes",
         f"{partition.num_blocks} blocks ({quartiles})",
+        f"widest cut {widest} tensor{'s' if widest > 1 else ''}",
         f"{human_count(m.num_params)} params",
         f"input {'x'.join(map(str, m.input_size))}",
     ]
     if seconds is not None:
         parts.append(f"{seconds:.2f} s")
+    uncut = [b for b in partition.blocks if b.narrowest_refused_cut is not None]
+    if uncut:
+        block = max(uncut, key=lambda b: b.num_params)
+        bound = partition.settings.get("max_crossing", 1)
+        parts.append(
+            f"no cut with ≤ {bound} crossing tensors inside block {block.index} "
+            f"({100 * block.share:.0f}% of the weights; the narrowest crosses "
+            f"{block.narrowest_refused_cut}: --max-crossing {block.narrowest_refused_cut})"
+        )
     return " · ".join(parts)
 
 

@@ -9,16 +9,18 @@ from graphblocks.graph import inputs_of, output_of
 from graphblocks.pipeline import Analysis, Settings, analyze_model
 
 
-def cuts_input_from_output(graph: nx.DiGraph, node: str) -> bool:
-    """Brute force: with ``node`` removed, no activation path joins input and output."""
-    active = [n for n, a in graph.nodes(data="activation") if a and n != node]
+def cuts_input_from_output(graph: nx.DiGraph, nodes: str | list[str]) -> bool:
+    """Brute force: with ``nodes`` removed, no activation path joins input and output."""
+    removed = {nodes} if isinstance(nodes, str) else set(nodes)
+    active = [n for n, a in graph.nodes(data="activation") if a and n not in removed]
     out = output_of(graph)
     sub = graph.subgraph([*active, out])
     return not any(nx.has_path(sub, i, out) for i in inputs_of(graph) if i in sub)
 
 
 def check_invariants(result: Analysis, names: list[str] | None = None) -> None:
-    """Coverage, contiguity, cut vertices, weighted blocks, quartiles.
+    """Coverage, contiguity, cuts (each block's outputs separate input from output and
+    are the next block's inputs), weighted blocks, quartiles.
 
     ``names``: every parameter name, read off the module when not given."""
     p, graph = result.partition, result.graph
@@ -35,9 +37,11 @@ def check_invariants(result: Analysis, names: list[str] | None = None) -> None:
             f"block {block.index} has no weighted layer"
         )
         assert block.quartile == 4 * block.index // p.num_blocks + 1
-    for block in p.blocks[:-1]:
-        assert cuts_input_from_output(graph, block.exit), (
-            f"block {block.index} exit {block.exit} is not a cut vertex"
+    for block, following in zip(p.blocks, p.blocks[1:]):
+        assert block.exit in block.outputs and following.inputs == block.outputs
+        assert len(block.outputs) <= p.settings["max_crossing"]
+        assert cuts_input_from_output(graph, block.outputs), (
+            f"block {block.index}'s outputs {block.outputs} do not separate input from output"
         )
     for q, indices in p.quartiles.items():
         assert all(p.blocks[i].quartile == int(q) for i in indices)

@@ -51,6 +51,7 @@ def test_settings_reach_the_partition(runner):
     assert data["settings"] == {
         "delimiters": ["pool", "merge"],
         "max_blocks": 1,
+        "max_crossing": 4,
         "model_args": {"width": 6},
     }
     assert data["layers"][0]["num_params"] == 6 * 3 * 3 * 3  # conv without bias

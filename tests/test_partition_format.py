@@ -32,7 +32,7 @@ def test_round_trip_is_lossless_and_byte_stable(tiny, tmp_path):
 
 def test_documented_keys(tiny):
     data = json.loads(tiny.partition.to_json())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["model"]["name"] == "tiny_resnet" and data["model"]["source"] == "module"
     assert set(data["blocks"][0]) >= {
         "index",
@@ -43,6 +43,9 @@ def test_documented_keys(tiny):
         "entry",
         "exit",
         "has_residual",
+        "inputs",
+        "outputs",
+        "narrowest_refused_cut",
     }
     assert set(data["quartiles"]) == {"1", "2", "3", "4"}
     assert (
@@ -53,7 +56,8 @@ def test_documented_keys(tiny):
         )
         < 1e-4
     )
-    assert partition_schema()["properties"]["schema_version"]["const"] == 1
+    assert partition_schema()["properties"]["schema_version"]["const"] == 2
+    assert partition_schema(1)["properties"]["schema_version"]["const"] == 1
 
 
 def test_schema_rejects_broken_documents(tiny):

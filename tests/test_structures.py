@@ -86,8 +86,8 @@ def test_inception_branches_stay_together(analyze):
     assert result.partition.num_blocks == 3
 
 
-def test_no_cut_under_a_long_unet_skip(analyze):
-    result = analyze(toys.TinyUNet().eval(), input_size=(3, 16, 16))
+def test_single_tensor_cuts_never_fall_under_a_unet_skip(analyze):
+    result = analyze(toys.TinyUNet().eval(), input_size=(3, 16, 16), max_crossing=1)
     owner = block_of_layer(result)
     inner = {owner[n] for n in owner if n.split(".")[0] in ("enc2", "bottom", "up2", "dec2")}
     assert len(inner) == 1

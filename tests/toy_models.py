@@ -413,3 +413,108 @@ def two_scales() -> nn.Module:
     return nn.Sequential(
         conv_bn_relu(3, 8), AffineScale(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
     ).eval()
+
+
+class TwoInputCell(nn.Module):
+    """A NASNet-style cell: it reads the two previous cells' outputs, adds branches across
+    them and concatenates its adjusted earlier input with what it computed."""
+
+    def __init__(self, c_prev: int, c_cur: int, c: int) -> None:
+        super().__init__()
+        self.adjust_prev = conv_bn_relu(c_prev, c)
+        self.adjust_cur = conv_bn_relu(c_cur, c)
+        self.left = conv_bn_relu(c, c)
+        self.right = conv_bn_relu(c, c)
+
+    def forward(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        p, x = self.adjust_prev(prev), self.adjust_cur(cur)
+        a = self.left(x) + p
+        b = self.right(p) + x
+        return torch.cat([p, a, b], 1)
+
+
+class TwoInputCellNet(nn.Module):
+    """A classifier of six two-input cells: two tensors cross between any two cells."""
+
+    def __init__(self, width: int = 8, cells: int = 6, num_classes: int = 5) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, width)
+        chans = [width, width]
+        self.cells = nn.ModuleList()
+        for _ in range(cells):
+            self.cells.append(TwoInputCell(chans[-2], chans[-1], width))
+            chans.append(3 * width)
+        self.fc = nn.Linear(3 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prev = cur = self.stem(x)
+        for cell in self.cells:
+            prev, cur = cur, cell(prev, cur)
+        return self.fc(cur.mean((2, 3)))
+
+
+class ResUnit(nn.Module):
+    """``relu(x + bn(conv(relu(bn(conv(x))))))``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn_relu(c, c), nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+class ResUNet(nn.Module):
+    """A three-level U-Net: residual units in the encoder, concatenating skips into plain
+    convolutions in the decoder, a 1x1 segmentation head."""
+
+    def __init__(self, c: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, c)
+        self.enc1 = nn.Sequential(ResUnit(c), ResUnit(c))
+        self.down2 = conv_bn_relu(c, 2 * c, stride=2)
+        self.enc2 = nn.Sequential(ResUnit(2 * c), ResUnit(2 * c))
+        self.down3 = conv_bn_relu(2 * c, 4 * c, stride=2)
+        self.enc3 = nn.Sequential(ResUnit(4 * c), ResUnit(4 * c), ResUnit(4 * c))
+        self.up3 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2)
+        self.dec2 = nn.Sequential(conv_bn_relu(4 * c, 2 * c), conv_bn_relu(2 * c, 2 * c))
+        self.up2 = nn.ConvTranspose2d(2 * c, c, 2, 2)
+        self.dec1 = nn.Sequential(conv_bn_relu(2 * c, c), conv_bn_relu(c, c))
+        self.head = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(self.stem(x))
+        e2 = self.enc2(self.down2(e1))
+        bottom = self.enc3(self.down3(e2))
+        d2 = self.dec2(torch.cat([self.up3(bottom), e2], 1))
+        d1 = self.dec1(torch.cat([self.up2(d2), e1], 1))
+        return self.head(d1)
+
+
+class FPNClassifier(nn.Module):
+    """A residual backbone of three stages whose outputs feed an FPN (lateral 1x1 convs,
+    top-down sums) and a classifier over the pooled pyramid levels."""
+
+    def __init__(self, c: int = 8, num_classes: int = 4) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, c)
+        self.stage1 = nn.Sequential(ResUnit(c), ResUnit(c))
+        self.stage2 = nn.Sequential(conv_bn_relu(c, 2 * c, stride=2), ResUnit(2 * c), ResUnit(2 * c))
+        self.stage3 = nn.Sequential(conv_bn_relu(2 * c, 4 * c, stride=2), ResUnit(4 * c), ResUnit(4 * c))
+        self.lateral = nn.ModuleList([nn.Conv2d(k * c, c, 1) for k in (1, 2, 4)])
+        self.smooth = nn.ModuleList([conv_bn_relu(c, c) for _ in range(3)])
+        self.fc = nn.Linear(3 * c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1 = self.stage1(self.stem(x))
+        c2 = self.stage2(c1)
+        c3 = self.stage3(c2)
+        p3 = self.lateral[2](c3)
+        p2 = self.lateral[1](c2) + nn.functional.interpolate(p3, scale_factor=2.0)
+        p1 = self.lateral[0](c1) + nn.functional.interpolate(p2, scale_factor=2.0)
+        pooled = [s(p).mean((2, 3)) for s, p in zip(self.smooth, (p1, p2, p3), strict=True)]
+        return self.fc(torch.cat(pooled, 1))
+
+
+def two_input_cells(num_classes: int = 5) -> TwoInputCellNet:
+    return TwoInputCellNet(num_classes=num_classes)

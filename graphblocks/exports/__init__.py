@@ -53,6 +53,7 @@ def reanalyze(partition: Partition, model: str | None = None) -> Analysis:
     settings = Settings(
         delimiters=tuple(recorded["delimiters"]),
         max_blocks=recorded["max_blocks"],
+        max_crossing=recorded["max_crossing"],
         input_size=tuple(partition.model.input_size),
         model_args=dict(recorded["model_args"]),
         frontends=(frontend,) if frontend in FRONTENDS else FALLBACK_CHAIN,

@@ -1,7 +1,9 @@
 """Activations at block entries, computed once and reused while the suffix trains.
 
 With augmentation off and everything before the tuned block frozen (eval mode), the
-input to block K is a fixed function of the image. :class:`ActivationWalker` keeps
+inputs to block K (every tensor crossing into it: one for a chain of blocks, several
+where a U-Net's skips or a NASNet cell's earlier input cross) are a fixed function of
+the image. :class:`ActivationWalker` keeps
 the activations of one *level* (the entry of one block) for every split and moves
 forward through the model's segments (:func:`graphblocks.split.segment_model`), so a
 sweep over blocks 0..N-1 and the head computes the whole network over the data once.
@@ -26,14 +28,21 @@ GIB = 1024**3
 
 @dataclass
 class Store:
-    """One split's activations at one level."""
+    """One split's activations at one level: every tensor crossing into the level's
+    block (several where the partition cuts where several cross)."""
 
-    data: torch.Tensor
-    kind: str  # "memory" | "disk"
+    data: list[torch.Tensor]
+    kind: str  # "memory" | "disk": "disk" when any tensor is on disk
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """Rows ``index`` as float32 on ``device``."""
-        return self.data[index].to(device=device, dtype=torch.float32, non_blocking=True)
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Rows ``index`` of every tensor, as float32 on ``device``."""
+        return tuple(
+            t[index].to(device=device, dtype=torch.float32, non_blocking=True) for t in self.data
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.data)
 
 
 @dataclass
@@ -46,21 +55,26 @@ class Budget:
     dtype: torch.dtype = torch.float16
 
 
-def _allocate(shape: Sequence[int], budget: Budget, name: str) -> Store | None:
-    size = math.prod(shape) * torch.finfo(budget.dtype).bits // 8
+def _allocate(shapes: Sequence[Sequence[int]], budget: Budget, name: str) -> Store | None:
+    """Room for tensors of ``shapes`` (all in memory, else all in one file on disk),
+    counted against ``budget``; None when they do not fit."""
+    size = sum(math.prod(shape) for shape in shapes) * torch.finfo(budget.dtype).bits // 8
     if size <= budget.memory_bytes:
         budget.memory_bytes -= size
-        return Store(torch.empty(tuple(shape), dtype=budget.dtype), "memory")
+        return Store([torch.empty(tuple(s), dtype=budget.dtype) for s in shapes], "memory")
     if size <= budget.disk_bytes:
         import numpy as np
 
         budget.disk_bytes -= size
         budget.folder.mkdir(parents=True, exist_ok=True)
         np_dtype = np.float16 if budget.dtype == torch.float16 else np.float32
-        array = np.memmap(
-            budget.folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=tuple(shape)
-        )
-        return Store(torch.from_numpy(array), "disk")
+        flat = np.memmap(budget.folder / f"{name}.bin", dtype=np_dtype, mode="w+", shape=(size,))
+        views, offset = [], 0
+        for shape in shapes:
+            count = math.prod(shape)
+            views.append(torch.from_numpy(flat[offset : offset + count]).view(tuple(shape)))
+            offset += count
+        return Store(views, "disk")
     return None
 
 
@@ -119,9 +133,9 @@ class ActivationWalker:
         memory, disk = self._capacity
         for kept in previous.values():
             if kept.kind == "memory":
-                memory -= kept.data.nbytes
+                memory -= kept.nbytes
             else:
-                disk -= kept.data.nbytes
+                disk -= kept.nbytes
         self.budget.memory_bytes, self.budget.disk_bytes = memory, disk
         stores: dict[str, Store] = {}
         for split, images in self.inputs.items():
@@ -130,18 +144,18 @@ class ActivationWalker:
             for start in range(0, count, self.batch_size):
                 index = torch.arange(start, min(start + self.batch_size, count))
                 if previous:
-                    x = previous[split].batch(index, self.device)
+                    ys = segment(*previous[split].batch(index, self.device))
                 else:
-                    x = self.to_input(images[index].to(self.device))
-                y = segment(x)
+                    ys = segment(self.to_input(images[index].to(self.device)))
+                ys = ys if isinstance(ys, tuple) else (ys,)
                 if store is None:
-                    store = _allocate(
-                        (count, *y.shape[1:]), self.budget, f"level{self.level + 1}-{split}"
-                    )
+                    shapes = [(count, *y.shape[1:]) for y in ys]
+                    store = _allocate(shapes, self.budget, f"level{self.level + 1}-{split}")
                     if store is None:
                         self._release(stores, self.level + 1)
                         return None
-                store.data[start : start + len(index)] = y.to("cpu", store.data.dtype)
-            stores[split] = store if store is not None else Store(torch.zeros((0,)), "memory")
+                for kept, y in zip(store.data, ys, strict=True):
+                    kept[start : start + len(index)] = y.to("cpu", kept.dtype)
+            stores[split] = store if store is not None else Store([], "memory")
         self._release(previous, self.level)
         return stores

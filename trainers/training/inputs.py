@@ -2,7 +2,8 @@
 the images through the whole trunk.
 
 With the cache usable (``cache`` not off, no augmentation), the trunk is cut at every
-block entry (:func:`graphblocks.segment_model`) and an
+block entry, where every tensor crossing into the block is kept
+(:func:`graphblocks.segment_model`), and an
 :class:`~trainers.training.cache.ActivationWalker` keeps one level's activations within
 the memory and disk budgets; a job whose first trained block is K then runs only the
 segments from K on. When the trunk cannot be cut, or a level does not fit, jobs run on
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graphblocks import Partition, segment_model
+from graphblocks import Partition, SegmentChain, segment_model
 from trainers.settings import CacheMode, TrainConfig
 from trainers.training.cache import GIB, ActivationWalker, Budget, Store
 from trainers.training.data import Preprocess
@@ -65,7 +66,7 @@ class InputPlanner:
         if self._segments is None and self.usable() and not self.note:
             try:
                 self.trunk.eval()
-                cuts = [b.entry for b in self.partition.blocks[1:]]
+                cuts = [b.inputs for b in self.partition.blocks[1:]]
                 self._segments = list(segment_model(self.trunk, cuts))
             except Exception as exc:  # any tracing failure: train without the cache
                 self.note = f"no activation cache: {type(exc).__name__}: {str(exc)[:160]}"
@@ -97,7 +98,7 @@ class InputPlanner:
         if walker is not None and level:
             stores = walker.at(level)
             if stores is not None:
-                return Inputs(stores, nn.Sequential(*walker.segments[level:]))
+                return Inputs(stores, SegmentChain(walker.segments[level:]))
         return self.whole()
 
     def batch(
@@ -108,9 +109,9 @@ class InputPlanner:
         generator: torch.Generator | None = None,
         *,
         augment: bool = True,
-    ) -> torch.Tensor:
-        """What ``inputs``' suffix takes for rows ``index`` of ``split``: cached
-        activations, or the preprocessed (and, for training unless ``augment`` is off,
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """What ``inputs``' suffix takes for rows ``index`` of ``split``: the cached
+        activations (a tuple: every tensor entering the level's block), or the preprocessed (and, for training unless ``augment`` is off,
         augmented) images."""
         if inputs is not None and inputs.stores is not None:
             return inputs.stores[split].batch(index, self.device)

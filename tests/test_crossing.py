@@ -1,0 +1,132 @@
+"""Blocks where several tensors cross: NASNet-style cells, U-Nets, FPNs, two-branch ViTs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from graphblocks.analysis import output_dominators, scan_cuts
+from graphblocks.exports import export_partition
+from graphblocks.partition import Partition
+from graphblocks.pipeline import Settings, analyze_model
+from graphblocks.split import SegmentChain, segment_model
+from graphblocks.tables import summary_line
+from tests import toy_models as toys
+from tests.conftest import block_of_layer, check_invariants
+
+SIZE = (3, 32, 32)
+
+
+def analyzed(model: torch.nn.Module, **settings):
+    result = analyze_model(model.eval(), Settings(input_size=SIZE, **settings))
+    check_invariants(result)
+    return result
+
+
+def composes_exactly(model: torch.nn.Module, partition: Partition, size=SIZE) -> bool:
+    segments = segment_model(model, [b.inputs for b in partition.blocks[1:]])
+    x = torch.randn(2, *size)
+    with torch.no_grad():
+        return torch.equal(model(x), SegmentChain(segments)(x))
+
+
+def units_whole(result, prefixes: list[str]) -> bool:
+    """Every residual unit (a module path among ``prefixes``) lies in one block."""
+    owner = block_of_layer(result)
+    return all(len({b for n, b in owner.items() if n.startswith(f"{p}.")}) == 1 for p in prefixes)
+
+
+def test_two_input_cells_are_one_block_each_with_two_tensors_crossing():
+    model = toys.TwoInputCellNet()
+    result = analyzed(model)
+    p = result.partition
+    assert p.num_blocks == 7 and [len(b.inputs) for b in p.blocks] == [1, 1, 2, 2, 2, 2, 2]
+    assert [sorted({n.split(".")[1] for n in b.layers}) for b in p.blocks[1:]] == [
+        [str(i)] for i in range(6)
+    ]
+    # a cell's earlier input and its output cross into the next cell
+    assert p.blocks[3].inputs == p.blocks[2].outputs and "cells.1.cat" in p.blocks[3].inputs
+    assert composes_exactly(model, p)
+
+
+def test_single_tensor_cuts_only_when_asked_and_the_summary_says_why():
+    p = analyzed(toys.TwoInputCellNet(), max_crossing=1).partition
+    assert p.num_blocks == 2 and p.blocks[1].narrowest_refused_cut == 2
+    assert "no cut with ≤ 1 crossing tensors inside block 1" in summary_line(p)
+    assert "--max-crossing 2" in summary_line(p)
+
+
+def test_unet_residual_encoder_and_concatenating_decoder():
+    model = toys.ResUNet()
+    result = analyzed(model)
+    p = result.partition
+    units = [f"enc{s}.{u}" for s in (1, 2, 3) for u in (0, 1)] + ["enc3.2"]
+    assert units_whole(result, units), "a cut never falls inside a residual unit"
+    assert p.num_blocks == 14 and max(len(b.inputs) for b in p.blocks) == 3
+    assert max(b.share for b in p.blocks) <= 0.35
+    owner = block_of_layer(result)
+    assert len({owner["dec2.0.0"], owner["dec2.1.0"], owner["dec1.0.0"], owner["up3"]}) == 4
+    assert p.head.layers == ["head"]
+    assert composes_exactly(model, p)
+    assert analyzed(toys.ResUNet(), max_crossing=1).partition.num_blocks == 6
+
+
+def test_fpn_backbone_units_stay_whole_and_laterals_are_carried():
+    model = toys.FPNClassifier()
+    result = analyzed(model)
+    p = result.partition
+    units = ["stage1.0", "stage1.1"] + [f"stage{s}.{u}" for s in (2, 3) for u in (1, 2)]
+    assert units_whole(result, units)
+    assert p.num_blocks == 9 and [len(b.inputs) for b in p.blocks][-3:] == [2, 3, 3]
+    assert composes_exactly(model, p)
+
+
+@pytest.mark.parametrize(
+    "factory", [toys.TinyResNet, toys.TinyDenseNet, toys.TinyInception, toys.TinyMobileNetV2]
+)
+def test_structures_with_single_tensor_cuts_keep_them(factory):
+    """Inception branches, dense blocks and residual units are never cut, however many
+    tensors may cross: these partitions are the single-tensor ones."""
+    wide = analyzed(factory(), max_crossing=8).partition
+    single = analyzed(factory(), max_crossing=1).partition
+    assert [b.layers for b in wide.blocks] == [b.layers for b in single.blocks]
+    assert all(len(b.inputs) == 1 for b in wide.blocks)
+
+
+@pytest.mark.parametrize("factory", [toys.TinyResNet, toys.TinyUNet, toys.TwoInputCellNet])
+def test_single_tensor_cuts_are_the_output_dominators(factory):
+    graph = analyzed(factory()).graph
+    scan = scan_cuts(graph, 1)
+    assert scan.single() == output_dominators(graph)
+    assert set(scan.admissible) == set(scan.single())
+
+
+def test_crossvit_segments_compose_exactly():
+    import timm
+
+    model = timm.create_model("crossvit_tiny_240").eval()
+    result = analyze_model(model, Settings(input_size=(3, 240, 240)))
+    p = result.partition
+    assert p.num_blocks >= 8 and max(len(b.inputs) for b in p.blocks) == 2
+    assert composes_exactly(model, p, size=(3, 240, 240))
+
+
+def test_version_1_files_load_and_export(tmp_path):
+    p = analyzed(toys.TinyResNet()).partition
+    data = p.to_dict()
+    data["schema_version"] = 1
+    del data["settings"]["max_crossing"]
+    for block in data["blocks"]:
+        for key in ("inputs", "outputs", "narrowest_refused_cut"):
+            del block[key]
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(data))
+    loaded = Partition.load(old)
+    assert loaded.schema_version == 2 and loaded.settings["max_crossing"] == 1
+    assert [(b.inputs, b.outputs) for b in loaded.blocks] == [
+        ([b.entry], [b.exit]) for b in loaded.blocks
+    ]
+    export_partition(loaded, "timm", tmp_path / "groups.json")
+    assert json.loads((tmp_path / "groups.json").read_text())
