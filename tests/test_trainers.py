@@ -314,3 +314,38 @@ def test_recomputed_bn_statistics_change_the_evaluation_not_the_training(images,
     assert means and any(
         not torch.equal(saved["running"][k], saved["recompute"][k]) for k in means
     ), "the selected epoch's BatchNorm statistics are the recomputed ones"
+
+
+CELLS = "tests/toy_models.py:two_input_cells"
+
+
+def test_two_tensors_cached_give_the_uncached_logits_and_the_same_training(images, tmp_path):
+    """Between NASNet-style cells two tensors cross: both are cached, and training on
+    them is training on the images."""
+    base = {"model": CELLS, "strategy": "block", "block": 3}
+    ready = prepare(config(images, tmp_path / "run", **base))
+    runner, model = ready.runner, ready.runner.model
+    assert len(ready.partition.blocks[3].inputs) == 2
+    model.eval()
+    inputs = runner.inputs.plan(level=3)
+    assert inputs.stores is not None and len(inputs.stores["train"].data) == 2
+    index = torch.arange(len(runner.data.labels["train"]))
+    with torch.no_grad():
+        cached = model.classify(inputs.suffix(runner.inputs.batch("train", index, inputs)))
+        direct = model(runner.preprocess(runner.data.images["train"][index]))
+    assert torch.allclose(cached, direct, atol=1e-5)
+    on = run(config(images, tmp_path / "on", cache_dtype="float32", **base)).jobs[0]
+    off = run(config(images, tmp_path / "off", cache="off", **base)).jobs[0]
+    assert on.cache == ("memory",) and off.cache == ()
+    assert on.val_loss == pytest.approx(off.val_loss, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"strategy": "sweep", "select": "halving"}, {"strategy": "rltune", "granularity": "block",
+                                                    "episodes": 1, "epochs": 1}],
+    ids=["halving-sweep", "rltune-blocks"],
+)  # fmt: skip
+def test_selection_and_rltune_run_on_cells(images, tmp_path, extra):
+    results = run(config(images, tmp_path / "run", model=CELLS, **extra))
+    assert results.jobs and all(0 <= r.test_acc <= 1 for r in results.jobs)
