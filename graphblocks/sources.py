@@ -24,6 +24,7 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from inspect import signature
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,8 +127,15 @@ def _torchvision_source(name: str, kwargs: Mapping[str, Any]) -> ModelSource:
     if name not in models.list_models():
         raise _unknown(f"torchvision:{name}")
 
+    builder = models.get_model_builder(name)
+    # segmentation and detection builders fetch ImageNet backbone weights unless told not
+    # to; the graph needs none (and these machines may be offline)
+    no_backbone = (
+        {"weights_backbone": None} if "weights_backbone" in signature(builder).parameters else {}
+    )
+
     def factory(**kw: Any) -> nn.Module:
-        return models.get_model(name, weights=None, **kw)
+        return models.get_model(name, weights=None, **{**no_backbone, **kw})
 
     return ModelSource(f"torchvision:{name}", "torchvision", factory, dict(kwargs))
 

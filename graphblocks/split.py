@@ -104,7 +104,10 @@ def segment_model(model: nn.Module, cuts: Sequence[Cut]) -> list[fx.GraphModule]
         ends = _Ends(
             start=cut_nodes[i - 1] if i else [],
             end=cut_nodes[i] if i < len(cuts) else output,
-            bare=(isinstance(cuts[i - 1], str) if i else True, i < len(cuts) and isinstance(cuts[i], str)),
+            bare=(
+                isinstance(cuts[i - 1], str) if i else True,
+                i < len(cuts) and isinstance(cuts[i], str),
+            ),
         )
         segments.append(_segment(gm, names, own, ends, done, inputs))
     return segments

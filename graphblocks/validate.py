@@ -35,7 +35,9 @@ def check_invariants(
                 "which is not an admissible cut"
             )
         if following.inputs != block.outputs:
-            raise PartitionError(f"block {following.index}'s inputs are not block {block.index}'s outputs")
+            raise PartitionError(
+                f"block {following.index}'s inputs are not block {block.index}'s outputs"
+            )
     role = {layer.name: layer.role for layer in partition.layers}
     count = partition.num_blocks
     for block in partition.blocks:

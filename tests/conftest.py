@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import pytest
 
@@ -37,7 +39,7 @@ def check_invariants(result: Analysis, names: list[str] | None = None) -> None:
             f"block {block.index} has no weighted layer"
         )
         assert block.quartile == 4 * block.index // p.num_blocks + 1
-    for block, following in zip(p.blocks, p.blocks[1:]):
+    for block, following in itertools.pairwise(p.blocks):
         assert block.exit in block.outputs and following.inputs == block.outputs
         assert len(block.outputs) <= p.settings["max_crossing"]
         assert cuts_input_from_output(graph, block.outputs), (

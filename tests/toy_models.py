@@ -458,7 +458,9 @@ class ResUnit(nn.Module):
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_bn_relu(c, c), nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+        self.body = nn.Sequential(
+            conv_bn_relu(c, c), nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.body(x))
@@ -499,8 +501,12 @@ class FPNClassifier(nn.Module):
         super().__init__()
         self.stem = conv_bn_relu(3, c)
         self.stage1 = nn.Sequential(ResUnit(c), ResUnit(c))
-        self.stage2 = nn.Sequential(conv_bn_relu(c, 2 * c, stride=2), ResUnit(2 * c), ResUnit(2 * c))
-        self.stage3 = nn.Sequential(conv_bn_relu(2 * c, 4 * c, stride=2), ResUnit(4 * c), ResUnit(4 * c))
+        self.stage2 = nn.Sequential(
+            conv_bn_relu(c, 2 * c, stride=2), ResUnit(2 * c), ResUnit(2 * c)
+        )
+        self.stage3 = nn.Sequential(
+            conv_bn_relu(2 * c, 4 * c, stride=2), ResUnit(4 * c), ResUnit(4 * c)
+        )
         self.lateral = nn.ModuleList([nn.Conv2d(k * c, c, 1) for k in (1, 2, 4)])
         self.smooth = nn.ModuleList([conv_bn_relu(c, c) for _ in range(3)])
         self.fc = nn.Linear(3 * c, num_classes)

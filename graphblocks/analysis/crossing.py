@@ -12,22 +12,22 @@ so a segment between two cuts is a function from one crossing set to the next. A
 2. **no operands split**: no later node reads two tensors of X_i directly. Such a node
    joins two operands the cut separates: the branches of an Inception module before their
    concatenation, the layers of a dense block, ``x`` and ``f(x)`` just before their sum;
-3. **carried over a whole unit**: every *carried* tensor u ∈ C_i = X_i ∖ {v_i} has, since
-   its last read r(u) ≤ i (or its creation), been carried over a complete residual unit:
-   some merge m with R_i < m ≤ v_i, R_i = max_{u ∈ C_i} r(u), that closes a skip (an
-   add / cat / sum one of whose inputs is an ancestor of another, ``x + f(x)``; or an
-   opaque unit), at which only C_i and m itself were live, X_m = C_i ∪ {m}.
+3. **carried over a whole unit**: every *carried* tensor u ∈ C_i = X_i - {v_i} has, since
+   its last read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m
+   with R_i < m ≤ v_i, R_i = max_{u ∈ C_i} r(u), at which only C_i and m itself were
+   live, X_m = C_i + {m}. The merge must close something (:class:`Join`): a skip
+   (``x + f(x)``, a projection shortcut, ``cat(e, up(g(e)))``, an opaque unit) or a cell
+   (a NASNet cell's output concatenation); a join of parallel branches never counts. When
+   a carried tensor's next read closes a skip it starts (it is the ``x`` of ``x + f(x)``),
+   only a skip counts: the body of a residual unit holding an Inception-style module
+   (Inception-ResNet, Res2Net) is not divided after that module.
 
-Since every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, X_m ⊇ C_i ∪ {m};
-so the test is |X_m| = |X_i| for the latest merge in that interval with that width, O(1)
-per cut. Inside a residual unit x + f(x), the skip x has been read by f's first layer and
-no merge closes anything before the sum: condition 3 fails, whatever K. A U-Net skip e₁
-has been carried over the residual units of the next stage when the cut falls after one
-of them, a NASNet cell's earlier input h_{k-1} over cell k, whose output concatenation is
-that merge; an FPN lateral over the backbone's later units; a second transformer branch
-over the first branch's units. The concatenation that joins parallel branches closes no
-skip, so a residual unit whose body holds an Inception-style module (Inception-ResNet,
-Res2Net) stays whole.
+Every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, so X_m ⊇ C_i + {m}, and
+the test is |X_m| = |X_i| for the latest merge of that kind and width: O(1) per cut. Inside
+a residual unit, the skip x has been read by f's first layer and nothing closes before the
+sum, so condition 3 fails whatever K. A U-Net skip is carried over the next stage's
+residual units, a NASNet cell's earlier input over the previous cell, an FPN lateral over
+the backbone's later units, a second transformer branch over the first branch's units.
 
 A single-tensor cut (|X_i| = 1, C_i = ∅) is admissible exactly when v_i dominates the
 output (:mod:`graphblocks.analysis.cuts`): with K = 1 this rule is the single-tensor one.

@@ -348,7 +348,9 @@ def evaluation_order(model: onnx.ModelProto) -> list[int]:
         stack = [(root, iter(nodes[root].input))]
         while stack:
             index, pending = stack[-1]
-            source = next((made_by[n] for n in pending if n in made_by and not done[made_by[n]]), None)
+            source = next(
+                (made_by[n] for n in pending if n in made_by and not done[made_by[n]]), None
+            )
             if source is None:
                 stack.pop()
                 if not done[index]:

@@ -15,7 +15,8 @@ SOURCES = ("timm", "torchvision")
 
 #: Report columns, in order.
 FIELDS = [
-    "model", "source", "family", "status", "frontend", "nodes", "blocks", "params",
+    "model", "source", "family", "status", "frontend", "nodes", "blocks", "largest_share",
+    "widest_cut", "params",
     "seconds", "peak_mb", "error_class", "error",
     "groups", "refines", "straddling", "boundaries", "boundaries_cut",
 ]  # fmt: skip
@@ -109,6 +110,8 @@ def run_model(model: ZooModel) -> Row:
             frontend=p.model.frontend,
             nodes=p.model.num_nodes,
             blocks=p.num_blocks,
+            largest_share=max((b.share for b in p.blocks), default=0.0),
+            widest_cut=max((len(b.inputs) for b in p.blocks), default=1),
             params=p.model.num_params,
         )
         assert result.model is not None  # zoo models are PyTorch models

@@ -43,7 +43,7 @@ def gradient_scores(ready: Prepared, max_batches: int | None = None) -> list[flo
     chosen = list(batches(runner.train_size, cfg.batch_size, shuffle=False))[:max_batches]
     total = sum(len(index) for index in chosen)
     for index in chosen:
-        x = runner.inputs.batch("train", index, None, augment=False)
+        x = runner.inputs.images("train", index, augment=False)
         loss = nn.functional.cross_entropy(model(x), labels[index].to(runner.device))
         (loss * len(index) / total).backward()
     scores = [_relative_norm(model.trunk, block.params) for block in ready.partition.blocks]

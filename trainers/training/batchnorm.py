@@ -14,6 +14,7 @@ in eval mode, so nothing random runs and the weights are untouched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,11 +30,11 @@ def training_norms(model: nn.Module) -> list[nn.Module]:
 
 @torch.no_grad()
 def recompute_bn(
-    model: nn.Module, inputs: Iterable[torch.Tensor], norms: Sequence[nn.Module] | None = None
+    model: nn.Module, inputs: Iterable[Any], norms: Sequence[nn.Module] | None = None
 ) -> bool:
     """Set the running statistics of ``norms`` (default: every BatchNorm of ``model``)
-    to the mean and unbiased variance of their input, pooled over all of ``inputs`` run
-    through ``model``; every other module in eval mode, those BatchNorms normalising by
+    to the mean and unbiased variance of their input, pooled over all of ``inputs`` (what
+    ``model`` takes: a batch of images, or of cached activations) run through ``model``; every other module in eval mode, those BatchNorms normalising by
     batch statistics meanwhile. Returns whether there was a BatchNorm to recompute; the
     modules' modes are restored."""
     if norms is None:

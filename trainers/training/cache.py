@@ -154,8 +154,8 @@ class ActivationWalker:
                     if store is None:
                         self._release(stores, self.level + 1)
                         return None
-                for kept, y in zip(store.data, ys, strict=True):
-                    kept[start : start + len(index)] = y.to("cpu", kept.dtype)
+                for tensor, y in zip(store.data, ys, strict=True):
+                    tensor[start : start + len(index)] = y.to("cpu", tensor.dtype)
             stores[split] = store if store is not None else Store([], "memory")
         self._release(previous, self.level)
         return stores

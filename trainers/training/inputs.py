@@ -51,7 +51,7 @@ class InputPlanner:
         device: torch.device,
     ) -> None:
         self.config, self.partition, self.trunk = config, partition, trunk
-        self.images, self.preprocess, self.device = images, preprocess, device
+        self.split_images, self.preprocess, self.device = images, preprocess, device
         self.cache_dir = cache_dir
         self._segments: list[nn.Module] | None = None
         self._walker: ActivationWalker | None = None
@@ -83,7 +83,7 @@ class InputPlanner:
             dtype = torch.float16 if cfg.cache_dtype == "float16" else torch.float32
             budget = Budget(memory, disk, self.cache_dir, dtype)
             self._walker = ActivationWalker(
-                segments, self.images, self.preprocess, budget, self.device
+                segments, self.split_images, self.preprocess, budget, self.device
             )
         return self._walker
 
@@ -111,9 +111,21 @@ class InputPlanner:
         augment: bool = True,
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """What ``inputs``' suffix takes for rows ``index`` of ``split``: the cached
-        activations (a tuple: every tensor entering the level's block), or the preprocessed (and, for training unless ``augment`` is off,
-        augmented) images."""
+        activations (a tuple: every tensor entering the level's block), or the images
+        (:meth:`images`)."""
         if inputs is not None and inputs.stores is not None:
             return inputs.stores[split].batch(index, self.device)
-        images = self.images[split][index].to(self.device)
+        return self.images(split, index, generator, augment=augment)
+
+    def images(
+        self,
+        split: str,
+        index: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        augment: bool = True,
+    ) -> torch.Tensor:
+        """Rows ``index`` of ``split``, preprocessed (and, for training unless ``augment``
+        is off, augmented): what the whole model takes."""
+        images = self.split_images[split][index].to(self.device)
         return self.preprocess(images, generator, train=augment and split == "train")

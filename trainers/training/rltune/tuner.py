@@ -219,7 +219,7 @@ class RLTune:
         set_modes(model, self.cfg.bn)  # the reward pass restores the modes it changes
         for index in batches(len(labels), self.cfg.batch_size, shuffle=True, generator=generator):
             probe.active = True
-            x = runner.inputs.batch("train", index, None, generator)
+            x = runner.inputs.images("train", index, generator)
             y = labels[index].to(runner.device)
             logits = model(x)
             loss = nn.functional.cross_entropy(logits, y)
@@ -293,7 +293,7 @@ class RLTune:
 
     def _training_inputs(self) -> Iterator[torch.Tensor]:
         for index in batches(self.runner.train_size, 128, shuffle=False):
-            yield self.runner.inputs.batch("train", index, None, augment=False)
+            yield self.runner.inputs.images("train", index, augment=False)
 
     def consider(self, model: str, episode: int, epoch: int) -> float:
         """Score the model now in the runner on validation; keep it if it is the best."""
