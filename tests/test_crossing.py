@@ -109,7 +109,7 @@ def test_crossvit_segments_compose_exactly():
     model = timm.create_model("crossvit_tiny_240").eval()
     result = analyze_model(model, Settings(input_size=(3, 240, 240)))
     p = result.partition
-    assert p.num_blocks >= 8 and max(len(b.inputs) for b in p.blocks) == 2
+    assert p.num_blocks >= 8 and 2 <= max(len(b.inputs) for b in p.blocks) <= 4
     assert composes_exactly(model, p, size=(3, 240, 240))
 
 

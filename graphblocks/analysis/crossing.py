@@ -37,6 +37,7 @@ W ≤ ``scan_limit``.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -105,46 +106,72 @@ class Join(IntEnum):
     SKIP = 2
 
 
-def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> Join:
-    """Classify a merge (:class:`Join`). A sum whose inputs run back, each through a chain
-    of one-input operations, to the same fork closes a skip too: the projection shortcut
-    ``f(x) + bn(conv(x))``. (A concatenation of such chains joins parallel branches.)
-    Searches back from each later input only down to the earliest input's position, so
-    the cost is the size of the unit."""
+def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[Join, str | None]:
+    """Classify a merge (:class:`Join`) and name the tensor a skip starts from (None for a
+    cell or parallel join). A sum whose inputs run back, each through a chain of
+    one-input operations, to one fork closes a skip from that fork: the projection
+    shortcut ``f(x) + bn(conv(x))`` (a concatenation of such chains joins parallel
+    branches). A unit without a weighted layer between its start and the merge is a skip
+    that counts as no unit (:attr:`Join.PARALLEL`) but still starts where it starts
+    (ConvNeXt-V2's ``x + γ·(x·N(x)) + β``). Searches back from each later input only down
+    to the earliest input's position, so the cost is the size of the unit."""
     inputs = sorted((position[u], u) for u in graph.predecessors(node) if u in position)
     if len(inputs) < 2:
-        return Join.PARALLEL
+        return Join.PARALLEL, None
     floor, first = inputs[0]
     earlier = {u for _, u in inputs}
-    reaches_first, reaches_any = True, False
+    reaches_first, reaches_any, weighted = True, False, False
     for _, start in inputs[1:]:
-        found = _earlier_ancestors(graph, start, earlier - {start}, floor, position)
+        found, region = _earlier_ancestors(graph, start, earlier - {start}, floor, position)
         reaches_any = reaches_any or bool(found)
         reaches_first = reaches_first and first in found
+        weighted = weighted or any(graph.nodes[n]["role"] == "weighted" for n in region)
     if reaches_first:
-        return Join.SKIP
+        return (Join.SKIP if weighted else Join.PARALLEL), first
     if graph.nodes[node]["canonical"] != "cat":
-        forks = {_fork_of(graph, u, position) for _, u in inputs}
-        if len(forks) == 1:
-            return Join.SKIP
-    return Join.CELL if reaches_any else Join.PARALLEL
+        for _, u in inputs:
+            fork = _shortcut_fork(graph, u, [v for _, v in inputs if v != u], position)
+            if fork is not None:
+                return fork
+    return (Join.CELL if reaches_any and weighted else Join.PARALLEL), None
 
 
-def _fork_of(graph: nx.DiGraph, node: str, position: dict[str, int]) -> str:
-    """Walking back from ``node`` through operations with one activation input, the first
-    tensor read by more than one operation."""
+def _shortcut_fork(
+    graph: nx.DiGraph, shortcut: str, others: list[str], position: dict[str, int]
+) -> tuple[Join, str] | None:
+    """A projection shortcut: ``shortcut`` runs back through one-input operations to a
+    fork that is an ancestor of every other input of the sum; then the sum closes a skip
+    from that fork (a unit if a weighted layer lies on the way)."""
+    chain = _chain_to_fork(graph, shortcut, position)
+    fork = chain[-1]
+    region = set(chain[:-1])
+    for other in others:
+        found, walked = _earlier_ancestors(graph, other, {fork}, position[fork], position)
+        if other != fork and fork not in found:
+            return None
+        region |= walked
+    held = any(graph.nodes[n]["role"] == "weighted" for n in region)
+    return (Join.SKIP if held else Join.PARALLEL), fork
+
+
+def _chain_to_fork(graph: nx.DiGraph, node: str, position: dict[str, int]) -> list[str]:
+    """Walking back from ``node`` through operations with one activation input, the
+    nodes passed, ending with the first tensor read by more than one operation."""
+    chain = [node]
     while True:
         readers = sum(1 for w in graph.successors(node) if w in position)
         sources = [u for u in graph.predecessors(node) if u in position]
         if readers > 1 or len(sources) != 1:
-            return node
+            return chain
         node = sources[0]
+        chain.append(node)
 
 
 def _earlier_ancestors(
     graph: nx.DiGraph, start: str, targets: set[str], floor: int, position: dict[str, int]
-) -> set[str]:
-    """Which of ``targets`` are ancestors of ``start``, walking no lower than ``floor``."""
+) -> tuple[set[str], set[str]]:
+    """Which of ``targets`` are ancestors of ``start``, walking no lower than ``floor``;
+    and the nodes walked."""
     found: set[str] = set()
     stack, seen = [start], {start}
     while stack:
@@ -154,31 +181,44 @@ def _earlier_ancestors(
             if u not in seen and position.get(u, -1) > floor:
                 seen.add(u)
                 stack.append(u)
-    return found
+    return found, seen
 
 
 @dataclass
 class _Joins:
-    """The merges that close something, and the tensor each closed skip started from."""
+    """The merges that close a unit (``kind``); for each tensor that starts an additive
+    skip, the position of the last such sum (a cut before it falls inside a residual
+    unit); for each concatenation that closes a skip, the tensor it starts from."""
 
     kind: dict[str, Join] = field(default_factory=dict)
-    skip_start: dict[str, str] = field(default_factory=dict)
+    residual_end: dict[str, int] = field(default_factory=dict)
+    concat_start: dict[str, str] = field(default_factory=dict)
+    #: positions of the merges in ``kind``, ascending
+    closing: list[int] = field(default_factory=list)
+
+    def unit_between(self, after: int, before: int) -> bool:
+        """Whether a unit closes strictly between positions ``after`` and ``before``."""
+        k = bisect.bisect_right(self.closing, after)
+        return k < len(self.closing) and self.closing[k] < before
 
 
 def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Joins:
-    """Classify every merge (:func:`join_kind`); an opaque unit closes a skip from its
-    input (its fork is hidden inside it). Parallel joins are left out."""
+    """Classify every merge (:func:`join_kind`); an opaque unit is a whole skip unit."""
     joins = _Joins()
     for node in order:
         data = graph.nodes[node]
-        if not (data["merge"] or data["unit"]):
-            continue
-        kind = Join.SKIP if data["unit"] else join_kind(graph, node, position)
-        if kind is not Join.PARALLEL:
-            joins.kind[node] = kind
-        if kind is Join.SKIP:
-            sources = [u for u in graph.predecessors(node) if u in position]
-            joins.skip_start[node] = min(sources, key=position.__getitem__)
+        if data["unit"]:
+            joins.kind[node] = Join.SKIP
+            joins.closing.append(position[node])
+        elif data["merge"]:
+            kind, start = join_kind(graph, node, position)
+            if kind is not Join.PARALLEL:
+                joins.kind[node] = kind
+                joins.closing.append(position[node])
+            if start is not None and data["canonical"] == "cat":
+                joins.concat_start[node] = start
+            elif start is not None:
+                joins.residual_end[start] = position[node]
     return joins
 
 
@@ -208,15 +248,44 @@ def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT
         if width > scan_limit or split[i]:
             continue
         carried = [u for u in live if u != node]
-        if carried:
-            # a skip about to close must hold a whole residual unit, not only a cell
-            nexts = (order[reads[u][live[u]]] if reads[u][live[u]] < end else out for u in carried)
-            closing = any(joins.skip_start.get(w) == u for u, w in zip(carried, nexts, strict=True))
-            needed = Join.SKIP if closing else Join.CELL
-            if latest.get((needed, width), -1) <= max(since[u] for u in carried):
-                continue
+        if carried and not _carried_over_a_unit(
+            carried, i, reads, live, since, latest, joins, order, position
+        ):
+            continue
         if width <= max_crossing:
             scan.admissible[node] = tuple(live)
         else:
             scan.refused[node] = width
     return scan
+
+
+def _carried_over_a_unit(
+    carried: list[str],
+    i: int,
+    reads: dict[str, list[int]],
+    live: dict[str, int],
+    since: dict[str, int],
+    latest: dict[tuple[Join, int], int],
+    joins: _Joins,
+    order: list[str],
+    position: dict[str, int],
+) -> bool:
+    """Condition 3 at position ``i``: a carried tensor that has entered a residual unit it
+    starts (it is the read ``x`` of an ``x + f(x)`` closing after the cut) has a whole unit
+    left before the sum (a long skip, an FPN lateral), else the cut is inside a residual
+    unit (a bottleneck around a non-local block); and since the last read of
+    any carried tensor a unit closed at which only the carried tensors and its result
+    were live; a skip about to close by concatenation (a U-Net level) needs a skip unit
+    there, not only a cell."""
+    for u in carried:
+        end = joins.residual_end.get(u, -1)
+        if end > i and since[u] > position[u] and not joins.unit_between(i, end):
+            return False  # inside x + f(x), no whole unit left before the sum: a residual unit
+    nexts = [reads[u][live[u]] for u in carried]
+    closing = any(
+        n < len(order) and joins.concat_start.get(order[n]) == u
+        for u, n in zip(carried, nexts, strict=True)
+    )
+    needed = Join.SKIP if closing else Join.CELL
+    width = len(carried) + 1
+    return latest.get((needed, width), -1) > max(since[u] for u in carried)
