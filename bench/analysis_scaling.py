@@ -1,9 +1,16 @@
-"""Analysis time against graph size, on synthetic deep residual nets of 1k to 100k nodes.
+"""Analysis time against graph size, on synthetic deep nets of 1k to 100k nodes.
 
-Each unit is ``x = relu(bn(conv(x))) + x`` (four graph nodes), stacked to the target
-size, built on the meta device. Capture (FX tracing + meta shape propagation) and
-analysis (annotation, dominators, head, blocks, the partition and its checks) are
-timed separately; the analysis should grow near-linearly with the number of nodes.
+Two families, built on the meta device and stacked to the target size:
+
+* ``residual``: units ``x = relu(bn(conv(x))) + x`` (four graph nodes), a cut of one
+  tensor after each;
+* ``cells``: NASNet-style two-input cells ``cat(p, relu(conv(x)) + p)`` with
+  ``p = conv(prev)``, so two tensors cross between cells (the multi-tensor path of the
+  rule: live sets, joins, carried tensors).
+
+Capture (FX tracing + meta shape propagation) and analysis (annotation, the cut scan,
+head, blocks, the partition and its checks) are timed separately; the analysis should
+grow near-linearly with the number of nodes.
 
     python bench/analysis_scaling.py                      # writes docs/analysis-scaling.md and docs/analysis-scaling.png
 """
@@ -45,7 +52,37 @@ class DeepNet(nn.Module):
         return self.fc(self.units(self.stem(x)).mean((2, 3)))
 
 
-def measure(units: int) -> dict[str, float]:
+class Cell(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.adjust = nn.Conv2d(channels, channels, 1, bias=False)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.merge = nn.Conv2d(2 * channels, channels, 1, bias=False)
+
+    def forward(self, prev: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        p = self.adjust(prev)
+        return torch.relu(self.merge(torch.cat([p, torch.relu(self.conv(x)) + p], 1)))
+
+
+class CellNet(nn.Module):
+    def __init__(self, cells: int, channels: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.cells = nn.ModuleList(Cell(channels) for _ in range(cells))
+        self.fc = nn.Linear(channels, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prev = x = self.stem(x)
+        for cell in self.cells:
+            prev, x = x, cell(prev, x)
+        return self.fc(x.mean((2, 3)))
+
+
+#: family → (model of about N nodes, nodes per unit)
+FAMILIES = {"residual": (DeepNet, 4), "cells": (CellNet, 7)}
+
+
+def measure(family: str, units: int) -> dict[str, float]:
     from graphblocks import analysis
     from graphblocks.build import build_partition
     from graphblocks.frontends import capture
@@ -55,7 +92,7 @@ def measure(units: int) -> dict[str, float]:
     from graphblocks.pipeline import Settings, gc_paused
 
     with torch.device("meta"):
-        model = DeepNet(units).eval()
+        model = FAMILIES[family][0](units).eval()
     table = ParamTable.from_module(model)
     with gc_paused():  # as graphblocks.pipeline.analyze_model runs it
         start = time.perf_counter()
@@ -65,11 +102,13 @@ def measure(units: int) -> dict[str, float]:
         info = ModelInfo(
             "deep", "module", "fx", [3, 8, 8], table.total, len(graph), graph_hash(graph)
         )
-        partition = build_partition(
+        partition, _ = build_partition(
             graph, table, info, Settings(), analysis.classifier_params(model, table)
         )
         done = time.perf_counter()
-    assert partition.num_blocks == units + 1, partition.num_blocks
+    # a cell is two blocks: up to its concatenation, then the 1x1 convolution after it
+    expected = units + 1 if family == "residual" else 2 * units + 1
+    assert partition.num_blocks == expected, (family, partition.num_blocks)
     return {"nodes": len(graph), "capture": captured_at - start, "analysis": done - captured_at}
 
 
@@ -84,66 +123,69 @@ def main() -> None:
         "--repeats", type=int, default=3, help="median of this many runs (1 above 30k nodes)"
     )
     args = parser.parse_args()
-    results = []
-    for target in args.nodes:
-        runs = [
-            measure(max(1, target // 4)) for _ in range(args.repeats if target <= 30_000 else 1)
-        ]
-        row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        results.append(row)
-        print(f"{row['nodes']:>7.0f} nodes: capture {row['capture']:.2f} s, analysis {row['analysis']:.3f} s, "
-              f"{1e6 * row['analysis'] / row['nodes']:.1f} µs/node", flush=True)  # fmt: skip
+    results: dict[str, list[dict[str, float]]] = {}
+    for family, (_, per_unit) in FAMILIES.items():
+        for target in args.nodes:
+            repeats = args.repeats if target <= 30_000 else 1
+            runs = [measure(family, max(1, target // per_unit)) for _ in range(repeats)]
+            row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            results.setdefault(family, []).append(row)
+            print(f"{family} {row['nodes']:>7.0f} nodes: capture {row['capture']:.2f} s, analysis "
+                  f"{row['analysis']:.3f} s, {1e6 * row['analysis'] / row['nodes']:.1f} µs/node", flush=True)  # fmt: skip
     write_docs(results)
 
 
-def write_docs(results: list[dict[str, float]]) -> None:
+def _slope(rows: list[dict[str, float]]) -> float:
+    first, last = rows[0], rows[-1]
+    return math.log(last["analysis"] / first["analysis"]) / math.log(last["nodes"] / first["nodes"])
+
+
+def write_docs(results: dict[str, list[dict[str, float]]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    nodes = [r["nodes"] for r in results]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (
-        ("capture", "capture (FX trace + meta shapes)"),
-        ("analysis", "analysis (partition rule)"),
-    ):
-        ax.loglog(nodes, [r[key] for r in results], "o-", label=label)
-    base = results[0]
-    ax.loglog(
-        nodes,
-        [base["analysis"] * n / base["nodes"] for n in nodes],
-        "k:",
-        label="linear, from the first point",
-    )
+    for family, rows in results.items():
+        nodes = [r["nodes"] for r in rows]
+        ax.loglog(nodes, [r["capture"] for r in rows], "o--", label=f"{family}: capture")
+        ax.loglog(nodes, [r["analysis"] for r in rows], "o-", label=f"{family}: analysis")
+    rows = results["residual"]
+    nodes = [r["nodes"] for r in rows]
+    linear = [rows[0]["analysis"] * n / rows[0]["nodes"] for n in nodes]
+    ax.loglog(nodes, linear, "k:", label="linear")
     ax.set_xlabel("graph nodes")
     ax.set_ylabel("seconds")
-    ax.set_title("graphblocks on synthetic deep residual nets")
+    ax.set_title("graphblocks on synthetic deep nets")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "analysis-scaling.png", dpi=120)
     lines = [
         "# Analysis time against graph size",
         "",
-        "Generated by `python bench/analysis_scaling.py`: synthetic deep residual nets, each unit",
-        "`x = relu(bn(conv(x))) + x`, built on the meta device; medians of 3 runs up to 30k nodes, one run above.",
+        "Generated by `python bench/analysis_scaling.py`: synthetic deep nets built on the meta device,",
+        "medians of 3 runs up to 30k nodes, one run above. `residual`: units `x = relu(bn(conv(x))) + x`,",
+        "one tensor crossing each cut; `cells`: NASNet-style two-input cells, two tensors crossing each cut.",
         "",
-        "| nodes | capture (s) | analysis (s) | analysis µs / node |",
-        "|---:|---:|---:|---:|",
+        "| family | nodes | capture (s) | analysis (s) | analysis µs / node |",
+        "|---|---:|---:|---:|---:|",
     ]
-    lines += [
-        f"| {r['nodes']:.0f} | {r['capture']:.2f} | {r['analysis']:.3f} | {1e6 * r['analysis'] / r['nodes']:.1f} |"
-        for r in results
-    ]
-    first, last = results[0], results[-1]
-    slope = math.log(last["analysis"] / first["analysis"]) / math.log(
-        last["nodes"] / first["nodes"]
-    )
+    for family, rows in results.items():
+        lines += [
+            f"| {family} | {r['nodes']:.0f} | {r['capture']:.2f} | {r['analysis']:.3f} | {1e6 * r['analysis'] / r['nodes']:.1f} |"
+            for r in rows
+        ]
+    lines.append("")
+    for family, rows in results.items():
+        lines.append(
+            f"- {family}: from {rows[0]['nodes']:.0f} to {rows[-1]['nodes']:.0f} nodes the analysis time has a "
+            f"log-log slope of {_slope(rows):.2f} (1.0 is exactly linear)."
+        )
     lines += [
         "",
-        f"From {first['nodes']:.0f} to {last['nodes']:.0f} nodes the analysis time has a log-log slope of {slope:.2f}",
-        "(1.0 is exactly linear). Capture, dominated by torch.fx tracing and meta shape propagation, is linear too.",
+        "Capture, dominated by torch.fx tracing and meta shape propagation, is linear too.",
         "",
         "![analysis time against graph size](analysis-scaling.png)",
     ]

@@ -130,3 +130,40 @@ def test_version_1_files_load_and_export(tmp_path):
     ]
     export_partition(loaded, "timm", tmp_path / "groups.json")
     assert json.loads((tmp_path / "groups.json").read_text())
+
+
+def test_onnx_of_a_unet_partitions_as_its_module(tmp_path):
+    """The ONNX frontend reads the file in its own evaluation order; for a U-Net the
+    blocks and their widths are the FX frontend's."""
+    from tests.onnx_models import export_torch
+
+    model = toys.ResUNet()
+    path = export_torch(model, tmp_path / "m.onnx", SIZE, fuse_bn=False)
+    fx = analyzed(model).partition
+    onnx = analyze_model(str(path)).partition
+    assert [len(b.inputs) for b in onnx.blocks] == [len(b.inputs) for b in fx.blocks]
+    assert [len(b.layers) for b in onnx.blocks] == [len(b.layers) for b in fx.blocks]
+
+
+def test_onnx_of_two_input_cells_keeps_cells_apart(tmp_path):
+    """In evaluation order a cell adjusts its current input before its earlier one (the
+    program did the reverse), which may end a block after that first convolution; no
+    block mixes two cells, two tensors cross."""
+    from tests.onnx_models import export_torch
+
+    path = export_torch(toys.TwoInputCellNet(), tmp_path / "m.onnx", SIZE, fuse_bn=False)
+    p = analyze_model(str(path)).partition
+    cells = [{n.split(".")[1] for n in b.layers if n.startswith("cells.")} for b in p.blocks]
+    assert p.num_blocks >= 7 and all(len(c) <= 1 for c in cells)
+    assert max(len(b.inputs) for b in p.blocks) == 2
+
+
+def test_every_export_and_picture_of_a_multi_tensor_partition(tmp_path):
+    from graphblocks.pipeline import analyze_model as analyze
+    from graphblocks.render import render
+
+    result = analyze("tests/toy_models.py:two_input_cells", Settings(input_size=SIZE))
+    for fmt in ("param-groups", "timm", "csv", "graphml", "model-explorer"):
+        out = export_partition(result.partition, fmt, tmp_path / fmt)
+        assert out.exists(), fmt
+    assert render(result, tmp_path / "cells.svg").stat().st_size > 0

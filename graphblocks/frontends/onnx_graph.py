@@ -331,34 +331,47 @@ class _Context:
 
 
 def evaluation_order(model: onnx.ModelProto) -> list[int]:
-    """Node indices in the order an evaluator computing the outputs one operand at a time
-    would run them: a depth-first post-order from the graph outputs, each node's inputs in
-    their order, then the nodes no output needs in file order.
+    """Node indices with each node as late as it can run: right before its first reader.
+
+    Built backwards from the graph outputs: a node is placed once every reader of its
+    outputs is, and the node placed most recently becomes ready first (its inputs in their
+    order, the last input nearest to it). The nodes no output needs follow in file order.
 
     An exporter may store a valid topological order that interleaves independent parts
     (tf2onnx computes parts of a NASNet cell before the previous cell's concatenation);
-    the tensors live across a cut depend on the order, so the partition rule reads the
-    program's order, which this recovers, whatever the file's.
+    the tensors live across a cut depend on the order, so the partition rule reads this
+    one, which computes each value where the program would, whatever the file's order.
     """
     nodes = model.graph.node
     made_by = {out: i for i, node in enumerate(nodes) for out in node.output}
-    order: list[int] = []
-    done = [False] * len(nodes)
-    for root in (made_by[o.name] for o in model.graph.output if o.name in made_by):
-        stack = [(root, iter(nodes[root].input))]
-        while stack:
-            index, pending = stack[-1]
-            source = next(
-                (made_by[n] for n in pending if n in made_by and not done[made_by[n]]), None
-            )
-            if source is None:
-                stack.pop()
-                if not done[index]:
-                    done[index] = True
-                    order.append(index)
-            else:  # the checker refused cycles, so the source is not on the stack
-                stack.append((source, iter(nodes[source].input)))
-    return order + [i for i, seen in enumerate(done) if not seen]
+    waiting = [0] * len(nodes)  # readers not yet placed, per node
+    for node in nodes:
+        for name in node.input:
+            if name in made_by:
+                waiting[made_by[name]] += 1
+    for value in model.graph.output:
+        if value.name in made_by:
+            waiting[made_by[value.name]] += 1
+    ready: list[int] = []
+    for value in model.graph.output:
+        if value.name in made_by:
+            index = made_by[value.name]
+            waiting[index] -= 1
+            if waiting[index] == 0:
+                ready.append(index)
+    placed: list[int] = []
+    while ready:
+        index = ready.pop()
+        placed.append(index)
+        for name in nodes[index].input:
+            if name in made_by:
+                source = made_by[name]
+                waiting[source] -= 1
+                if waiting[source] == 0:
+                    ready.append(source)
+    placed.reverse()
+    seen = set(placed)
+    return placed + [i for i in range(len(nodes)) if i not in seen]
 
 
 def capture_onnx(model: onnx.ModelProto) -> tuple[nx.DiGraph, ParamTable]:
