@@ -47,6 +47,10 @@ from graphblocks.graph import output_of
 
 #: widths beyond this are not examined for :attr:`CutScan.refused`
 SCAN_LIMIT = 32
+#: a unit counts (condition 3) when some path through it holds this many weighted layers:
+#: a bottleneck, an attention or MLP half, a NASNet cell's separable branches, not one
+#: re-parameterizable convolution beside an identity
+UNIT_DEPTH = 2
 
 
 @dataclass
@@ -111,29 +115,42 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
     cell or parallel join). A sum whose inputs run back, each through a chain of
     one-input operations, to one fork closes a skip from that fork: the projection
     shortcut ``f(x) + bn(conv(x))`` (a concatenation of such chains joins parallel
-    branches). A unit without a weighted layer between its start and the merge is a skip
-    that counts as no unit (:attr:`Join.PARALLEL`) but still starts where it starts
-    (ConvNeXt-V2's ``x + γ·(x·N(x)) + β``). Searches back from each later input only down
+    branches). A unit with fewer than :data:`UNIT_DEPTH` weighted layers on any path
+    between its start and the merge is a skip that counts as no unit
+    (:attr:`Join.PARALLEL`) but still starts where it starts: ConvNeXt-V2's
+    ``x + γ·(x·N(x)) + β``, a Ghost module's ``cat(x, dw(x))``, MobileOne's and RepVGG's
+    ``bn(x) + conv1(x) + conv3(x)``. Searches back from each later input only down
     to the earliest input's position, so the cost is the size of the unit."""
     inputs = sorted((position[u], u) for u in graph.predecessors(node) if u in position)
     if len(inputs) < 2:
         return Join.PARALLEL, None
     floor, first = inputs[0]
     earlier = {u for _, u in inputs}
-    reaches_first, reaches_any, weighted = True, False, False
+    reaches_first, reaches_any, region = True, False, set()
     for _, start in inputs[1:]:
-        found, region = _earlier_ancestors(graph, start, earlier - {start}, floor, position)
+        found, walked = _earlier_ancestors(graph, start, earlier - {start}, floor, position)
         reaches_any = reaches_any or bool(found)
         reaches_first = reaches_first and first in found
-        weighted = weighted or any(graph.nodes[n]["role"] == "weighted" for n in region)
+        region |= walked
+    deep = weighted_depth(graph, region, position) >= UNIT_DEPTH
     if reaches_first:
-        return (Join.SKIP if weighted else Join.PARALLEL), first
+        return (Join.SKIP if deep else Join.PARALLEL), first
     if graph.nodes[node]["canonical"] != "cat":
         for _, u in inputs:
             fork = _shortcut_fork(graph, u, [v for _, v in inputs if v != u], position)
             if fork is not None:
                 return fork
-    return (Join.CELL if reaches_any and weighted else Join.PARALLEL), None
+    return (Join.CELL if reaches_any and deep else Join.PARALLEL), None
+
+
+def weighted_depth(graph: nx.DiGraph, region: set[str], position: dict[str, int]) -> int:
+    """The most weighted layers on one path through ``region`` (longest path, counted in
+    weighted nodes, over the region in topological order)."""
+    depth: dict[str, int] = {}
+    for node in sorted(region, key=position.__getitem__):
+        below = max((depth[p] for p in graph.predecessors(node) if p in depth), default=0)
+        depth[node] = below + (graph.nodes[node]["role"] == "weighted")
+    return max(depth.values(), default=0)
 
 
 def _shortcut_fork(
@@ -150,8 +167,8 @@ def _shortcut_fork(
         if other != fork and fork not in found:
             return None
         region |= walked
-    held = any(graph.nodes[n]["role"] == "weighted" for n in region)
-    return (Join.SKIP if held else Join.PARALLEL), fork
+    deep = weighted_depth(graph, region, position) >= UNIT_DEPTH
+    return (Join.SKIP if deep else Join.PARALLEL), fork
 
 
 def _chain_to_fork(graph: nx.DiGraph, node: str, position: dict[str, int]) -> list[str]:
