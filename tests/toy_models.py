@@ -417,7 +417,8 @@ def two_scales() -> nn.Module:
 
 class TwoInputCell(nn.Module):
     """A NASNet-style cell: it reads the two previous cells' outputs, adds branches across
-    them and concatenates its adjusted earlier input with what it computed."""
+    them and concatenates its adjusted earlier input with what it computed (one branch
+    from each input, as NASNet's ``comb_iter`` sums)."""
 
     def __init__(self, c_prev: int, c_cur: int, c: int) -> None:
         super().__init__()
@@ -429,7 +430,7 @@ class TwoInputCell(nn.Module):
     def forward(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         p, x = self.adjust_prev(prev), self.adjust_cur(cur)
         a = self.left(x) + p
-        b = self.right(p) + x
+        b = self.right(x) + x
         return torch.cat([p, a, b], 1)
 
 

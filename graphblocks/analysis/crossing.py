@@ -115,8 +115,8 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
     cell or parallel join). A sum whose inputs run back, each through a chain of
     one-input operations, to one fork closes a skip from that fork: the projection
     shortcut ``f(x) + bn(conv(x))`` (a concatenation of such chains joins parallel
-    branches). A unit with fewer than :data:`UNIT_DEPTH` weighted layers on any path
-    between its start and the merge is a skip that counts as no unit
+    branches). A skip with fewer than :data:`UNIT_DEPTH` weighted layers on any path
+    between its start and the merge (a cell: without a weighted layer) counts as no unit
     (:attr:`Join.PARALLEL`) but still starts where it starts: ConvNeXt-V2's
     ``x + γ·(x·N(x)) + β``, a Ghost module's ``cat(x, dw(x))``, MobileOne's and RepVGG's
     ``bn(x) + conv1(x) + conv3(x)``. Searches back from each later input only down
@@ -132,7 +132,7 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
         reaches_any = reaches_any or bool(found)
         reaches_first = reaches_first and first in found
         region |= walked
-    deep = weighted_depth(graph, region, position) >= UNIT_DEPTH
+    deep = weighted_depth(graph, region, position, first) >= UNIT_DEPTH
     if reaches_first:
         return (Join.SKIP if deep else Join.PARALLEL), first
     if graph.nodes[node]["canonical"] != "cat":
@@ -140,17 +140,24 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
             fork = _shortcut_fork(graph, u, [v for _, v in inputs if v != u], position)
             if fork is not None:
                 return fork
-    return (Join.CELL if reaches_any and deep else Join.PARALLEL), None
+    # a cell's inputs come from several sources, so its region depends on the order;
+    # one weighted layer in it is enough
+    held = any(graph.nodes[n]["role"] == "weighted" for n in region)
+    return (Join.CELL if reaches_any and held else Join.PARALLEL), None
 
 
-def weighted_depth(graph: nx.DiGraph, region: set[str], position: dict[str, int]) -> int:
-    """The most weighted layers on one path through ``region`` (longest path, counted in
-    weighted nodes, over the region in topological order)."""
-    depth: dict[str, int] = {}
-    for node in sorted(region, key=position.__getitem__):
-        below = max((depth[p] for p in graph.predecessors(node) if p in depth), default=0)
-        depth[node] = below + (graph.nodes[node]["role"] == "weighted")
-    return max(depth.values(), default=0)
+def weighted_depth(
+    graph: nx.DiGraph, region: set[str], position: dict[str, int], start: str
+) -> int:
+    """The most weighted layers on one path from ``start`` through ``region`` (longest
+    path counted in weighted nodes, over the region in topological order); nodes of the
+    region that ``start`` does not reach are not on the unit's paths."""
+    depth: dict[str, int] = {start: 0}
+    for node in sorted(region - {start}, key=position.__getitem__):
+        below = [depth[p] for p in graph.predecessors(node) if p in depth]
+        if below:
+            depth[node] = max(below) + (graph.nodes[node]["role"] == "weighted")
+    return max(depth.values())
 
 
 def _shortcut_fork(
@@ -158,16 +165,16 @@ def _shortcut_fork(
 ) -> tuple[Join, str] | None:
     """A projection shortcut: ``shortcut`` runs back through one-input operations to a
     fork that is an ancestor of every other input of the sum; then the sum closes a skip
-    from that fork (a unit if a weighted layer lies on the way)."""
+    from that fork (a unit when :data:`UNIT_DEPTH` weighted layers lie on one path)."""
     chain = _chain_to_fork(graph, shortcut, position)
     fork = chain[-1]
-    region = set(chain[:-1])
+    region = set(chain)
     for other in others:
         found, walked = _earlier_ancestors(graph, other, {fork}, position[fork], position)
         if other != fork and fork not in found:
             return None
         region |= walked
-    deep = weighted_depth(graph, region, position) >= UNIT_DEPTH
+    deep = weighted_depth(graph, region, position, fork) >= UNIT_DEPTH
     return (Join.SKIP if deep else Join.PARALLEL), fork
 
 
