@@ -15,19 +15,20 @@ so a segment between two cuts is a function from one crossing set to the next. A
 3. **carried over a whole unit**: every *carried* tensor u ∈ C_i = X_i - {v_i} has, since
    its last read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m
    with R_i < m ≤ v_i, R_i = max_{u ∈ C_i} r(u), at which only C_i and m itself were
-   live, X_m = C_i + {m}. The merge must close something (:class:`Join`): a skip
-   (``x + f(x)``, a projection shortcut, ``cat(e, up(g(e)))``, an opaque unit) or a cell
-   (a NASNet cell's output concatenation); a join of parallel branches never counts. When
-   a carried tensor's next read closes a skip it starts (it is the ``x`` of ``x + f(x)``),
-   only a skip counts: the body of a residual unit holding an Inception-style module
-   (Inception-ResNet, Res2Net) is not divided after that module.
+   live, X_m = C_i + {m}. Units are the merges that close a skip or a cell (:class:`Join`)
+   deeply enough (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor
+   about to close a concatenating skip it starts (a U-Net level) needs a skip unit;
+4. **not inside a residual unit**: no carried tensor has entered an ``x + f(x)`` it starts
+   that closes after the cut, unless another unit closes between the cut and that sum
+   (a skip over a stage, as an FPN lateral's).
 
 Every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, so X_m ⊇ C_i + {m}, and
-the test is |X_m| = |X_i| for the latest merge of that kind and width: O(1) per cut. Inside
-a residual unit, the skip x has been read by f's first layer and nothing closes before the
-sum, so condition 3 fails whatever K. A U-Net skip is carried over the next stage's
-residual units, a NASNet cell's earlier input over the previous cell, an FPN lateral over
-the backbone's later units, a second transformer branch over the first branch's units.
+the test is |X_m| = |X_i| for the latest unit of that width: O(1) per cut. Inside a residual
+unit the skip x has been read by f's first layer and is due to be summed, so conditions 3
+and 4 fail whatever K. A U-Net skip is carried over the next stage's residual units, a
+NASNet cell's earlier input over the previous cell, an FPN lateral over the backbone's later
+units, a second transformer branch over the first branch's units. The math and the
+measurements are in docs/partition-rule.md.
 
 A single-tensor cut (|X_i| = 1, C_i = ∅) is admissible exactly when v_i dominates the
 output (:mod:`graphblocks.analysis.cuts`): with K = 1 this rule is the single-tensor one.
@@ -58,7 +59,7 @@ class CutScan:
     """The live tensors along the order, and the cuts the rule admits.
 
     ``admissible`` maps v_i to X_i (in topological order) for every admissible cut;
-    ``refused`` maps v_i to |X_i| where the cut passes conditions 2 and 3 but is wider
+    ``refused`` maps v_i to |X_i| where the cut passes conditions 2 to 4 but is wider
     than ``max_crossing``; ``width`` is |X_i| for every activation node that reaches
     the output.
     """
@@ -246,70 +247,73 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
     return joins
 
 
+class _Sweep:
+    """The state of one pass along the order: who is live, when each was last read, and
+    the latest unit of each kind and width."""
+
+    def __init__(self, graph: nx.DiGraph, order: list[str]) -> None:
+        self.graph, self.order = graph, order
+        self.position = {n: i for i, n in enumerate(order)}
+        at = {**self.position, output_of(graph): len(order)}
+        self.reads = {u: sorted(at[w] for w in graph.successors(u) if w in at) for u in order}
+        self.joins = _joins(graph, order, self.position)
+        self.live: dict[str, int] = {}  # u → how many of its reads are done; creation order
+        self.since: dict[str, int] = {}  # r(u): u's latest read so far, else its creation
+        self.latest: dict[tuple[Join, int], int] = {}  # (kind, width) → latest unit's position
+
+    def step(self, i: int, node: str) -> int:
+        """Run ``node`` (position ``i``); return |X_i|."""
+        for u in self.graph.predecessors(node):
+            if u in self.live:
+                self.since[u], self.live[u] = i, self.live[u] + 1
+                if self.live[u] == len(self.reads[u]):
+                    del self.live[u]
+        self.live[node], self.since[node] = 0, i
+        width = len(self.live)
+        if node in self.joins.kind:
+            self.latest[Join.CELL, width] = i
+            self.latest[self.joins.kind[node], width] = i
+        return width
+
+    def inside_residual(self, u: str, i: int) -> bool:
+        """Condition 4 for carried ``u``: it has been read and is due to be summed in an
+        ``x + f(x)`` it starts, with no whole unit left before that sum."""
+        end = self.joins.residual_end.get(u, -1)
+        entered = self.since[u] > self.position[u]
+        return end > i and entered and not self.joins.unit_between(i, end)
+
+    def carried_over_a_unit(self, carried: list[str]) -> bool:
+        """Condition 3: since the last read of any carried tensor, a unit closed at which
+        only the carried tensors and its result were live; a skip about to close by
+        concatenation (a U-Net level) needs a skip unit, not only a cell."""
+        nexts = (self.reads[u][self.live[u]] for u in carried)
+        closing = any(
+            n < len(self.order) and self.joins.concat_start.get(self.order[n]) == u
+            for u, n in zip(carried, nexts, strict=True)
+        )
+        needed = Join.SKIP if closing else Join.CELL
+        unit = self.latest.get((needed, len(carried) + 1), -1)
+        return unit > max(self.since[u] for u in carried)
+
+
 def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT) -> CutScan:
     """Sweep the order once: the crossing set at every node and the admissible cuts."""
     scan = CutScan(max_crossing)
     order = scan.order = _useful_order(graph)
-    position = {n: i for i, n in enumerate(order)}
-    out, end = output_of(graph), len(order)
-    at = {**position, out: end}
-    reads = {u: sorted(at[w] for w in graph.successors(u) if w in at) for u in order}
-    split, joins = _split_operands(graph, order, position), _joins(graph, order, position)
-    live: dict[str, int] = {}  # u → how many of its reads are done; in creation order
-    since: dict[str, int] = {}  # r(u): u's latest read so far, else its creation
-    latest: dict[tuple[Join, int], int] = {}  # (kind, width) → latest such merge's position
+    sweep = _Sweep(graph, order)
+    split = _split_operands(graph, order, sweep.position)
     for i, node in enumerate(order):
-        for u in graph.predecessors(node):
-            if u in live:
-                since[u], live[u] = i, live[u] + 1
-                if live[u] == len(reads[u]):
-                    del live[u]
-        live[node], since[node] = 0, i
-        width = scan.width[node] = len(live)
-        if node in joins.kind:
-            latest[Join.CELL, width] = i
-            latest[joins.kind[node], width] = i
+        width = scan.width[node] = sweep.step(i, node)
         if width > scan_limit or split[i]:
             continue
-        carried = [u for u in live if u != node]
-        if carried and not _carried_over_a_unit(
-            carried, i, reads, live, since, latest, joins, order, position
+        carried = [u for u in sweep.live if u != node]
+        if carried and (
+            any(sweep.inside_residual(u, i) for u in carried)
+            or not sweep.carried_over_a_unit(carried)
         ):
             continue
         if width <= max_crossing:
-            scan.admissible[node] = tuple(live)
+            scan.admissible[node] = tuple(sweep.live)
         else:
             scan.refused[node] = width
     return scan
-
-
-def _carried_over_a_unit(
-    carried: list[str],
-    i: int,
-    reads: dict[str, list[int]],
-    live: dict[str, int],
-    since: dict[str, int],
-    latest: dict[tuple[Join, int], int],
-    joins: _Joins,
-    order: list[str],
-    position: dict[str, int],
-) -> bool:
-    """Condition 3 at position ``i``: a carried tensor that has entered a residual unit it
-    starts (it is the read ``x`` of an ``x + f(x)`` closing after the cut) has a whole unit
-    left before the sum (a long skip, an FPN lateral), else the cut is inside a residual
-    unit (a bottleneck around a non-local block); and since the last read of
-    any carried tensor a unit closed at which only the carried tensors and its result
-    were live; a skip about to close by concatenation (a U-Net level) needs a skip unit
-    there, not only a cell."""
-    for u in carried:
-        end = joins.residual_end.get(u, -1)
-        if end > i and since[u] > position[u] and not joins.unit_between(i, end):
-            return False  # inside x + f(x), no whole unit left before the sum: a residual unit
-    nexts = [reads[u][live[u]] for u in carried]
-    closing = any(
-        n < len(order) and joins.concat_start.get(order[n]) == u
-        for u, n in zip(carried, nexts, strict=True)
-    )
-    needed = Join.SKIP if closing else Join.CELL
-    width = len(carried) + 1
-    return latest.get((needed, width), -1) > max(since[u] for u in carried)
