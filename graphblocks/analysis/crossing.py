@@ -19,8 +19,8 @@ so a segment between two cuts is a function from one crossing set to the next. A
    deeply enough (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor
    about to close a concatenating skip it starts (a U-Net level) needs a skip unit;
 4. **not inside a residual unit**: no carried tensor has entered an ``x + f(x)`` it starts
-   that closes after the cut, unless another unit closes between the cut and that sum
-   (a skip over a stage, as an FPN lateral's).
+   that closes after the cut, unless a path of :data:`UNIT_DEPTH` weighted layers still
+   lies between the cut and that sum (a skip over a stage, as an FPN lateral's).
 
 Every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, so X_m ⊇ C_i + {m}, and
 the test is |X_m| = |X_i| for the latest unit of that width: O(1) per cut. Inside a residual
@@ -38,7 +38,7 @@ W ≤ ``scan_limit``.
 
 from __future__ import annotations
 
-import bisect
+import heapq
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -211,20 +211,14 @@ def _earlier_ancestors(
 
 @dataclass
 class _Joins:
-    """The merges that close a unit (``kind``); for each tensor that starts an additive
-    skip, the position of the last such sum (a cut before it falls inside a residual
-    unit); for each concatenation that closes a skip, the tensor it starts from."""
+    """The merges that close a unit (``kind``); for each tensor that starts additive
+    skips, each sum's position and the position from which fewer than
+    :data:`UNIT_DEPTH` weighted layers remain before it; for each concatenation that
+    closes a skip, the tensor it starts from."""
 
     kind: dict[str, Join] = field(default_factory=dict)
-    residual_end: dict[str, int] = field(default_factory=dict)
+    sums: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     concat_start: dict[str, str] = field(default_factory=dict)
-    #: positions of the merges in ``kind``, ascending
-    closing: list[int] = field(default_factory=list)
-
-    def unit_between(self, after: int, before: int) -> bool:
-        """Whether a unit closes strictly between positions ``after`` and ``before``."""
-        k = bisect.bisect_right(self.closing, after)
-        return k < len(self.closing) and self.closing[k] < before
 
 
 def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Joins:
@@ -234,17 +228,39 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
         data = graph.nodes[node]
         if data["unit"]:
             joins.kind[node] = Join.SKIP
-            joins.closing.append(position[node])
         elif data["merge"]:
             kind, start = join_kind(graph, node, position)
             if kind is not Join.PARALLEL:
                 joins.kind[node] = kind
-                joins.closing.append(position[node])
             if start is not None and data["canonical"] == "cat":
                 joins.concat_start[node] = start
             elif start is not None:
-                joins.residual_end[start] = position[node]
+                tail = _shallow_tail(graph, node, position, order)
+                joins.sums.setdefault(start, []).append((position[node], tail))
     return joins
+
+
+def _shallow_tail(graph: nx.DiGraph, merge: str, position: dict[str, int], order: list[str]) -> int:
+    """The latest position p such that some path from a node after p into ``merge``
+    holds :data:`UNIT_DEPTH` weighted layers (-1 when none does): a cut at or after p
+    leaves less than a unit before the sum. Walks back from ``merge`` in decreasing
+    position and stops at the first such node, so the cost is the tail's size."""
+    below: dict[str, int] = {merge: 0}  # most weighted layers on a path from here to merge
+    heap = [-position[u] for u in graph.predecessors(merge) if u in position]
+    heapq.heapify(heap)
+    while heap:
+        at = -heapq.heappop(heap)
+        node = order[at]
+        if node in below:
+            continue
+        after = [below[w] for w in graph.successors(node) if w in below]
+        below[node] = max(after, default=0) + (graph.nodes[node]["role"] == "weighted")
+        if below[node] >= UNIT_DEPTH:
+            return at - 1
+        for u in graph.predecessors(node):
+            if u in position and u not in below:
+                heapq.heappush(heap, -position[u])
+    return -1
 
 
 class _Sweep:
@@ -277,10 +293,10 @@ class _Sweep:
 
     def inside_residual(self, u: str, i: int) -> bool:
         """Condition 4 for carried ``u``: it has been read and is due to be summed in an
-        ``x + f(x)`` it starts, with no whole unit left before that sum."""
-        end = self.joins.residual_end.get(u, -1)
+        ``x + f(x)`` it starts, with less than a unit's depth of layers left before."""
         entered = self.since[u] > self.position[u]
-        return end > i and entered and not self.joins.unit_between(i, end)
+        sums = self.joins.sums.get(u, ())
+        return entered and any(end > i >= tail for end, tail in sums)
 
     def carried_over_a_unit(self, carried: list[str]) -> bool:
         """Condition 3: since the last read of any carried tensor, a unit closed at which

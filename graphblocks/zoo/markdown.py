@@ -17,14 +17,17 @@ WHY = """
 timm's groups are written by hand for layer-wise learning-rate decay; ours come from one rule
 with no per-model code. Each disagreement we examined is one of these:
 
-- **A skip or a second stream spans several of timm's groups, so no single-tensor cut exists
-  between them.** DenseNet's dense blocks (every layer's output reaches the block's last
-  concatenation), CSPNet / CSPNeXt stages (half the channels bypass the stage's blocks), DLA
-  and HRNet (tree and multi-resolution aggregation), CrossViT (two branches), TNT (the pixel
-  stream runs beside the patch stream), SelecSLS (skips across blocks), MobileNetV5's
-  multi-scale fusion adapter, EfficientViM's multi-stage heads, CaiT / XCiT / ConViT class
-  attention (the patch tokens feed every class-attention block). timm groups per layer there;
-  cutting between those layers would split a residual structure, which the rule forbids.
+- **A skip or a second stream spans several of timm's groups where no admissible cut lies
+  between them** ([partition-rule.md](partition-rule.md) §2). DenseNet's dense blocks (every
+  layer's output reaches the block's last concatenation), SelecSLS (skips across blocks),
+  MobileNetV5's multi-scale fusion adapter, EfficientViM's multi-stage heads. And where a
+  stream starts: a tensor crosses a cut only once it has been carried over a whole unit, so
+  the first cut after HRNet's transitions and fuse layers, CrossViT's second patch embedding
+  and its fusion, or TNT's patch-stream update waits for the next unit, and that unit shares
+  a block with what timm groups before it. With single-tensor cuts only, CSPNet / CSPNeXt
+  stages (half the channels bypass the stage's blocks), DLA (tree aggregation), NASNet and
+  PNASNet (two-input cells) were undivided too; cuts where several tensors cross now divide
+  them, and 31 more models refine timm's groups than in the single-tensor run.
 - **A parameter belongs to its first user.** Shared modules (CoaT's `crpe`, the shared
   relative-position MLP of `vit_srelpos_*`) and late-used tokens (the `cls_token` of CaiT,
   XCiT, ConViT; VOLO's `pos_embed`, added after the first stage) are first used inside a later
