@@ -4,9 +4,9 @@ Two families, built on the meta device and stacked to the target size:
 
 * ``residual``: units ``x = relu(bn(conv(x))) + x`` (four graph nodes), a cut of one
   tensor after each;
-* ``cells``: NASNet-style two-input cells ``cat(p, relu(conv(x)) + p)`` with
-  ``p = conv(prev)``, so two tensors cross between cells (the multi-tensor path of the
-  rule: live sets, joins, carried tensors).
+* ``cells``: NASNet-style two-input cells ``merge(cat(p, left(x) + p, right(x) + x))``
+  with ``p = adjust(prev)``, so two tensors cross between cells (the multi-tensor path of
+  the rule: live sets, joins, carried tensors).
 
 Capture (FX tracing + meta shape propagation) and analysis (annotation, the cut scan,
 head, blocks, the partition and its checks) are timed separately; the analysis should
@@ -56,12 +56,15 @@ class Cell(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.adjust = nn.Conv2d(channels, channels, 1, bias=False)
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.merge = nn.Conv2d(2 * channels, channels, 1, bias=False)
+        self.left = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.right = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.merge = nn.Conv2d(3 * channels, channels, 1, bias=False)
 
     def forward(self, prev: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         p = self.adjust(prev)
-        return torch.relu(self.merge(torch.cat([p, torch.relu(self.conv(x)) + p], 1)))
+        a = torch.relu(self.left(x)) + p
+        b = torch.relu(self.right(x)) + x
+        return torch.relu(self.merge(torch.cat([p, a, b], 1)))
 
 
 class CellNet(nn.Module):
@@ -79,7 +82,7 @@ class CellNet(nn.Module):
 
 
 #: family → (model of about N nodes, nodes per unit)
-FAMILIES = {"residual": (DeepNet, 4), "cells": (CellNet, 7)}
+FAMILIES = {"residual": (DeepNet, 4), "cells": (CellNet, 10)}
 
 
 def measure(family: str, units: int) -> dict[str, float]:

@@ -30,7 +30,15 @@ sys.path.insert(0, str(ROOT))
 from bench.doc_tables import replace_between  # noqa: E402
 
 #: the block-wise paper's Keras models (keras.applications)
-KERAS_APPS = ["ResNet50V2", "MobileNetV2", "VGG16", "DenseNet121", "EfficientNetV2B0", "Xception", "NASNetMobile"]
+KERAS_APPS = [
+    "ResNet50V2",
+    "MobileNetV2",
+    "VGG16",
+    "DenseNet121",
+    "EfficientNetV2B0",
+    "Xception",
+    "NASNetMobile",
+]
 TORCH_MODELS = ["resnet50", "mobilenetv2_100", "vit_tiny_patch16_224"]
 PADDLE_MODELS = ["resnet50", "mobilenet_v2", "vgg16"]
 
