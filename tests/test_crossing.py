@@ -167,3 +167,19 @@ def test_every_export_and_picture_of_a_multi_tensor_partition(tmp_path):
         out = export_partition(result.partition, fmt, tmp_path / fmt)
         assert out.exists(), fmt
     assert render(result, tmp_path / "cells.svg").stat().st_size > 0
+
+
+def test_inspect_reports_the_bound_and_refuses_a_bad_one():
+    from click.testing import CliRunner
+
+    from graphblocks.cli import cli
+
+    runner = CliRunner()
+    model = ["inspect", "tests/toy_models.py:two_input_cells", "--input-size", "3,32,32"]
+    single = runner.invoke(cli, [*model, "--max-crossing", "1"])
+    assert single.exit_code == 0, single.output
+    assert "no cut with ≤ 1 crossing tensors inside block 1" in single.stdout
+    wide = runner.invoke(cli, model)
+    assert wide.exit_code == 0 and "widest cut 2 tensors" in wide.stdout
+    bad = runner.invoke(cli, [*model, "--max-crossing", "0"])
+    assert bad.exit_code == 2 and "max-crossing" in bad.output
