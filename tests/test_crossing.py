@@ -145,7 +145,7 @@ def test_onnx_of_a_unet_partitions_as_its_module(tmp_path):
     assert [len(b.layers) for b in onnx.blocks] == [len(b.layers) for b in fx.blocks]
 
 
-def test_onnx_of_two_input_cells_keeps_cells_apart(tmp_path):
+def test_onnx_of_two_input_cells_keeps_cells_apart_and_annotates(tmp_path):
     """In evaluation order a cell adjusts its current input before its earlier one (the
     program did the reverse), which may end a block after that first convolution; no
     block mixes two cells, two tensors cross."""
@@ -156,6 +156,8 @@ def test_onnx_of_two_input_cells_keeps_cells_apart(tmp_path):
     cells = [{n.split(".")[1] for n in b.layers if n.startswith("cells.")} for b in p.blocks]
     assert p.num_blocks >= 7 and all(len(c) <= 1 for c in cells)
     assert max(len(b.inputs) for b in p.blocks) == 2
+    annotated = export_partition(p, "onnx", tmp_path / "annotated.onnx")
+    assert analyze_model(str(annotated)).partition.num_blocks == p.num_blocks
 
 
 def test_every_export_and_picture_of_a_multi_tensor_partition(tmp_path):
