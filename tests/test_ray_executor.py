@@ -22,17 +22,12 @@ SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 3, "batch_size": 8
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local cluster of two CPUs; this process runs torch on one thread, as each task
-    does (--cpus-per-task 1): a different thread count changes float sums, not results'
-    meaning, and the tests compare bit for bit."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """A local cluster of two CPUs. This process keeps torch's own thread count: every job
+    runs on ``--threads-per-job`` threads wherever it runs, and the tests compare bit for
+    bit."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

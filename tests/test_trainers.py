@@ -349,3 +349,18 @@ def test_two_tensors_cached_give_the_uncached_logits_and_the_same_training(image
 def test_selection_and_rltune_run_on_cells(images, tmp_path, extra):
     results = run(config(images, tmp_path / "run", model=CELLS, **extra))
     assert results.jobs and all(0 <= r.test_acc <= 1 for r in results.jobs)
+
+
+def test_a_job_runs_on_its_own_thread_count_whatever_the_process_uses(images, tmp_path):
+    """Thread counts change the order of float sums; a job always runs on
+    --threads-per-job threads, so the process's count does not change its results."""
+    rows = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            result = run(config(images, tmp_path / f"t{threads}", strategy="full", input_size=[3, 64, 64]))
+        finally:
+            torch.set_num_threads(before)
+        rows.append([(j.val_acc, j.val_loss, j.test_acc, j.steps) for j in result.jobs])
+    assert rows[0] == rows[1]

@@ -157,7 +157,7 @@ def prepare(config: TrainConfig) -> Prepared:
 def _ray_executor(config: TrainConfig) -> Executor:
     from trainers.execution.ray_tasks import RayExecutor
 
-    return RayExecutor.connect(config.ray_address, config.workers, config.cpus_per_task)
+    return RayExecutor.connect(config.ray_address, config.workers, config.threads_per_job)
 
 
 #: ``--executor`` → a factory of the executor (Ray: connected to its cluster)

@@ -1,6 +1,6 @@
 """The Ray executor: every task a Ray task, on a local cluster or one that is running.
 
-Each task asks Ray for ``--cpus-per-task`` CPUs (and runs that many torch threads), and
+Each task asks Ray for ``--threads-per-job`` CPUs (and runs that many torch threads), and
 for one GPU when the cluster has GPUs. While tasks run, each epoch's end travels back
 through a Ray queue, so the driver's progress bars move as they do in-process. A run is
 shipped to the cluster once, through Ray's object store: its settings, partition, model
@@ -133,16 +133,13 @@ def execute_shipped(
     shipped: Shipped,
     task: Task,
     files: dict[str, bytes],
-    threads: int,
     queue: Any = None,
     key: int = 0,
 ) -> tuple[JobResult, dict[str, bytes], list[str]]:
     """A worker's side of a task: run it in a scratch folder holding ``files``,
-    reporting epochs on ``queue`` under ``key``; the result, the files the folder holds
-    after it, and the given files it removed."""
-    import torch
-
-    torch.set_num_threads(threads)
+    reporting epochs on ``queue`` under ``key`` (:func:`run_task` sets the job's torch
+    threads); the result, the files the folder holds after it, and the given files it
+    removed."""
     with tempfile.TemporaryDirectory(prefix="graphblocks-task-") as folder:
         scratch = RunFolder(Path(folder))
         scratch.write_back(files)
@@ -164,15 +161,15 @@ def _result(ray: Any, reference: Any) -> Any:
 class RayExecutor:
     """Tasks as Ray tasks; see the module docstring."""
 
-    def __init__(self, cpus_per_task: int, gpus_per_task: int) -> None:
-        #: what each task asks Ray for, and the torch threads it runs
-        self.cpus, self.gpus = cpus_per_task, gpus_per_task
+    def __init__(self, threads_per_job: int, gpus_per_task: int) -> None:
+        #: what each task asks Ray for (it runs as many torch threads)
+        self.cpus, self.gpus = threads_per_job, gpus_per_task
         self._shipped: dict[int, Any] = {}
         self._queue: Any = None
         self._keys = itertools.count()  # task keys on the queue, unique per executor
 
     @classmethod
-    def connect(cls, address: str | None, workers: int | None, cpus_per_task: int) -> RayExecutor:
+    def connect(cls, address: str | None, workers: int | None, threads_per_job: int) -> RayExecutor:
         """Join the cluster at ``address`` (``auto``: the one this machine runs), or start
         a local one with ``workers`` CPUs (default: all); once per process."""
         if address:
@@ -186,7 +183,7 @@ class RayExecutor:
                 else:
                     ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **options)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        return cls(cpus_per_task, gpus)
+        return cls(threads_per_job, gpus)
 
     def shipped(self, ready: Prepared) -> Any:
         """The reference to ``ready`` in the object store (put there once)."""
@@ -224,7 +221,7 @@ class RayExecutor:
         for task in tasks:
             key = next(self._keys)
             files = ready.folder.continued_files(task.job.name)
-            reference = remote.remote(shipped, task, files, self.cpus, queue, key)
+            reference = remote.remote(shipped, task, files, queue, key)
             pending[reference] = (key, task)
             if started:
                 started(task)

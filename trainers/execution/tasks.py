@@ -9,7 +9,8 @@ scratch folder whose files go back to the driver (:mod:`trainers.execution.ray_t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -73,15 +74,30 @@ def epoch_reporter(progress: Progress | None, job: Job, total: int) -> EpochProg
     return lambda epoch, _val_acc: progress(ProgressEvent.EPOCH, job, epoch, total)
 
 
-def run_task(ready: Prepared, task: Task, progress: Progress | None = None) -> JobResult:
-    """Run one task of a prepared run in this process: RL-Tune's episodes, or one plain
-    training job (to ``task.until`` when given)."""
-    job, cfg = task.job, task.job.settings
-    if job.kind is JobKind.RLTUNE:
-        from trainers.training.rltune.tuner import RLTune, make_units
+@contextmanager
+def job_threads(count: int) -> Iterator[None]:
+    """Run torch on ``count`` threads meanwhile. The thread count changes the order of
+    float sums; one count on every executor makes a job's results bit-identical."""
+    import torch
 
-        runner = ready.runner
-        units = make_units(ready.partition, runner.model, cfg.granularity, set(runner.dropped))
-        report = epoch_reporter(progress, job, cfg.episodes * cfg.epochs)
-        return RLTune(runner, units, job).run(report)
-    return ready.runner.run(job, epoch_reporter(progress, job, cfg.epochs), task.until)
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_task(ready: Prepared, task: Task, progress: Progress | None = None) -> JobResult:
+    """Run one task of a prepared run in this process on ``threads_per_job`` torch
+    threads: RL-Tune's episodes, or one plain training job (to ``task.until`` when given)."""
+    job, cfg = task.job, task.job.settings
+    with job_threads(cfg.threads_per_job):
+        if job.kind is JobKind.RLTUNE:
+            from trainers.training.rltune.tuner import RLTune, make_units
+
+            runner = ready.runner
+            units = make_units(ready.partition, runner.model, cfg.granularity, set(runner.dropped))
+            report = epoch_reporter(progress, job, cfg.episodes * cfg.epochs)
+            return RLTune(runner, units, job).run(report)
+        return ready.runner.run(job, epoch_reporter(progress, job, cfg.epochs), task.until)

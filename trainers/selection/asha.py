@@ -28,7 +28,7 @@ from typing import Any
 
 from graphblocks import GraphblocksError
 from trainers.execution.ray_tasks import RayExecutor
-from trainers.execution.tasks import Prepared, Progress
+from trainers.execution.tasks import Prepared, Progress, job_threads
 from trainers.jobs.job import Job, JobKind, JobResult
 from trainers.jobs.results import Rung, Selection, read_job_result
 from trainers.jobs.run_folder import RunFolder
@@ -36,12 +36,10 @@ from trainers.selection.rungs import epochs_done, promoted, rung_epochs
 from trainers.settings import Selector
 
 
-def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
+def _trial(params: dict[str, Any], shipped: Any) -> None:
     """One block's trial: report after every epoch; the last report carries the files."""
-    import torch
     from ray import tune
 
-    torch.set_num_threads(threads)
     # in the trial's own folder, which goes when the driver removes the experiment
     scratch = Path(tempfile.mkdtemp(prefix="block-", dir=tune.get_context().get_trial_dir()))
     ready = shipped.prepared(scratch)
@@ -53,7 +51,8 @@ def _trial(params: dict[str, Any], shipped: Any, threads: int) -> None:
         if epoch < epochs:
             tune.report({"epoch": epoch, "val_acc": best[0]})
 
-    result = ready.runner.run(job, report)
+    with job_threads(job.settings.threads_per_job):
+        result = ready.runner.run(job, report)
     done = epochs_done(ready, result)
     checkpoint = tune.Checkpoint.from_directory(str(scratch))
     tune.report({"epoch": done, "val_acc": result.val_acc}, checkpoint=checkpoint)
@@ -74,7 +73,7 @@ def asha_select(
         time_attr="epoch", max_t=cfg.epochs, grace_period=cfg.min_epochs, reduction_factor=cfg.eta
     )
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, shipped=executor.shipped(ready), threads=executor.cpus),
+        tune.with_parameters(_trial, shipped=executor.shipped(ready)),
         {"cpu": executor.cpus, "gpu": executor.gpus},
     )
     storage = ready.folder.tune.resolve()

@@ -29,14 +29,16 @@ class ExecutionOptions:
     workers: int | None = setting(
         None, "CPUs of the new local Ray cluster.", shown_default="all cores"
     )
-    cpus_per_task: int = setting(
+    threads_per_job: int = setting(
         1,
-        "CPUs (torch threads) each Ray task asks for; it asks for one GPU too when the cluster has GPUs.",
+        "Torch threads each job runs on, in this process and in a Ray task alike (a task asks "
+        "Ray for as many CPUs, and one GPU when the cluster has GPUs): one count everywhere "
+        "gives bit-identical results on every executor.",
     )
 
     def check_execution(self) -> None:
-        if self.cpus_per_task < 1:
-            raise ConfigError(f"bad cpus-per-task {self.cpus_per_task}", "give one or more")
+        if self.threads_per_job < 1:
+            raise ConfigError(f"bad threads-per-job {self.threads_per_job}", "give one or more")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"bad workers {self.workers}", "give one or more")
 
