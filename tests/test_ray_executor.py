@@ -17,7 +17,13 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")  # one local cluster per test process
 
 MODEL = "tests/toy_models.py:tiny_resnet"
-SMALL = {"model": MODEL, "input_size": [3, 24, 24], "epochs": 3, "batch_size": 8}
+SMALL = {
+    "model": MODEL,
+    "input_size": [3, 24, 24],
+    "epochs": 3,
+    "batch_size": 8,
+    "threads_per_job": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +177,10 @@ def test_a_study_on_ray_gives_the_in_process_results(cluster, tmp_path):
         }
     assert len(found["ray"]) == 3, "the sweep and RL-Tune at two rates"
     assert found["ray"] == found["local"]
+
+
+def test_a_job_wider_than_every_node_is_refused(cluster, data, tmp_path):
+    from graphblocks import GraphblocksError
+
+    with pytest.raises(GraphblocksError, match="largest node of the cluster has 2"):
+        run(config(data, tmp_path / "wide", executor="ray", threads_per_job=3))

@@ -359,7 +359,9 @@ def test_a_job_runs_on_its_own_thread_count_whatever_the_process_uses(images, tm
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            result = run(config(images, tmp_path / f"t{threads}", strategy="full", input_size=[3, 64, 64]))
+            result = run(
+                config(images, tmp_path / f"t{threads}", strategy="full", input_size=[3, 64, 64])
+            )
         finally:
             torch.set_num_threads(before)
         rows.append([(j.val_acc, j.val_loss, j.test_acc, j.steps) for j in result.jobs])

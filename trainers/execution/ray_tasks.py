@@ -148,6 +148,19 @@ def execute_shipped(
     return result, written, [name for name in files if name not in written]
 
 
+def _check_room(ray: Any, threads: int) -> None:
+    """Refuse a thread count no node of the cluster has CPUs for: its tasks would wait
+    forever."""
+    largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    if threads > largest:
+        raise GraphblocksError(
+            f"each job asks Ray for {threads} CPUs (--threads-per-job {threads}) but the "
+            f"largest node of the cluster has {largest:g}",
+            f"give --threads-per-job {int(largest)} or fewer; in-process runs use the same "
+            "count, so their results stay identical",
+        )
+
+
 def _result(ray: Any, reference: Any) -> Any:
     """A finished task's value; a one-line error of the task raised as itself."""
     try:
@@ -182,6 +195,7 @@ class RayExecutor:
                     _join(ray, address, options)
                 else:
                     ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **options)
+        _check_room(ray, threads_per_job)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         return cls(threads_per_job, gpus)
 

@@ -3,6 +3,7 @@ docs/selection.md)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from trainers.settings.declare import SWEEPS, ConfigError, setting
@@ -30,15 +31,18 @@ class ExecutionOptions:
         None, "CPUs of the new local Ray cluster.", shown_default="all cores"
     )
     threads_per_job: int = setting(
-        1,
+        0,
         "Torch threads each job runs on, in this process and in a Ray task alike (a task asks "
         "Ray for as many CPUs, and one GPU when the cluster has GPUs): one count everywhere "
-        "gives bit-identical results on every executor.",
+        "gives bit-identical results on every executor. 0: this machine's cores.",
+        shown_default="0 (this machine's cores)",
     )
 
     def check_execution(self) -> None:
-        if self.threads_per_job < 1:
-            raise ConfigError(f"bad threads-per-job {self.threads_per_job}", "give one or more")
+        if self.threads_per_job < 0:
+            raise ConfigError(f"bad threads-per-job {self.threads_per_job}", "give 0 or more")
+        if self.threads_per_job == 0:
+            self.threads_per_job = os.cpu_count() or 1
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"bad workers {self.workers}", "give one or more")
 
