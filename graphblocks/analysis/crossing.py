@@ -99,9 +99,10 @@ def _split_operands(graph: nx.DiGraph, order: list[str], position: dict[str, int
 
 
 class Join(IntEnum):
-    """How a merge's inputs relate, by ancestry among them."""
+    """What a merge closes, by the ancestry among its inputs (:func:`join_kind`)."""
 
-    #: no input is an ancestor of another: parallel branches joined (Inception, ASPP)
+    #: no unit: parallel branches joined (no input is an ancestor of another: Inception,
+    #: ASPP), or a skip or cell too thin to count as a unit
     PARALLEL = 0
     #: some input is an ancestor of another, but not the earliest of all the others
     #: (a NASNet cell's output concatenation, a Res2Net hierarchy)
