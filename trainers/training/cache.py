@@ -32,7 +32,7 @@ class Store:
     block (several where the partition cuts where several cross)."""
 
     data: list[torch.Tensor]
-    kind: str  # "memory" | "disk": "disk" when any tensor is on disk
+    kind: str  # "memory" | "disk": where all of its tensors are kept
 
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
         """Rows ``index`` of every tensor, as float32 on ``device``."""
