@@ -194,8 +194,9 @@ def _block_infos(
     after and ends with, and the tensors crossing into and out of it. Block i's entry
     and inputs are block i-1's exit and outputs (the model inputs for block 0)."""
     total = table.total or 1
-    entry = inputs_of(graph)[0] if inputs_of(graph) else "input"
-    inputs = [n for n in inputs_of(graph) if n in scan.width] or [entry]
+    model_inputs = inputs_of(graph)
+    entry = model_inputs[0] if model_inputs else "input"
+    inputs = [n for n in model_inputs if n in scan.width] or [entry]
     infos: list[BlockInfo] = []
     for i, block in enumerate(blocks):
         params = params_of.get(i, [])

@@ -71,7 +71,7 @@ def summary_line(partition: Partition, seconds: float | None = None) -> str:
     uncut = [b for b in partition.blocks if b.narrowest_refused_cut is not None]
     if uncut:
         block = max(uncut, key=lambda b: b.num_params)
-        bound = partition.settings.get("max_crossing", 1)
+        bound = partition.settings["max_crossing"]
         parts.append(
             f"no cut with ≤ {bound} crossing tensors inside block {block.index} "
             f"({100 * block.share:.0f}% of the weights; the narrowest crosses "

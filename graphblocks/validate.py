@@ -27,7 +27,7 @@ def check_invariants(
     order = [layer.block for layer in partition.layers if layer.block is not None]
     if order != sorted(order):
         raise PartitionError("blocks are not contiguous in topological order")
-    cuts = scan_cuts(graph, int(partition.settings.get("max_crossing", 1))).admissible
+    cuts = scan_cuts(graph, partition.settings["max_crossing"]).admissible
     for block, following in zip(partition.blocks, partition.blocks[1:], strict=False):
         if list(cuts.get(block.exit, ())) != block.outputs:
             raise PartitionError(

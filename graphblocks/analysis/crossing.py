@@ -134,8 +134,8 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
         reaches_any = reaches_any or bool(found)
         reaches_first = reaches_first and first in found
         region |= walked
-    deep = weighted_depth(graph, region, position, first) >= UNIT_DEPTH
     if reaches_first:
+        deep = weighted_depth(graph, region, position, first) >= UNIT_DEPTH
         return (Join.SKIP if deep else Join.PARALLEL), first
     if graph.nodes[node]["canonical"] != "cat":
         for _, u in inputs:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -344,31 +344,25 @@ def evaluation_order(model: onnx.ModelProto) -> list[int]:
     """
     nodes = model.graph.node
     made_by = {out: i for i, node in enumerate(nodes) for out in node.output}
-    waiting = [0] * len(nodes)  # readers not yet placed, per node
-    for node in nodes:
-        for name in node.input:
-            if name in made_by:
-                waiting[made_by[name]] += 1
-    for value in model.graph.output:
-        if value.name in made_by:
-            waiting[made_by[value.name]] += 1
+    outputs = [value.name for value in model.graph.output]
+    waiting = [0] * len(nodes)  # readers not yet placed, per node (a graph output is one)
+    for name in [*outputs, *(name for node in nodes for name in node.input)]:
+        if name in made_by:
+            waiting[made_by[name]] += 1
     ready: list[int] = []
-    for value in model.graph.output:
-        if value.name in made_by:
-            index = made_by[value.name]
-            waiting[index] -= 1
-            if waiting[index] == 0:
-                ready.append(index)
+
+    def placed_reader_of(names: Iterable[str]) -> None:
+        for name in names:
+            if name in made_by:
+                waiting[made_by[name]] -= 1
+                if waiting[made_by[name]] == 0:
+                    ready.append(made_by[name])
+
+    placed_reader_of(outputs)
     placed: list[int] = []
     while ready:
-        index = ready.pop()
-        placed.append(index)
-        for name in nodes[index].input:
-            if name in made_by:
-                source = made_by[name]
-                waiting[source] -= 1
-                if waiting[source] == 0:
-                    ready.append(source)
+        placed.append(ready.pop())
+        placed_reader_of(nodes[placed[-1]].input)
     placed.reverse()
     seen = set(placed)
     return placed + [i for i in range(len(nodes)) if i not in seen]
