@@ -186,7 +186,7 @@ def main() -> None:
     found: dict[tuple[str, ...], dict[str, Any]] = {}
     began = time.perf_counter()
     budget = {k: v for k, v in (("epochs", args.epochs), ("min_epochs", args.min_epochs)) if v}
-    methods = args.selectors.split(",")
+    methods = [m for m in args.selectors.split(",") if m]
     targets = args.targets.split(",") if args.targets else None
     tasks = _tasks(study, Path(args.out), args.block_seeds, budget, methods, targets)
     for key, record in parallel(_one, tasks, args.workers):

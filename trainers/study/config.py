@@ -39,6 +39,8 @@ class ModelSpec:
     lr: float | None = None  # pre-training rate when not the source's
     epochs: int | None = None  # pre-training epochs when not the source's
     init: str = "model"  # pre-training starts from the factory's init, or "torch"'s defaults
+    #: fine-tune from the factory's random initialisation, whatever ``[source]`` says
+    random_init: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in ("model", "torch"):

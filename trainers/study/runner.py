@@ -261,6 +261,9 @@ class Study:
             return {}
         checks: dict[str, dict[str, Any] | None] = {}
         for model in self.config.models:
+            if model.random_init:
+                checks[model.key] = None
+                continue
             weights = self.weights_file(model) if kind == "weights" else None
             path = self.sanity_path(model)
             checks[model.key] = (
@@ -302,7 +305,7 @@ class Study:
         cfg = self.config
         if cfg.source.kind != "generated":
             return
-        todo = [m for m in cfg.models if not self.checkpoint(m).exists()]
+        todo = [m for m in cfg.models if not m.random_init and not self.checkpoint(m).exists()]
         todo.sort(key=lambda m: -(m.epochs or cfg.source.epochs))
         for model in todo:
             if progress:
@@ -360,7 +363,9 @@ class Study:
             seed=seed,
             resume=True,
         )
-        if cfg.source.kind == "generated":
+        if model.random_init:
+            settings.update(weights=None, pretrained=False)
+        elif cfg.source.kind == "generated":
             settings.update(weights=str(self.checkpoint(model)), pretrained=False)
         elif cfg.source.kind == "weights":
             settings.update(weights=self.weights_file(model), pretrained=False)
