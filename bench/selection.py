@@ -1,13 +1,22 @@
-"""B_opt without a full sweep, measured against the study's full sweeps (docs/selection.md).
+"""B_opt without a full sweep, measured against full sweeps (docs/selection.md).
 
-For every (model, target, seed) sweep of a study, this runs ``--select halving`` and
-``--select gradnorm`` with the study's settings (no baselines: they are the same under
-every selector) and compares them with the full sweep of the study's own run folder
-(run first when missing). Worker processes as in the study (one torch thread each, so
-the last rung's block reproduces the full sweep's result bit for bit).
+For every (model, target, seed) sweep of a study config this runs, in worker processes
+of one torch thread each:
 
-    python bench/selection.py                                  # configs/study-imagenet.toml
-    python bench/selection.py --config configs/study.toml --out runs/selection-study
+1. the **full sweep** (every block for the full budget, no baselines);
+2. each **selector** (``--select halving``, ``gradnorm``, …) with the same settings, so
+   the last rung's block reproduces the full sweep's result for it bit for bit.
+
+Then it **replays successive halving** on the full sweeps' per-epoch validation scores
+(``metrics/block-K.jsonl``) for a grid of first rungs r₀ and reduction factors η, and
+for three ranking rules: with shared block seeds a rung is exactly a prefix of the full
+sweep's job, so the replay picks the block the real run would pick. The defaults of
+``--select halving`` are chosen from that grid; the real runs then measure their wall time.
+
+Each run folder resumes, so the benchmark can be stopped and continued.
+
+    python bench/selection.py                 # configs/selection-benchmark.toml
+    python bench/selection.py --selectors ""  # only the full sweeps and the replay
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +37,20 @@ from doc_tables import replace_between  # noqa: E402
 
 #: asha runs on a local Ray cluster in this process (use --workers 1 with it)
 RAY_SELECTORS = {"asha": {"executor": "ray", "workers": 2}}
+#: the replayed grid: first rung r₀ × reduction factor η
+GRID_FIRST = (1, 2, 3)
+GRID_ETA = (2, 3, 4)
+#: the goal of issue 25: within 1 point in >= 80% of runs at <= 35% of the cost
+GOAL_GAP, GOAL_HITS, GOAL_SHARE = 1.0, 0.8, 0.35
+
+Key = tuple[str, str, str]  # (model, target, seed)
+Epoch = tuple[float, float]  # (val_acc, val_loss) after one epoch
 
 
-def spearman(a: list[float], b: list[float]) -> float:
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's ρ: Pearson's correlation of the ranks (ties share their mean rank)."""
 
-    def ranks(values: list[float]) -> list[float]:
+    def ranks(values: Sequence[float]) -> list[float]:
         order = sorted(range(len(values)), key=lambda i: values[i])
         out = [0.0] * len(values)
         i = 0
@@ -52,6 +70,7 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else float("nan")
 
 
+# ---- running ----------------------------------------------------------------------------
 def _one(settings: dict[str, Any]) -> dict[str, Any]:
     """A worker's job: one run folder (resumed when it exists); its results.json."""
     from trainers.session import run
@@ -63,118 +82,244 @@ def _one(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tasks(
-    study: Any,
-    out: Path,
-    seeds: str,
-    budget: dict[str, int],
-    methods: list[str],
-    targets: list[str] | None = None,
+    study: Any, out: Path, seeds: str, methods: list[str], targets: list[str] | None
 ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """Every sweep of the study: its full sweep (the study's own folder with the study's
-    seeding and budget, else a new one without baselines) and each selector."""
+    """Every sweep of the study: its full sweep (no baselines) and each selector."""
     tasks = []
     for unit in study.runs():
         if unit.kind != "sweep" or (targets and unit.target not in targets):
             continue
         key = (unit.model, unit.target, str(unit.seed))
         folder = out / unit.model / unit.target / f"seed{unit.seed}"
-        full = {**unit.settings, **budget}
-        if seeds != "own" or "epochs" in budget:
-            full.update(out=str(folder / "full"), baselines=False, block_seeds=seeds)
-        tasks.append(((*key, "full"), full))
+        full = {**unit.settings, "baselines": False, "block_seeds": seeds}
+        tasks.append(((*key, "full"), {**full, "out": str(folder / "full")}))
         for method in methods:
-            settings = {**full, "out": str(folder / method), "select": method, "baselines": False}
+            settings = {**full, "out": str(folder / method), "select": method}
             tasks.append(((*key, method), {**settings, **RAY_SELECTORS.get(method, {})}))
     return tasks
 
 
-def _row(full: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+# ---- replaying successive halving on the full sweeps' epochs ------------------------------
+def histories(folder: Path, blocks: int) -> dict[int, list[Epoch]]:
+    """Each block's (val_acc, val_loss) after every epoch of the full sweep in ``folder``."""
+    out = {}
+    for block in range(blocks):
+        lines = (folder / "metrics" / f"block-{block}.jsonl").read_text().splitlines()
+        out[block] = [(r["val_acc"], r["val_loss"]) for r in map(json.loads, lines)]
+    return out
+
+
+def _best(epochs: Sequence[Epoch]) -> Epoch:
+    """The best epoch by the trainers' rule: higher accuracy, then lower loss, earlier."""
+    return min(epochs, key=lambda e: (-e[0], e[1]))
+
+
+#: how a rung ranks its blocks, from their best epoch so far (lower sorts first)
+RULES: dict[str, Callable[[Epoch], tuple[float, ...]]] = {
+    "accuracy, then loss (the rule)": lambda e: (-e[0], e[1]),
+    "accuracy, then position (before issue 25)": lambda e: (-e[0],),
+    "loss only": lambda e: (e[1],),
+}
+
+
+def replay(
+    history: dict[int, list[Epoch]],
+    full: int,
+    eta: int,
+    first: int,
+    rule: Callable[[Epoch], tuple[float, ...]] = RULES["accuracy, then loss (the rule)"],
+) -> tuple[int, int]:
+    """(chosen block, block epochs trained) of successive halving replayed on
+    ``history``, rung for rung as :func:`trainers.selection.halving.successive_halving`
+    runs it (its rungs from :func:`trainers.selection.rungs.rung_epochs`)."""
+    from trainers.selection.rungs import rung_epochs
+
+    milestones = rung_epochs(full, eta, first)
+    survivors, done, spent = sorted(history), dict.fromkeys(history, 0), 0
+    for k, epochs in enumerate(milestones):
+        last = k == len(milestones) - 1 or len(survivors) == 1
+        epochs = full if last else epochs
+        spent += sum(epochs - done[b] for b in survivors)
+        done.update(dict.fromkeys(survivors, epochs))
+        keep = 1 if last or k + 2 >= len(milestones) else max(1, len(survivors) // eta)
+        order = sorted(survivors, key=lambda b: (*rule(_best(history[b][:epochs])), b))
+        survivors = sorted(order[:keep])
+        if last:
+            break
+    return survivors[0], spent
+
+
+def _grid(sweeps: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every (r₀, η, rule) replayed on every sweep: hits, gaps and epoch shares."""
+    rows = []
+    for first in GRID_FIRST:
+        for eta in GRID_ETA:
+            for rule_name, rule in RULES.items():
+                gaps, shares = [], []
+                for sweep in sweeps.values():
+                    full, tests = sweep["epochs"], sweep["tests"]
+                    block, spent = replay(sweep["history"], full, eta, first, rule)
+                    gaps.append(100 * (tests[sweep["best"]] - tests[block]))
+                    shares.append(spent / (len(tests) * full))
+                rows.append({"first": first, "eta": eta, "rule": rule_name, "gaps": gaps,
+                             "shares": shares})  # fmt: skip
+    return rows
+
+
+def _hits(gaps: Sequence[float]) -> float:
+    return sum(g <= GOAL_GAP for g in gaps) / len(gaps)
+
+
+def _grid_table(rows: list[dict[str, Any]], rule: str) -> str:
+    lines = [
+        "| r₀ | η | within 1 pt | mean gap (pt) | max gap (pt) | block epochs (mean / max) |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in (r for r in rows if r["rule"] == rule):
+        mark = "**" if _hits(r["gaps"]) >= GOAL_HITS and max(r["shares"]) <= GOAL_SHARE else ""
+        lines.append(
+            f"| {r['first']} | {r['eta']} | {mark}{_hits(r['gaps']):.0%}{mark} | "
+            f"{statistics.fmean(r['gaps']):.2f} | {max(r['gaps']):.1f} | "
+            f"{statistics.fmean(r['shares']):.0%} / {max(r['shares']):.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def _rule_table(rows: list[dict[str, Any]], first: int, eta: int) -> str:
+    lines = ["| rung ranking | within 1 pt | mean gap (pt) |", "|---|---:|---:|"]
+    for r in (r for r in rows if (r["first"], r["eta"]) == (first, eta)):
+        lines.append(
+            f"| {r['rule']} | {_hits(r['gaps']):.0%} | {statistics.fmean(r['gaps']):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# ---- comparing the real selector runs ------------------------------------------------------
+def _sweep(results: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """What the replay and the rows need of one full sweep."""
+    blocks = [j for j in results["strategies"] if j["name"].startswith("block:")]
+    history = histories(folder, len(blocks))
+    return {
+        "best": results["best_block"]["index"],
+        "tests": [j["test_acc"] for j in blocks],
+        "vals": [j["val_acc"] for j in blocks],
+        "seconds": sum(j["seconds"] for j in blocks),
+        "epochs": max(len(h) for h in history.values()),
+        "history": history,
+    }
+
+
+def _row(sweep: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
     """How one selector's B_opt and cost compare with the full sweep's."""
-    blocks = [j for j in full["strategies"] if j["name"].startswith("block:")]
-    block_seconds = sum(j["seconds"] for j in blocks)
-    best = full["best_block"]
-    mine = chosen["best_block"]
+    best, mine = sweep["best"], chosen["best_block"]
     selection = chosen["selection"]
     row = {
-        "full_block": best["index"], "full_test": best["test_acc"], "block": mine["index"],
-        "test": mine["test_acc"], "gap": 100 * (best["test_acc"] - mine["test_acc"]),
+        "full_block": best, "full_test": sweep["tests"][best], "block": mine["index"],
+        "test": mine["test_acc"], "gap": 100 * (sweep["tests"][best] - mine["test_acc"]),
         "share": selection["epochs_run"] / selection["epochs_full_sweep"],
-        "seconds": selection["seconds"], "full_seconds": block_seconds,
+        "seconds": selection["seconds"], "full_seconds": sweep["seconds"],
+        "stands": (mine.get("confidence") or {}).get("stands"),
     }  # fmt: skip
     if selection.get("scores"):
-        row["rho"] = spearman(selection["scores"], [j["val_acc"] for j in blocks])
+        row["rho"] = spearman(selection["scores"], sweep["vals"])
     return row
 
 
-def _table(rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], methods: list[str]) -> str:
+def _cell(v: dict[str, Any], method: str) -> list[str]:
+    cells = [f"{v['block']} ({100 * v['test']:.1f})", f"{v['gap']:.1f}", f"{v['share']:.0%}"]
+    if method == "gradnorm":
+        cells.append(f"{v['rho']:+.2f}")
+    if method == "halving":
+        cells.append("-" if v["stands"] is None else f"{v['stands']:.0%}")
+    return cells
+
+
+def _table(rows: dict[Key, dict[str, dict[str, Any]]], methods: list[str]) -> str:
     head = ["model", "target", "seed", "full sweep B_opt (test %)"]
+    align = ["---", "---", "---:", "---"]
     for method in methods:
-        head += [f"{method}: block (test %)", "gap (pt)", "epochs"]
-        head += ["ρ"] if method == "gradnorm" else []
+        extra = {"gradnorm": ["ρ"], "halving": ["stands"]}.get(method, [])
+        head += [f"{method}: block (test %)", "gap (pt)", "epochs", *extra]
+        align += ["---", "---:", "---:", *["---:"] * len(extra)]
     head.append(f"seconds full / {' / '.join(methods)}")
-    lines = ["| " + " | ".join(head) + " |", "|---|---|---:|---|" + "---|---:|---:|" * len(methods)]
-    lines[1] += "---:|" * ("gradnorm" in methods) + "---|"
+    align.append("---")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for (model, target, seed), by in sorted(rows.items()):
         first = by[methods[0]]
         cells = [model, target, seed, f"{first['full_block']} ({100 * first['full_test']:.1f})"]
         for method in methods:
-            v = by[method]
-            cells += [
-                f"{v['block']} ({100 * v['test']:.1f})",
-                f"{v['gap']:.1f}",
-                f"{v['share']:.0%}",
-            ]
-            cells += [f"{v['rho']:+.2f}"] if method == "gradnorm" else []
+            cells += _cell(by[method], method)
         seconds = [first["full_seconds"], *(by[m]["seconds"] for m in methods)]
         cells.append(" / ".join(f"{x:.0f}" for x in seconds))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _summary(
-    rows: dict[tuple[str, ...], dict[str, dict[str, Any]]], methods: list[str], command: str
-) -> str:
-    def share(method: str, test: Any) -> str:
+def _summary(rows: dict[Key, dict[str, dict[str, Any]]], methods: list[str]) -> str:
+    def share(method: str, test: Callable[[dict[str, Any]], bool]) -> str:
         hits = [test(by[method]) for by in rows.values()]
         return f"{sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.0%})"
 
-    lines = [f"Command: `{command}`", ""]
+    lines = []
     for method in methods:
         values = [by[method] for by in rows.values()]
         epochs = [v["share"] for v in values]
         seconds = sum(v["seconds"] for v in values) / sum(v["full_seconds"] for v in values)
         lines.append(
-            f"- **{method}**: B_opt within 1 point of the full sweep's in {share(method, lambda v: v['gap'] <= 1.0)} runs; "
+            f"- **{method}**: B_opt within 1 point of the full sweep's in {share(method, lambda v: v['gap'] <= GOAL_GAP)} runs; "
             f"the same block in {share(method, lambda v: v['block'] == v['full_block'])}; "
-            f"mean gap {statistics.fmean(v['gap'] for v in values):.1f} pt (max {max(v['gap'] for v in values):.1f}); "
+            f"mean gap {statistics.fmean(v['gap'] for v in values):.2f} pt (max {max(v['gap'] for v in values):.1f}); "
             f"{statistics.fmean(epochs):.0%} of the full sweep's block epochs (max {max(epochs):.0%}); "
-            f"{seconds:.0%} of its block seconds."
+            f"{seconds:.0%} of its block seconds (all runs summed)."
         )
     if "gradnorm" in methods:
-        every = [by["gradnorm"]["rho"] for by in rows.values()]
-        rhos = [r for r in every if r == r]
+        rhos = [r for r in (by["gradnorm"]["rho"] for by in rows.values()) if r == r]
         lines.append(
-            f"- **gradnorm ranking vs the full sweep's validation ranking**: Spearman ρ mean "
-            f"{statistics.fmean(rhos):+.2f}, median {statistics.median(rhos):+.2f}, range "
-            f"{min(rhos):+.2f} … {max(rhos):+.2f} over {len(rhos)} runs ({len(every) - len(rhos)} "
-            "without a ranking: every block at the same validation accuracy)."
+            f"- **gradnorm (Auto-RGN) ranking vs the full sweep's validation ranking**: Spearman ρ "
+            f"mean {statistics.fmean(rhos):+.2f}, median {statistics.median(rhos):+.2f}, range "
+            f"{min(rhos):+.2f} … {max(rhos):+.2f} over {len(rhos)} runs."
         )
     return "\n".join(lines)
 
 
+def _confidence_lines(rows: dict[Key, dict[str, dict[str, Any]]]) -> str:
+    """Whether the bootstrap's 'stands' tells a firm choice from a coin flip."""
+    from trainers.jobs.confidence import COIN_FLIP
+
+    pairs = [
+        (v["stands"], v["gap"])
+        for by in rows.values()
+        for v in [by.get("halving", {})]
+        if v.get("stands") is not None
+    ]
+    if not pairs:
+        return ""
+    flips = [g for s, g in pairs if s < COIN_FLIP]
+    firm = [g for s, g in pairs if s >= COIN_FLIP]
+
+    def part(gaps: list[float], what: str) -> str:
+        if not gaps:
+            return f"no {what}"
+        return f"{len(gaps)} {what}, within 1 point in {_hits(gaps):.0%}, mean gap {statistics.fmean(gaps):.2f} pt"
+
+    return (
+        f"- **halving's confidence** (bootstrap at its last decision): "
+        f"{part(firm, f'choices standing in ≥ {COIN_FLIP:.0%} of resamples')}; "
+        f"{part(flips, 'coin flips')}."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/study-imagenet.toml")
-    parser.add_argument("--out", default="runs/selection")
+    parser.add_argument("--config", default="configs/selection-benchmark.toml")
+    parser.add_argument("--out", help="the run folders [the config's out]")
     parser.add_argument("--docs", default="docs/selection.md")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--selectors", default="halving,gradnorm", help="comma-separated")
-    parser.add_argument("--targets", help="comma-separated [all of the study's]")
-    parser.add_argument("--epochs", type=int, help="the full budget [the study's]")
-    parser.add_argument("--min-epochs", type=int, help="halving's first rung [1]")
+    parser.add_argument("--targets", help="comma-separated [all of the config's]")
     parser.add_argument(
-        "--block-seeds", choices=("own", "shared"), default="own",
-        help="the block jobs' seeding (shared: common random numbers; new full sweeps)",
+        "--block-seeds", choices=("own", "shared"), default="shared",
+        help="the block jobs' seeding (the replay is exact only with shared)",
     )  # fmt: skip
     args = parser.parse_args()
     from trainers.study import load_study
@@ -183,41 +328,59 @@ def main() -> None:
     study = Study(load_study(args.config))
     study.make_data()
     study.make_partitions()
-    found: dict[tuple[str, ...], dict[str, Any]] = {}
-    began = time.perf_counter()
-    budget = {k: v for k, v in (("epochs", args.epochs), ("min_epochs", args.min_epochs)) if v}
+    out = Path(args.out or study.config.out)
     methods = [m for m in args.selectors.split(",") if m]
     targets = args.targets.split(",") if args.targets else None
-    tasks = _tasks(study, Path(args.out), args.block_seeds, budget, methods, targets)
-    for key, record in parallel(_one, tasks, args.workers):
+    began = time.perf_counter()
+    found: dict[tuple[str, ...], dict[str, Any]] = {}
+    for key, record in parallel(
+        _one, _tasks(study, out, args.block_seeds, methods, targets), args.workers
+    ):
         found[key] = record
         print(f"{'/'.join(key)}: {record['wall']:.0f} s", flush=True)
-    rows: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
+    sweeps = {
+        key[:3]: _sweep(record["results"], out / key[0] / key[1] / f"seed{key[2]}" / "full")
+        for key, record in found.items()
+        if key[3] == "full"
+    }
+    rows: dict[Key, dict[str, dict[str, Any]]] = {}
     for (model, target, seed, method), record in found.items():
         if method != "full":
-            full = found[(model, target, seed, "full")]["results"]
-            rows.setdefault((model, target, seed), {})[method] = _row(full, record["results"])
+            row = _row(sweeps[(model, target, seed)], record["results"])
+            rows.setdefault((model, target, seed), {})[method] = row
     command = f"python bench/selection.py --config {args.config}"
-    if args.selectors != "halving,gradnorm":
-        command += f" --selectors {args.selectors} --workers {args.workers}"
+    command += f" --selectors '{args.selectors}'" if args.selectors != "halving,gradnorm" else ""
     command += f" --targets {args.targets}" if args.targets else ""
-    for flag, value in (("--epochs", args.epochs), ("--min-epochs", args.min_epochs)):
-        command += f" {flag} {value}" if value else ""
-    if args.block_seeds != "own":
-        command += f" --block-seeds {args.block_seeds}"
-    if args.out != "runs/selection":
-        command += f" --out {args.out}"
-    body = f"{_summary(rows, methods, command)}\n\n{_table(rows, methods)}\n\nWall time of the benchmark: {time.perf_counter() - began:.0f} s with {args.workers} workers."
-    docs = ROOT / args.docs
-    if not docs.exists():
-        docs.write_text("# B_opt without a full sweep\n")
+    command += f" --block-seeds {args.block_seeds}" if args.block_seeds != "shared" else ""
+    grid = _grid(sweeps)
+    from trainers.settings import default_of
+
+    first, eta = default_of("min_epochs"), default_of("eta")
     name = f"selection-{Path(args.config).stem}-{args.block_seeds}-seeds"
-    name += f"-{args.epochs}-epochs" if args.epochs else ""
-    name += f"-{'-'.join(methods)}" if args.selectors != "halving,gradnorm" else ""
-    name += f"-{args.targets.replace(',', '-')}" if args.targets else ""
-    replace_between(docs, name, body)
+    body = [
+        f"Command: `{command}`; {len(sweeps)} full sweeps; wall time of this invocation "
+        f"{time.perf_counter() - began:.0f} s with {args.workers} workers.",
+        "",
+        "Successive halving replayed on the full sweeps (the rule: accuracy, then loss; "
+        f"in bold where the goal is met: within {GOAL_GAP:g} point in ≥ {GOAL_HITS:.0%} of runs "
+        f"at ≤ {GOAL_SHARE:.0%} of the block epochs in every run):",
+        "",
+        _grid_table(grid, next(iter(RULES))),
+        "",
+        f"The rung's ranking rule, replayed at the defaults (r₀ = {first}, η = {eta}):",
+        "",
+        _rule_table(grid, first, eta),
+    ]
+    if rows:
+        body += ["", "The selectors run for real:", "", _summary(rows, methods)]
+        body += [line for line in [_confidence_lines(rows)] if line]
+        body += ["", _table(rows, methods)]
+    docs = ROOT / args.docs
+    replace_between(docs, name, "\n".join(body))
+    record = {"/".join(k): {m: v for m, v in by.items()} for k, by in rows.items()}
+    grid_record = [{k: v for k, v in r.items()} for r in grid]
     docs.with_name(f"{name}.json").write_text(
-        json.dumps({"/".join(k): v for k, v in rows.items()}, indent=1) + "\n"
+        json.dumps({"runs": record, "grid": grid_record}, indent=1) + "\n"
     )
     print(f"wrote {docs}")
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from tests.test_trainers import MODEL, SMALL
@@ -96,6 +97,14 @@ def test_halving_records_its_rungs_and_ends_with_the_full_sweeps_result(images, 
         same.val_loss is not None and same.val_loss == halving.job(f"block:{best.index}").val_loss
     )
     assert load_results(tmp_path / "halving") == halving
+    deciding = selection.rungs[-2]
+    assert all(len(h) == halving.split_sizes["val"] for h in deciding.val_hits)
+    assert best.confidence == deciding.confidence() and best.confidence is not None
+    assert best.confidence.runner_up in deciding.blocks and best.confidence.runner_up != best.index
+    full_best = full.best_block
+    assert full_best is not None and full_best.confidence is not None, (
+        "a full sweep's, over all blocks"
+    )
     line = selection_line(selection)
     assert "successive halving (η 2; blocks × epochs 4 × 1 → 2 × 2 → 1 × 5)" in line
     assert "9 of 20 block epochs (45% of a full sweep)" in line
@@ -114,6 +123,28 @@ def test_gradnorm_ranks_every_block_and_trains_only_the_top_one(images, tmp_path
         selection.ranking_seconds is not None and 0 < selection.ranking_seconds <= selection.seconds
     )
     assert [j.name for j in result.jobs] == [f"block:{top}", "head", "full"]
+
+
+def test_auto_rgn_scores_after_a_linear_probe_without_normalization_layers(images, tmp_path):
+    from trainers.selection.gradnorm import gradient_scores, probe_head
+    from trainers.training.modeling import BATCH_NORMS, norm_params
+
+    ready = prepare(config(images, tmp_path / "run", select="gradnorm", probe_epochs=3))
+    runner, trunk = ready.runner, ready.runner.model.trunk
+    norms = norm_params(trunk)
+    assert norms and all(
+        isinstance(trunk.get_submodule(n.rpartition(".")[0]), BATCH_NORMS) for n in norms
+    )
+    assert not any(n.endswith("conv1.weight") for n in norms)
+    probe_head(runner, ready, 0)  # the head as the probe starts it
+    before = runner.score("train").loss
+    probe_head(runner, ready, 3)
+    assert runner.score("train").loss < before, "the probe fits the head"
+    source = {k: v.clone() for k, v in trunk.state_dict().items()}
+    scores = gradient_scores(ready)
+    assert len(scores) == ready.partition.num_blocks and all(s > 0 for s in scores)
+    after = trunk.state_dict()
+    assert all(torch.equal(source[k], after[k]) for k in source), "the trunk is reset after"
 
 
 def test_selection_needs_a_sweep(images, tmp_path):

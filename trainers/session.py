@@ -266,7 +266,8 @@ def _write_results(
         classes=tuple(data.classes), split_sizes={k: len(v) for k, v in data.labels.items()},
         jobs=tuple(results), skipped_images=tuple(data.skipped),
         cache_note=ready.runner.inputs.note, weights_note=ready.weights_note,
-        sweep=summarize_sweep(partition, results) if sweep else None, selection=selection,
+        sweep=summarize_sweep(partition, results, selection) if sweep else None,
+        selection=selection,
     )  # fmt: skip
     document.save(ready.folder.results)
     return document

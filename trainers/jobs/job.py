@@ -119,7 +119,7 @@ class RLTuneOutcome:
 #: a job row's keys in the order results files write them
 _ORDER = ("name", "val_acc", "test_acc", "val_loss", "best_epoch", "last_target_val_acc",
           "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
-          "granularity", "preset", "selected", "selected_episode")  # fmt: skip
+          "granularity", "preset", "selected", "selected_episode", "val_hits")  # fmt: skip
 _RLTUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(RLTuneOutcome))
 
 
@@ -138,6 +138,9 @@ class JobResult:
     test_acc: float
     #: the selected model's validation loss (None: written before it was recorded, or RL-Tune)
     val_loss: float | None = None
+    #: which validation images the selected model classified right, "0"/"1" in the
+    #: split's order (None: not recorded); the bootstrap of B_opt's confidence reads them
+    val_hits: str | None = None
     best_epoch: int | None = None
     trainable_params: int
     seconds: float

@@ -18,13 +18,14 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from graphblocks import GraphblocksError, Partition, write_atomic
+from trainers.jobs.confidence import Confidence, choice_confidence
 from trainers.jobs.job import JobKind, JobResult, job_name
 from trainers.jobs.run_folder import RunFolder
 
@@ -43,6 +44,8 @@ class BlockChoice:
     index: int
     val_acc: float
     test_acc: float
+    #: how firmly it was chosen at the last decision (None: one candidate, or no hits)
+    confidence: Confidence | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,9 @@ class Score:
 
     accuracy: float
     loss: float = float("nan")
+    #: which images it classified right (:func:`~trainers.jobs.confidence.hits_string`;
+    #: empty: not recorded); not part of the order
+    hits: str = field(default="", compare=False)
 
     def key(self) -> tuple[float, float]:
         """Sorts the better score first."""
@@ -113,19 +119,27 @@ def ranked(
     return [block for _, block in sorted(zip(keys, blocks, strict=True))]
 
 
-def best_block(results: Iterable[JobResult]) -> BlockChoice | None:
+def best_block(
+    results: Iterable[JobResult], decision: Confidence | None = None
+) -> BlockChoice | None:
     """B_opt among the ``block:K`` results: the first by :func:`ranked` validation
-    accuracy; None without block results."""
+    accuracy; None without block results. Its confidence is ``decision`` when a selector
+    made the last decision, else that of choosing it among the block results."""
     blocks = {r.block: r for r in results if r.block is not None}
     if not blocks:
         return None
     jobs = list(blocks.values())
-    index = ranked(list(blocks), [r.val_acc for r in jobs], [r.val_loss for r in jobs])[0]
-    return BlockChoice(index, blocks[index].val_acc, blocks[index].test_acc)
+    ranking = ranked(list(blocks), [r.val_acc for r in jobs], [r.val_loss for r in jobs])
+    index = ranking[0]
+    confidence = decision or choice_confidence(ranking, [blocks[b].val_hits or "" for b in ranking])
+    return BlockChoice(index, blocks[index].val_acc, blocks[index].test_acc, confidence)
 
 
-def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> SweepSummary:
-    """B_opt, per-quartile statistics and the baselines, from the results present."""
+def summarize_sweep(
+    partition: Partition, results: Sequence[JobResult], selection: Selection | None = None
+) -> SweepSummary:
+    """B_opt, per-quartile statistics and the baselines, from the results present (B_opt's
+    confidence from ``selection``'s last decision when it made one)."""
     by_name = {r.name: r for r in results}
     quartiles = {}
     for q, indices in partition.quartiles.items():
@@ -137,7 +151,8 @@ def summarize_sweep(partition: Partition, results: Sequence[JobResult]) -> Sweep
                 Stats.of(r.val_acc for r in done),
             )
     baselines = {str(k): by_name[k] for k in (JobKind.HEAD, JobKind.FULL) if k in by_name}
-    return SweepSummary(best_block(results), quartiles, baselines)
+    decision = selection.decision_confidence() if selection else None
+    return SweepSummary(best_block(results, decision), quartiles, baselines)
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,14 @@ class Rung:
     epochs_run: int
     #: the validation loss of the same epochs (empty: not recorded)
     val_loss: tuple[float, ...] = ()
+    #: which validation images each block's best epoch classified right (empty: not recorded)
+    val_hits: tuple[str, ...] = ()
+
+    def confidence(self) -> Confidence | None:
+        """The confidence of this rung's first block by :func:`ranked` over the others."""
+        order = ranked(self.blocks, self.val_acc, self.val_loss or None)
+        hits = dict(zip(self.blocks, self.val_hits, strict=True)) if self.val_hits else {}
+        return choice_confidence(order, [hits.get(b, "") for b in order])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +192,11 @@ class Selection:
     scores: tuple[float, ...] | None = None
     ranking_seconds: float | None = None
 
+    def decision_confidence(self) -> Confidence | None:
+        """The confidence of the last rung that chose among several blocks (None: none did)."""
+        deciding = [rung for rung in self.rungs if len(rung.blocks) > 1]
+        return deciding[-1].confidence() if deciding else None
+
     @property
     def share(self) -> float:
         """``epochs_run`` as a share of the full sweep's."""
@@ -178,7 +206,7 @@ class Selection:
         data = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
         if self.rungs:
             data["rungs"] = [{k: list(v) if isinstance(v, tuple) else v
-                              for k, v in vars(r).items() if not (k == "val_loss" and not v)}
+                              for k, v in vars(r).items() if not (k in _OPTIONAL_RUNG and not v)}
                              for r in self.rungs]  # fmt: skip
         if self.scores is not None:
             data["scores"] = list(self.scores)
@@ -193,9 +221,14 @@ class Selection:
         return cls(**values)
 
 
+#: rung fields that older files lack, left out when empty
+_OPTIONAL_RUNG = frozenset({"val_loss", "val_hits"})
+
+
 def _rung(data: Mapping[str, Any]) -> Rung:
     return Rung(data["epochs"], tuple(data["blocks"]), tuple(data["val_acc"]),
-                tuple(data["kept"]), data["epochs_run"], tuple(data.get("val_loss", ())))  # fmt: skip
+                tuple(data["kept"]), data["epochs_run"], tuple(data.get("val_loss", ())),
+                tuple(data.get("val_hits", ())))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,6 +307,8 @@ def _sweep_dict(sweep: SweepSummary) -> dict[str, Any]:
     if sweep.best_block is not None:
         b = sweep.best_block
         data["best_block"] = {"index": b.index, "val_acc": b.val_acc, "test_acc": b.test_acc}
+        if b.confidence is not None:
+            data["best_block"]["confidence"] = vars(b.confidence)
     data["quartiles"] = {
         q: {"blocks": list(s.blocks), "test_acc": vars(s.test_acc), "val_acc": vars(s.val_acc)}
         for q, s in sweep.quartiles.items()
@@ -282,10 +317,16 @@ def _sweep_dict(sweep: SweepSummary) -> dict[str, Any]:
     return data
 
 
+def _block_choice(data: Mapping[str, Any]) -> BlockChoice:
+    confidence = data.get("confidence")
+    values = {k: v for k, v in data.items() if k != "confidence"}
+    return BlockChoice(**values, confidence=Confidence(**confidence) if confidence else None)
+
+
 def _sweep_from(data: Mapping[str, Any]) -> SweepSummary:
     best = data.get("best_block")
     return SweepSummary(
-        BlockChoice(**best) if best else None,
+        _block_choice(best) if best else None,
         {
             q: QuartileStats(tuple(s["blocks"]), Stats(**s["test_acc"]), Stats(**s["val_acc"]))
             for q, s in data["quartiles"].items()

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from trainers.execution.tasks import Progress, ProgressEvent
+from trainers.jobs.confidence import Confidence
 from trainers.jobs.job import Job, JobKind, job_name
 from trainers.jobs.results import RunResults, Selection
 from trainers.settings import Selector
@@ -36,6 +37,8 @@ def print_results(results: RunResults) -> None:
         console.print(
             f"Q{q}: blocks {list(stats.blocks)} test mean {_pct(t.mean)} ± {_pct(t.std)}, best {_pct(t.max)}"
         )
+    if best is not None and best.confidence is not None:
+        console.print(confidence_line(best.index, best.confidence))
     if results.selection is not None:
         console.print(selection_line(results.selection))
     if results.skipped_images:
@@ -46,6 +49,23 @@ def print_results(results: RunResults) -> None:
         console.print(f"[yellow]{results.weights_note}[/]")
     if results.cache_note:
         console.print(f"[yellow]{results.cache_note}[/]")
+
+
+def confidence_line(block: int, confidence: Confidence) -> str:
+    """How firmly B_opt was chosen, in one line; a coin flip says so first."""
+    c = confidence
+    lead = (
+        f"{c.margin_images} more of {c.images} validation images right than block {c.runner_up}"
+        if c.margin_images
+        else f"as many of {c.images} validation images right as block {c.runner_up} (the loss decided)"
+    )
+    stands = f"the choice stands in {c.stands:.0%} of {c.resamples} bootstrap resamples"
+    if c.coin_flip:
+        return (
+            f"[yellow]B_opt is a coin flip: block {block} got {lead}; {stands}. "
+            "More validation images (--split) would decide it.[/]"
+        )
+    return f"B_opt = block {block}: {lead}; {stands}."
 
 
 def selection_line(selection: Selection) -> str:

@@ -1,18 +1,33 @@
-"""B_opt by a gradient-norm ranker: train only the block it ranks first.
+"""B_opt by Auto-RGN's relative gradient norms: train only the block it ranks first.
 
-**Gradient-norm ranking** (Auto-RGN, Lee et al. 2023, "Surgical fine-tuning"). At the
-start of fine-tuning (source weights, a new head, the modes of full fine-tuning) the
-gradient g of the training loss, summed over the training batches, is taken once; block
-b scores its relative gradient norm
+**Auto-RGN** (Lee et al., ICLR 2023, "Surgical fine-tuning improves adaptation to
+distribution shifts", §5). For each parameter tensor i with gradient g_i of the training
+loss, the relative gradient norm is
 
-    RGN_b = ‖g_b‖ / ‖θ_b‖,
+    RGN_i = ‖g_i‖₂ / ‖θ_i‖₂,
 
-the norms over all of the block's parameters. Only the top block is then fine-tuned.
+and Auto-RGN scales tensor i's learning rate by RGN_i / max_j RGN_j. As a ranker of
+blocks, as published, with three choices of ours where the paper leaves room:
+
+1. **Linear-probe warm start.** The gradient is taken after the new head has been
+   fitted on the frozen source features (``probe_epochs`` epochs of BL1's training, on
+   the cached trunk output), so that it measures how each layer should move to fit the
+   target, not the noise of a random head.
+2. **Normalization layers excluded** (their affine parameters are left out, as in the
+   authors' code): their RGN is large and says little about the layer they follow.
+3. **Aggregated per block as the mean of its tensors' RGN**: the block's average
+   learning-rate multiplier under Auto-RGN, so a block of many tensors is not favoured
+   over a block of one.
+
+The gradient is of the mean training loss over the training batches (``gradnorm_batches``,
+all by default), with every parameter trainable and the modules in the modes of full
+fine-tuning.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import torch
@@ -26,17 +41,44 @@ from trainers.jobs.strategies import trainable
 from trainers.selection.rungs import epochs_done, promoted
 from trainers.settings import Selector
 from trainers.training.data import batches
-from trainers.training.modeling import freeze, set_modes
+from trainers.training.engine import Runner
+from trainers.training.modeling import freeze, norm_params, set_modes
+
+
+def relative_gradient_norms(module: nn.Module, names: list[str]) -> dict[str, float]:
+    """RGN_i = ‖g_i‖/‖θ_i‖ of each named parameter of ``module`` (0 without a gradient,
+    or for an all-zero tensor)."""
+    norms = {}
+    for name in names:
+        param = module.get_parameter(name)
+        weight = float(param.detach().norm())
+        grad = float(param.grad.norm()) if param.grad is not None else 0.0
+        norms[name] = grad / weight if weight > 0 else 0.0
+    return norms
+
+
+def probe_head(runner: Runner, ready: Prepared, epochs: int) -> None:
+    """Fit the new head on the frozen source features for ``epochs`` epochs (BL1's job,
+    seed and optimizer; the trunk stays at the source weights)."""
+    cfg = ready.config
+    job = Job(JobKind.HEAD, cfg)
+    generator = torch.Generator().manual_seed(runner.reset(job))
+    plan = trainable(job, ready.partition, runner.dropped)
+    inputs = runner.inputs.plan(plan.level)
+    freeze(runner.model, plan.params, cfg.bn)
+    optimizer, schedule = runner.loop.optimizer(cfg)
+    for _ in range(epochs):
+        runner.loop.train_pass(cfg, inputs, optimizer, schedule, generator)
 
 
 def gradient_scores(ready: Prepared, max_batches: int | None = None) -> list[float]:
-    """Each block's relative gradient norm ‖g_b‖/‖θ_b‖ at the start of fine-tuning (the
-    gradient of the mean loss over the first ``max_batches`` training batches, or all)."""
+    """Each block's mean RGN over its tensors outside normalization layers, taken after
+    the linear probe (see the module docstring); the model is reset after."""
     runner, cfg = ready.runner, ready.config
-    job = Job(JobKind.FULL, cfg)
-    runner.reset(job)
+    probe_head(runner, ready, cfg.probe_epochs)
     model = runner.model
-    freeze(model, trainable(job, ready.partition, runner.dropped).params, cfg.bn)
+    full = Job(JobKind.FULL, cfg)
+    freeze(model, trainable(full, ready.partition, runner.dropped).params, cfg.bn)
     set_modes(model, cfg.bn)
     model.zero_grad(set_to_none=True)
     labels = runner.labels("train")
@@ -46,26 +88,21 @@ def gradient_scores(ready: Prepared, max_batches: int | None = None) -> list[flo
         x = runner.inputs.images("train", index, augment=False)
         loss = nn.functional.cross_entropy(model(x), labels[index].to(runner.device))
         (loss * len(index) / total).backward()
-    scores = [_relative_norm(model.trunk, block.params) for block in ready.partition.blocks]
+    excluded = norm_params(model.trunk)
+    scores = []
+    for block in ready.partition.blocks:
+        names = [n for n in block.params if n not in excluded]
+        rgn = relative_gradient_norms(model.trunk, names)
+        scores.append(statistics.fmean(rgn.values()) if rgn else 0.0)
     model.zero_grad(set_to_none=True)
-    runner.reset(job)  # the forward passes moved BatchNorm statistics
+    runner.reset(full)  # the probe trained the head; the passes moved BatchNorm statistics
     return scores
-
-
-def _relative_norm(trunk: nn.Module, params: list[str]) -> float:
-    grads = weights = 0.0
-    for name in params:
-        param = trunk.get_parameter(name)
-        weights += float(param.detach().pow(2).sum())
-        if param.grad is not None:
-            grads += float(param.grad.pow(2).sum())
-    return math.sqrt(grads / weights) if weights > 0 else 0.0
 
 
 def gradnorm_select(
     ready: Prepared, executor: Executor, progress: Progress | None = None
 ) -> tuple[list[JobResult], Selection]:
-    """Rank the blocks by relative gradient norm; fine-tune the top one for the full budget."""
+    """Rank the blocks by Auto-RGN; fine-tune the top one for the full budget."""
     cfg, blocks = ready.config, ready.partition.num_blocks
     began = time.perf_counter()
     with torch.enable_grad():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from graphblocks import write_atomic
 from trainers.execution.local import Executor
@@ -38,13 +39,14 @@ from trainers.settings import Selector
 
 class HalvingRecord:
     """``selection.json``: each finished (block, rung) → ``[val_acc, epochs_done,
-    val_loss]`` (its best validation score so far, and its epochs done; records written
-    before the loss was kept have two entries), plus the seconds spent."""
+    val_loss, val_hits]`` (its best validation score so far, its epochs done, and which
+    validation images that epoch classified right; records written before the loss or
+    the hits were kept lack them), plus the seconds spent."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         data = json.loads(path.read_text()) if path.exists() else {}
-        self.done: dict[str, list[float]] = data.get("done", {})
+        self.done: dict[str, list[Any]] = data.get("done", {})
         self.seconds: float = data.get("seconds", 0.0)
 
     @staticmethod
@@ -56,13 +58,20 @@ class HalvingRecord:
 
     def add(self, block: int, epochs: int, result: JobResult, epochs_done: int) -> None:
         loss = result.val_loss if result.val_loss is not None else float("nan")
-        self.done[self.key(block, epochs)] = [result.val_acc, epochs_done, loss]
+        self.done[self.key(block, epochs)] = [
+            result.val_acc, epochs_done, loss, result.val_hits or ""
+        ]  # fmt: skip
 
     def score(self, block: int, epochs: int) -> tuple[float, float]:
         """``(val_acc, val_loss)`` of ``block`` at the rung of ``epochs`` (loss NaN when
         the record predates it)."""
         entry = self.done[self.key(block, epochs)]
         return entry[0], entry[2] if len(entry) > 2 else float("nan")
+
+    def hits(self, block: int, epochs: int) -> str:
+        """Which validation images ``block`` classified right at that rung ("": not kept)."""
+        entry = self.done[self.key(block, epochs)]
+        return str(entry[3]) if len(entry) > 3 else ""
 
     def epochs_done(self, block: int, epochs: int) -> int:
         return int(self.done[self.key(block, epochs)][1])
@@ -90,7 +99,9 @@ def successive_halving(
         spent = sum(record.epochs_done(b, epochs) - before[b] for b in survivors)
         keep = 1 if last or k + 2 >= len(milestones) else max(1, len(survivors) // cfg.eta)
         kept = promoted(survivors, list(scores), keep, list(losses))
-        rungs.append(Rung(epochs, tuple(survivors), scores, tuple(kept), spent, losses))
+        hits = tuple(record.hits(b, epochs) for b in survivors)
+        hits = hits if all(hits) else ()
+        rungs.append(Rung(epochs, tuple(survivors), scores, tuple(kept), spent, losses, hits))
         if last:
             break
         survivors = kept

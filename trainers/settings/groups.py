@@ -185,9 +185,10 @@ class OptimizationOptions:
         "Seed of the split, the sampling and every job (each job's own seed is derived from it and the job's name).",
     )
     block_seeds: BlockSeeds = setting(
-        BlockSeeds.OWN,
-        "Block jobs' seeds: each its own (derived from its name), or one shared by all blocks "
-        "(the same head initialisation and batch order: blocks compared on common random numbers).",
+        BlockSeeds.SHARED,
+        "Block jobs' seeds: one shared by all blocks (the same head initialisation and batch "
+        "order: blocks compared on common random numbers, docs/selection.md), or each its own "
+        "(derived from its name; the results of sweeps before issue 25).",
         choices=BlockSeeds,
     )
     deterministic: bool = setting(

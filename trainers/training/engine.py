@@ -139,7 +139,8 @@ class Runner:
     ) -> JobResult:
         return JobResult(
             name=job.name, val_acc=training.best.val_acc, test_acc=test_acc,
-            val_loss=training.best.val_loss, best_epoch=training.best.epoch, trainable_params=count,
+            val_loss=training.best.val_loss, val_hits=training.best.val_hits or None,
+            best_epoch=training.best.epoch, trainable_params=count,
             seconds=round(time.perf_counter() - start, 3),
             train_seconds=round(training.train_seconds, 3), steps=training.steps,
             cache=tuple(inputs.cache_kinds),

@@ -3,7 +3,7 @@
 :func:`accuracy` scores a batch of logits; :func:`dataset_score` scores a whole
 split, batch by batch, with every module of the model in eval mode (each module's own
 mode restored after): its accuracy, the exact count of right rows over the split's size,
-and its mean cross-entropy. Both count a prediction right when the arg-max of its logits
+its mean cross-entropy, and which images it classified right. Both count a prediction right when the arg-max of its logits
 is the label; no rows score NaN.
 
 Scores are :class:`trainers.jobs.results.Score`, which orders them.
@@ -16,14 +16,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from trainers.jobs.confidence import hits_string
 from trainers.jobs.results import Score
 from trainers.training.data import batches
 from trainers.training.modeling import eval_mode
-
-
-def correct(logits: torch.Tensor, labels: torch.Tensor) -> int:
-    """How many rows' arg-max is their label."""
-    return int((logits.detach().argmax(1).cpu() == labels.cpu()).sum())
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -45,11 +41,12 @@ def dataset_score(
     by batch in order, with ``model`` in eval mode; NaN for no labels."""
     if not len(labels):
         return Score(float("nan"))
-    hits, loss = 0, 0.0
+    right: list[bool] = []
+    loss = 0.0
     with eval_mode(model):
         for index in batches(len(labels), batch_size, shuffle=False):
             logits, target = logits_of(index), labels[index]
-            hits += correct(logits, target)
+            right += (logits.detach().argmax(1).cpu() == target.cpu()).tolist()
             target = target.to(logits.device)
             loss += float(nn.functional.cross_entropy(logits.float(), target, reduction="sum"))
-    return Score(hits / len(labels), loss / len(labels))
+    return Score(sum(right) / len(labels), loss / len(labels), hits_string(right))

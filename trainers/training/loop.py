@@ -138,7 +138,7 @@ class EpochLoop:
         best = Score(training.best.val_acc, training.best.val_loss)
         if score.beats(best) or training.best.epoch < 0:
             state = trained_state(self.model)
-            training.best = BestEpoch(score.accuracy, training.epoch, state, score.loss)
+            training.best = BestEpoch(score.accuracy, training.epoch, state, score.loss, score.hits)
             training.stale = 0
         else:
             training.stale += 1

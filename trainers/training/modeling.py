@@ -27,6 +27,11 @@ from graphblocks import GraphblocksError, Partition, PartitionError
 
 #: the BatchNorm layers whose statistics ``bn="frozen"`` keeps
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+#: every normalization layer (timm's BatchNormAct2d and LayerNorm2d subclass these)
+NORMS = (
+    *BATCH_NORMS, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm,
+    nn.LayerNorm, nn.LocalResponseNorm, *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)  # fmt: skip
 
 
 class WeightsError(GraphblocksError):
@@ -235,6 +240,16 @@ def freeze(model: FineTuneModel, trainable: Collection[str], bn: str = "train") 
         param.requires_grad_(True)
     set_modes(model, bn)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def norm_params(module: nn.Module) -> set[str]:
+    """The names of the parameters that normalization layers of ``module`` own."""
+    return {
+        f"{path}.{name}" if path else name
+        for path, child in module.named_modules()
+        if isinstance(child, NORMS)
+        for name, _ in child.named_parameters(recurse=False)
+    }
 
 
 @contextlib.contextmanager

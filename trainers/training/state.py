@@ -41,6 +41,8 @@ class BestEpoch:
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     #: its validation loss (NaN in states paused before it was recorded)
     val_loss: float = float("nan")
+    #: which validation images it classified right ("": paused before they were recorded)
+    val_hits: str = ""
 
 
 @dataclass
