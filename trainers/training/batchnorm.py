@@ -34,37 +34,57 @@ def recompute_bn(
 ) -> bool:
     """Set the running statistics of ``norms`` (default: every BatchNorm of ``model``)
     to the mean and unbiased variance of their input, pooled over all of ``inputs`` (what
-    ``model`` takes: a batch of images, or of cached activations) run through ``model``; every other module in eval mode, those BatchNorms normalising by
-    batch statistics meanwhile. Returns whether there was a BatchNorm to recompute; the
-    modules' modes are restored."""
+    ``model`` takes: a batch of images, or of cached activations) run through ``model``;
+    every other module in eval mode, those BatchNorms normalising by batch statistics
+    meanwhile. Returns whether there was a BatchNorm to recompute; the modules' modes,
+    momenta and batch counters are restored.
+
+    Each BatchNorm computes its batch's per-channel mean m_b and unbiased variance over
+    its n_b values per channel anyway; with momentum 1 its running statistics are exactly
+    those, read after each batch (no second reduction over the activations, which cost
+    more than the forward pass). The batches are pooled in double precision (Chan et al.
+    1979): with N = Σ n_b and μ = Σ n_b·m_b / N,
+
+        σ² = Σ n_b·(v_b + (m_b − μ)²) / (N − 1),
+
+    v_b the batch's biased variance: the exact pooled mean and unbiased variance."""
     if norms is None:
         norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
     if not norms:
         return False
-    sums: dict[nn.Module, list[torch.Tensor | float]] = {}
+    batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in norms}
+    saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in norms}
 
-    def gather(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        x = args[0].detach()
-        dims = [0, *range(2, x.dim())]
-        total = sums.setdefault(module, [0.0, 0.0, 0.0])
-        total[0] = total[0] + x.sum(dims, dtype=torch.float64)  # accumulated in double,
-        total[1] = total[1] + x.square().sum(dims, dtype=torch.float64)  # no double copy
-        total[2] = float(total[2]) + x.numel() / x.shape[1]
+    def read(module: nn.Module, args: tuple[torch.Tensor, ...], _output: Any) -> None:
+        n = args[0].numel() // args[0].shape[1]
+        mean = module.running_mean.double().clone()
+        biased = module.running_var.double() * ((n - 1) / n)
+        batches[module].append((n, mean, biased))
 
-    handles = [m.register_forward_pre_hook(gather) for m in norms]
+    handles = [m.register_forward_hook(read) for m in norms]
     try:
         with eval_mode(model):
             for m in norms:
                 m.train()
+                m.momentum = 1.0
             for x in inputs:
                 model(x)
     finally:
         for handle in handles:
             handle.remove()
-    for norm, (total, squares, count) in sums.items():
-        n = float(count)
-        mean = torch.as_tensor(total) / n
-        var = (torch.as_tensor(squares) - n * mean * mean) / max(n - 1, 1)
-        for name, value in (("running_mean", mean), ("running_var", var)):
-            getattr(norm, name).copy_(value)
+        for norm, (momentum, count) in saved.items():
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
+    for norm, seen in batches.items():
+        if seen:
+            norm.running_mean.copy_(_pooled(seen)[0])
+            norm.running_var.copy_(_pooled(seen)[1])
     return True
+
+
+def _pooled(seen: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled mean and unbiased variance of batches ``(n_b, m_b, v_b)`` (see above)."""
+    total = sum(n for n, _, _ in seen)
+    mean = sum(n * m for n, m, _ in seen) / total
+    spread = sum(n * (v + (m - mean) ** 2) for n, m, v in seen)
+    return torch.as_tensor(mean), torch.as_tensor(spread) / max(total - 1, 1)
