@@ -94,8 +94,9 @@ def test_batchnorm_statistics_are_recomputed_exactly_for_the_weights():
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5)
     )
-    data = [torch.randn(8, 3, 6, 6) * 3 + 1 for _ in range(3)]
+    data = [torch.randn(n, 3, 6, 6) * 3 + n for n in (8, 3, 13)]  # batches of unequal size
     model[1].running_mean.fill_(100.0)
+    model[1].num_batches_tracked.fill_(5)
     assert recompute_bn(model, iter(data)) and model.training and model[1].training, (
         "modes restored"
     )
@@ -103,7 +104,8 @@ def test_batchnorm_statistics_are_recomputed_exactly_for_the_weights():
         features = torch.cat([model[0](x) for x in data])
     assert torch.allclose(model[1].running_mean, features.mean((0, 2, 3)), atol=1e-5)
     assert torch.allclose(model[1].running_var, features.var((0, 2, 3)), atol=1e-4)
-    assert model[1].momentum == 0.1 and not recompute_bn(torch.nn.Linear(2, 2), iter(data))
+    assert model[1].momentum == 0.1 and int(model[1].num_batches_tracked) == 5
+    assert not recompute_bn(torch.nn.Linear(2, 2), iter(data))
 
 
 def test_the_paper_preset_builds_the_papers_grid_and_practical_a_relative_one():
