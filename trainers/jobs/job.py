@@ -13,6 +13,10 @@ A job's name is its identity in a run folder (``results/<name>.json``,
 ``layers``    the named layers and the head
 ``rltune``    RL-Tune: everything, at the agent's per-unit rates
 ``uniform``   RL-Tune's baseline: everything at one rate
+``lp-ft``     linear probe, then everything (:mod:`trainers.training.recipes`)
+``layer-decay``  everything, rates decaying toward the input
+``l2-sp``     everything, pulled toward the source weights
+``auto-rgn``  everything, at rates from relative gradient norms
 ============  =======================================================
 """
 
@@ -37,6 +41,10 @@ class JobKind(StrEnum):
     LAYERS = "layers"
     RLTUNE = "rltune"
     UNIFORM = "uniform"
+    LP_FT = "lp-ft"
+    LAYER_DECAY = "layer-decay"
+    L2_SP = "l2-sp"
+    AUTO_RGN = "auto-rgn"
 
 
 #: job kinds whose name carries an index (the block, the quartile)

@@ -11,6 +11,10 @@
                 other than ``full``, B_opt is found by :mod:`trainers.selection` instead
 ``rltune``      RL-Tune, then ``uniform`` (all layers, one learning rate, as many
                 epochs as RL-Tune's episodes × epochs)
+``lp-ft``,      the practitioner's baselines (:mod:`trainers.training.recipes`): every
+``layer-decay``,  layer trains, with the recipe's change; a sweep adds those named in
+``l2-sp``,      ``extra_baselines`` after BL1 and BL2
+``auto-rgn``
 ==============  ==================================================================
 """
 
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from graphblocks import Partition
 from trainers.jobs.job import Job, JobKind
 from trainers.settings import ConfigError, Strategy, TrainConfig
+from trainers.settings.kinds import BASELINE_STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,19 @@ def _sweep(config: TrainConfig, partition: Partition) -> list[Job]:
     """Every block in order, then BL1 and BL2: the order that walks the cache forward."""
     blocks = [Job(JobKind.BLOCK, config, block=i) for i in range(partition.num_blocks)]
     baselines = [Job(JobKind.HEAD, config), Job(JobKind.FULL, config)] if config.baselines else []
-    return [*blocks, *baselines]
+    extra = [Job(JobKind(str(s)), config) for s in config.extra_baselines]
+    return [*blocks, *baselines, *extra]
 
 
 def _rltune(config: TrainConfig, _partition: Partition) -> list[Job]:
     """RL-Tune, then its baseline with as many epochs as RL-Tune trains in all."""
     uniform = config.replace(epochs=config.episodes * config.epochs)
     return [Job(JobKind.RLTUNE, config), Job(JobKind.UNIFORM, uniform)]
+
+
+def _baseline_job(config: TrainConfig, _partition: Partition) -> list[Job]:
+    """One of the practitioner's baselines: its job kind is the strategy's name."""
+    return [Job(JobKind(str(config.strategy)), config)]
 
 
 def _block_job(config: TrainConfig, _partition: Partition) -> list[Job]:
@@ -71,6 +82,7 @@ STRATEGY_JOBS: dict[Strategy, Callable[[TrainConfig, Partition], list[Job]]] = {
     Strategy.QUARTILE: _quartile_job,
     Strategy.LAYERS: lambda c, _p: [Job(JobKind.LAYERS, c, layers=tuple(c.names))],
     Strategy.RLTUNE: _rltune,
+    **{s: _baseline_job for s in BASELINE_STRATEGIES},
 }
 
 
@@ -142,6 +154,10 @@ TRAINABLE: dict[JobKind, Callable[[Job, Partition, Collection[str]], Trainable]]
     JobKind.BLOCK: _block,
     JobKind.QUARTILE: _quartile,
     JobKind.LAYERS: _layers,
+    JobKind.LP_FT: _everything,
+    JobKind.LAYER_DECAY: _everything,
+    JobKind.L2_SP: _everything,
+    JobKind.AUTO_RGN: _everything,
 }
 
 

@@ -31,7 +31,6 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from trainers.execution.local import Executor
 from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task
@@ -43,18 +42,7 @@ from trainers.settings import Selector
 from trainers.training.data import batches
 from trainers.training.engine import Runner
 from trainers.training.modeling import freeze, norm_params, set_modes
-
-
-def relative_gradient_norms(module: nn.Module, names: list[str]) -> dict[str, float]:
-    """RGN_i = ‖g_i‖/‖θ_i‖ of each named parameter of ``module`` (0 without a gradient,
-    or for an all-zero tensor)."""
-    norms = {}
-    for name in names:
-        param = module.get_parameter(name)
-        weight = float(param.detach().norm())
-        grad = float(param.grad.norm()) if param.grad is not None else 0.0
-        norms[name] = grad / weight if weight > 0 else 0.0
-    return norms
+from trainers.training.rgn import accumulate_gradient, relative_gradient_norms
 
 
 def probe_head(runner: Runner, ready: Prepared, epochs: int) -> None:
@@ -80,14 +68,10 @@ def gradient_scores(ready: Prepared, max_batches: int | None = None) -> list[flo
     full = Job(JobKind.FULL, cfg)
     freeze(model, trainable(full, ready.partition, runner.dropped).params, cfg.bn)
     set_modes(model, cfg.bn)
-    model.zero_grad(set_to_none=True)
-    labels = runner.labels("train")
+    labels = runner.labels("train").to(runner.device)
     chosen = list(batches(runner.train_size, cfg.batch_size, shuffle=False))[:max_batches]
-    total = sum(len(index) for index in chosen)
-    for index in chosen:
-        x = runner.inputs.images("train", index, augment=False)
-        loss = nn.functional.cross_entropy(model(x), labels[index].to(runner.device))
-        (loss * len(index) / total).backward()
+    pairs = ((runner.inputs.images("train", i, augment=False), labels[i]) for i in chosen)
+    accumulate_gradient(model, pairs)
     excluded = norm_params(model.trunk)
     scores = []
     for block in ready.partition.blocks:

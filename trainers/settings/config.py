@@ -24,6 +24,7 @@ from typing import Any
 
 import tomllib
 
+from trainers.settings.baselines import BaselineOptions
 from trainers.settings.declare import (
     COMMANDS,
     EVERY_COMMAND,
@@ -48,6 +49,7 @@ __all__ = ["COMMANDS", "EVERY_COMMAND", "ConfigError", "TrainConfig", "resolve_c
 
 @dataclass
 class TrainConfig(
+    BaselineOptions,
     RLTuneOptions,
     SelectionOptions,
     ExecutionOptions,
@@ -69,6 +71,7 @@ class TrainConfig(
         self.check_rltune()
         self.check_execution()
         self.check_selection()
+        self.check_baselines()
         if self.select is Selector.ASHA and self.executor is not ExecutorKind.RAY:
             raise ConfigError(
                 "--select asha runs on Ray Tune", "add --executor ray, or use --select halving"

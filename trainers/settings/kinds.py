@@ -20,6 +20,16 @@ class Strategy(StrEnum):
     LAYERS = "layers"  #: the named layers and the head
     SWEEP = "sweep"  #: every block, then BL1 and BL2 (Algorithm 1)
     RLTUNE = "rltune"  #: RL-Tune, then its uniform baseline
+    LP_FT = "lp-ft"  #: linear probe, then every layer (Kumar et al. 2022)
+    LAYER_DECAY = "layer-decay"  #: every layer, rates decaying toward the input
+    L2_SP = "l2-sp"  #: every layer, pulled to the source weights (Li et al. 2018)
+    AUTO_RGN = "auto-rgn"  #: every layer at rates ∝ relative gradient norm (Lee et al. 2023)
+
+
+#: the practitioner's baselines: a strategy of ``run`` each, and a sweep's extra baselines
+BASELINE_STRATEGIES = (
+    Strategy.LP_FT, Strategy.LAYER_DECAY, Strategy.L2_SP, Strategy.AUTO_RGN,
+)  # fmt: skip
 
 
 class Selector(StrEnum):

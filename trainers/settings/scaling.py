@@ -83,13 +83,7 @@ class SelectionOptions:
         commands=SWEEPS,
         shown_default="all",
     )
-    probe_epochs: int = setting(
-        5,
-        "Gradient-norm ranking: epochs of the linear probe (the new head on frozen features) "
-        "that fits the head before the gradient is taken.",
-        commands=SWEEPS,
-    )
 
     def check_selection(self) -> None:
-        if self.eta < 2 or self.min_epochs < 1 or self.probe_epochs < 0:
-            raise ConfigError("bad selection settings", "eta ≥ 2, min-epochs ≥ 1, probe-epochs ≥ 0")
+        if self.eta < 2 or self.min_epochs < 1:
+            raise ConfigError("bad selection settings", "eta ≥ 2, min-epochs ≥ 1")

@@ -48,23 +48,26 @@ def recompute_bn(
         σ² = Σ n_b·(v_b + (m_b − μ)²) / (N − 1),
 
     v_b the batch's biased variance: the exact pooled mean and unbiased variance."""
-    if norms is None:
-        norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
-    if not norms:
+    chosen: list[Any] = (
+        list(norms)
+        if norms is not None
+        else [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    )  # BatchNorms: their statistics are read and set
+    if not chosen:
         return False
-    batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in norms}
-    saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in norms}
+    batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in chosen}
+    saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in chosen}
 
-    def read(module: nn.Module, args: tuple[torch.Tensor, ...], _output: Any) -> None:
+    def read(module: Any, args: tuple[torch.Tensor, ...], _output: Any) -> None:
         n = args[0].numel() // args[0].shape[1]
         mean = module.running_mean.double().clone()
         biased = module.running_var.double() * ((n - 1) / n)
         batches[module].append((n, mean, biased))
 
-    handles = [m.register_forward_hook(read) for m in norms]
+    handles = [m.register_forward_hook(read) for m in chosen]
     try:
         with eval_mode(model):
-            for m in norms:
+            for m in chosen:
                 m.train()
                 m.momentum = 1.0
             for x in inputs:
@@ -75,14 +78,17 @@ def recompute_bn(
         for norm, (momentum, count) in saved.items():
             norm.momentum = momentum
             norm.num_batches_tracked.copy_(count)
-    for norm, seen in batches.items():
-        if seen:
-            norm.running_mean.copy_(_pooled(seen)[0])
-            norm.running_var.copy_(_pooled(seen)[1])
+    for norm in chosen:
+        if batches[norm]:
+            mean, var = _pooled(batches[norm])
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var)
     return True
 
 
-def _pooled(seen: list[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _pooled(
+    seen: list[tuple[int, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The pooled mean and unbiased variance of batches ``(n_b, m_b, v_b)`` (see above)."""
     total = sum(n for n, _, _ in seen)
     mean = sum(n * m for n, m, _ in seen) / total

@@ -33,6 +33,7 @@ from trainers.training.evaluation import dataset_score
 from trainers.training.inputs import InputPlanner, Inputs
 from trainers.training.loop import EpochLoop, EpochProgress, steps_per_epoch
 from trainers.training.modeling import FineTuneModel, freeze
+from trainers.training.recipes import Context, recipe_for
 from trainers.training.state import Training
 
 
@@ -118,7 +119,8 @@ class Runner:
         count = freeze(self.model, plan.params, job.settings.bn)
         stop = min(until or job.settings.epochs, job.settings.epochs)
         generator = torch.Generator().manual_seed(seed)
-        training = self.loop.run(job, inputs, generator, progress, stop)
+        recipe = recipe_for(job, self._recipe_context(job))
+        training = self.loop.run(job, inputs, generator, progress, stop, recipe)
         if not (training.stopped or training.epoch >= job.settings.epochs):
             return self._result(job, training, inputs, count, start, float("nan"))
         self.model.load_state_dict(training.best.state, strict=False)
@@ -127,6 +129,10 @@ class Runner:
         write_job_result(self.folder.job_result(job.name), result)
         self.folder.paused(job.name).unlink(missing_ok=True)
         return result
+
+    def _recipe_context(self, job: Job) -> Context:
+        return Context(self.model, self.partition, job.settings, self.inputs, self.loop,
+                       self.labels("train"), self.dropped)  # fmt: skip
 
     def _result(
         self,

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -33,6 +35,25 @@ from trainers.training.state import BestEpoch, Training, restore_paused, save_pa
 EpochProgress = Callable[[int, float], None]
 #: the validation score of the model now, on ``inputs``
 Validate = Callable[[Inputs], Score]
+
+
+@dataclass
+class Phase:
+    """What a job's epochs train on from some epoch on: their inputs and optimizer."""
+
+    inputs: Inputs
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+
+
+class Recipe(Protocol):
+    """How a job departs from plain training (:mod:`trainers.training.recipes`)."""
+
+    def before_epoch(self, training: Training) -> Phase | None:
+        """The phase that starts before epoch ``training.epoch + 1`` (None: no change)."""
+
+    def penalty(self) -> torch.Tensor | None:
+        """A term added to each batch's loss (None: nothing)."""
 
 
 def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -68,13 +89,18 @@ class EpochLoop:
     ) -> None:
         self.model, self.planner, self.labels = model, planner, labels
         self.folder, self.validate = folder, validate
+        #: a term added to each batch's loss (a recipe's), or None
+        self.penalty: Callable[[], torch.Tensor | None] | None = None
 
     def optimizer(
-        self, cfg: TrainConfig
+        self, cfg: TrainConfig, groups: Sequence[tuple[list[nn.Parameter], float]] | None = None
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        """Adam over the trainable parameters, with the schedule over all steps."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        """Adam over the trainable parameters at ``cfg.lr`` (or over ``groups``, each
+        ``(parameters, rate)``), with the schedule over all steps."""
+        if groups is None:
+            groups = [([p for p in self.model.parameters() if p.requires_grad], cfg.lr)]
+        chosen = [{"params": params, "lr": rate} for params, rate in groups]
+        optimizer = torch.optim.Adam(chosen, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = cfg.epochs * steps_per_epoch(cfg, len(self.labels))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
 
@@ -85,10 +111,15 @@ class EpochLoop:
         generator: torch.Generator,
         progress: EpochProgress | None,
         stop: int,
+        recipe: Recipe | None = None,
     ) -> Training:
         """Epochs up to ``stop`` (or until ``patience`` runs out), continuing a paused
-        job, logging metrics; pauses the job when it stops short of its budget."""
+        job, logging metrics; pauses the job when it stops short of its budget. A
+        ``recipe`` may switch the inputs and optimizer before an epoch and adds its
+        penalty to the loss; a job with one cannot pause."""
         cfg = job.settings
+        if recipe is not None and stop < cfg.epochs:
+            raise ConfigError(f"{job.name} cannot pause", "run it for its whole budget")
         optimizer, schedule = self.optimizer(cfg)
         paused = self.folder.paused(job.name)
         training = Training()
@@ -103,6 +134,10 @@ class EpochLoop:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with metrics_path.open("a" if training.epoch else "w") as log:
             while training.epoch < stop and not training.stopped:
+                phase = recipe.before_epoch(training) if recipe else None
+                if phase is not None:
+                    inputs, optimizer, schedule = phase.inputs, phase.optimizer, phase.schedule
+                self.penalty = recipe.penalty if recipe else None
                 self.epoch(cfg, inputs, optimizer, schedule, generator, training)
                 epoch, val_acc = training.epoch, training.history[-1]
                 record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc,
@@ -162,8 +197,9 @@ class EpochLoop:
             y = self.labels[index].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = nn.functional.cross_entropy(model.classify(inputs.suffix(x)), y)
+            extra = self.penalty() if self.penalty else None
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             optimizer.step()
             schedule.step()
             loss_sum, seen = loss_sum + float(loss.detach()) * len(index), seen + len(index)

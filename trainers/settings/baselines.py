@@ -1,0 +1,75 @@
+"""The settings of the practitioner's baselines: LP-FT, layer-wise learning-rate decay,
+L2-SP and Auto-RGN (docs/trainers.md, "Other fine-tuning strategies")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trainers.settings.declare import SWEEPS, ConfigError, setting
+from trainers.settings.kinds import BASELINE_STRATEGIES, Strategy
+
+
+def parse_strategies(text: str | Sequence[str]) -> list[Strategy]:
+    """``lp-ft,l2-sp`` (or a list of names) → the strategies; a one-line error naming
+    the unknown one."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    chosen = []
+    for name in (n.strip() for n in names if n.strip()):
+        if name not in BASELINE_STRATEGIES:
+            raise ConfigError(
+                f"{name!r} is not an extra baseline",
+                f"choose from {', '.join(BASELINE_STRATEGIES)}",
+            )
+        chosen.append(Strategy(name))
+    return chosen
+
+
+@dataclass
+class BaselineOptions:
+    """LP-FT, layer decay, L2-SP and Auto-RGN: their settings, and which a sweep adds."""
+
+    extra_baselines: list[Strategy] = setting(
+        [],
+        "A sweep's further baselines after BL1 and BL2, comma-separated: lp-ft, layer-decay, "
+        "l2-sp, auto-rgn (each also a --strategy of run).",
+        parse=parse_strategies,
+        commands=SWEEPS,
+        shown_default="none",
+        metavar="NAMES",
+    )
+    probe_epochs: int = setting(
+        5,
+        "Epochs of the linear probe (the new head alone, on frozen features): LP-FT's first "
+        "phase (at most --epochs - 1), and the head fitted before gradient-norm ranking.",
+    )
+    lp_ft_lr_scale: float = setting(
+        0.1,
+        "LP-FT: the fine-tuning phase's learning rate as a share of --lr (Kumar et al. "
+        "fine-tune with a smaller rate than the probe's).",
+    )
+    layer_decay: float = setting(
+        0.75,
+        "Layer-wise learning-rate decay: block b of B trains at --lr x DECAY^(B - b), the "
+        "head at --lr (timm's param_groups_layer_decay over the partition's blocks).",
+    )
+    l2sp_alpha: float = setting(
+        0.01,
+        "L2-SP: weight of (alpha/2)·||w - w0||² pulling the trunk to its source weights w0.",
+    )
+    l2sp_beta: float = setting(0.01, "L2-SP: weight of (beta/2)·||w||² on the new head's weights.")
+    rgn_batches: int | None = setting(
+        None,
+        "Auto-RGN strategy: training batches whose gradient sets each epoch's per-tensor rates.",
+        shown_default="all",
+    )
+
+    def check_baselines(self) -> None:
+        self.extra_baselines = parse_strategies(self.extra_baselines)
+        if self.probe_epochs < 0 or self.lp_ft_lr_scale <= 0 or not 0 < self.layer_decay <= 1:
+            raise ConfigError(
+                "bad baseline settings",
+                "probe-epochs >= 0, lp-ft-lr-scale > 0, 0 < layer-decay <= 1",
+            )
+        if self.l2sp_alpha < 0 or self.l2sp_beta < 0:
+            raise ConfigError("bad L2-SP weights", "give l2sp-alpha and l2sp-beta >= 0")
