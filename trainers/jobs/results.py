@@ -29,6 +29,11 @@ from trainers.jobs.confidence import Confidence, choice_confidence
 from trainers.jobs.job import JobKind, JobResult, job_name
 from trainers.jobs.run_folder import RunFolder
 
+#: the jobs a sweep compares its blocks with: BL1, BL2, and the practitioner's baselines
+BASELINE_KINDS = (
+    JobKind.HEAD, JobKind.FULL, JobKind.LP_FT, JobKind.LAYER_DECAY, JobKind.L2_SP,
+    JobKind.AUTO_RGN,
+)  # fmt: skip
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "results-v1.schema.json"
 
@@ -150,7 +155,7 @@ def summarize_sweep(
                 Stats.of(r.test_acc for r in done),
                 Stats.of(r.val_acc for r in done),
             )
-    baselines = {str(k): by_name[k] for k in (JobKind.HEAD, JobKind.FULL) if k in by_name}
+    baselines = {str(k): by_name[k] for k in BASELINE_KINDS if k in by_name}
     decision = selection.decision_confidence() if selection else None
     return SweepSummary(best_block(results, decision), quartiles, baselines)
 

@@ -1,4 +1,4 @@
-"""The sweep's figures, as PNG: accuracy per block with both baselines (the paper's
+"""The sweep's figures, as PNG: accuracy per block with the baselines (the paper's
 Fig. 2-5), and per-quartile box plots with the baselines (Fig. 6-7), for one run or
 many (one box per model in each quartile's panel)."""
 
@@ -23,6 +23,17 @@ def pyplot() -> Any:
     return plt
 
 
+#: each baseline's colour and legend label
+BASELINE_STYLE = {
+    "head": ("#d62728", "BL1: head only"),
+    "full": ("#2ca02c", "BL2: all layers"),
+    "lp-ft": ("#9467bd", "LP-FT"),
+    "layer-decay": ("#8c564b", "layer decay"),
+    "l2-sp": ("#e377c2", "L2-SP"),
+    "auto-rgn": ("#17becf", "Auto-RGN"),
+}
+
+
 def _block_results(results: RunResults) -> list[tuple[int, float, float]]:
     """``(block, val_acc, test_acc)`` of every block job, by block."""
     return sorted((r.block, r.val_acc, r.test_acc) for r in results.jobs if r.block is not None)
@@ -43,8 +54,8 @@ def save_png(fig: Any, path: Path) -> Path:
 
 
 def plot_blocks(results: RunResults, path: Path) -> Path:
-    """Test (solid) and validation (dashed) accuracy per block, BL1 and BL2 as lines,
-    B_opt marked."""
+    """Test (solid) and validation (dashed) accuracy per block, each baseline that ran
+    (BL1, BL2, the extra ones) as a line, B_opt marked."""
     plt = pyplot()
     rows = _block_results(results)
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows) + 3), 4))
@@ -52,10 +63,7 @@ def plot_blocks(results: RunResults, path: Path) -> Path:
         blocks, val, test = zip(*rows, strict=True)
         ax.plot(blocks, test, "o-", color="#1f77b4", label="block + head (test)")
         ax.plot(blocks, val, "s--", color="#1f77b4", alpha=0.45, label="block + head (val)")
-    for name, color, label in (
-        ("head", "#d62728", "BL1: head only"),
-        ("full", "#2ca02c", "BL2: all layers"),
-    ):
+    for name, (color, label) in BASELINE_STYLE.items():
         base = _baseline_test(results, name)
         if base is not None:
             ax.axhline(base, color=color, linestyle=":", label=f"{label} (test)")
@@ -79,7 +87,8 @@ def plot_blocks(results: RunResults, path: Path) -> Path:
 
 def plot_quartiles(runs: Sequence[RunResults], path: Path) -> Path:
     """One panel per quartile: a box of the blocks' test accuracies per model, with
-    that model's BL1 (red) and BL2 (green) test accuracies as markers."""
+    that model's baselines' test accuracies as markers (BL1 red, BL2 green, the extra
+    baselines in :data:`BASELINE_STYLE`'s colours)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(3.2 * 4, 3.8), sharey=True)
     labels = [r.model for r in runs]
@@ -91,14 +100,14 @@ def plot_quartiles(runs: Sequence[RunResults], path: Path) -> Path:
             boxes.append([t for b, _, t in _block_results(results) if b in quartile and t == t])
         ax.boxplot([b or [float("nan")] for b in boxes], tick_labels=labels)
         for i, results in enumerate(runs, start=1):
-            for name, color in (("head", "#d62728"), ("full", "#2ca02c")):
+            for name, (color, _) in BASELINE_STYLE.items():
                 test = _baseline_test(results, name)
                 if test is not None:
                     ax.plot([i], [test], marker="_", markersize=22, color=color)
         ax.set_title(f"Q{q}")
         ax.tick_params(axis="x", rotation=45, labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (red: BL1, green: BL2)")
+    axes[0].set_ylabel("test accuracy (markers: BL1 red, BL2 green)")
     return save_png(fig, path)
 
 
