@@ -76,7 +76,7 @@ def test_a_matching_stamp_skips_the_rebuild_and_a_changed_one_rebuilds(tmp_path:
     [
         "study",
         "study-imagenet",
-        "selection-digits",
+        "selection-benchmark",
         "paper-flowers102",
         "paper-caltech101",
         "paper-cub200",
@@ -85,6 +85,23 @@ def test_a_matching_stamp_skips_the_rebuild_and_a_changed_one_rebuilds(tmp_path:
 def test_the_shipped_configs_load(name: str) -> None:
     config = load_study(ROOT / "configs" / f"{name}.toml")
     assert config.models and config.targets and len(config.seeds) >= 3
+
+
+def test_the_selection_benchmark_resolves_one_point_on_real_and_random_weights() -> None:
+    from trainers.study.datasets import PHOTOS
+    from trainers.training.data import stratified_split
+
+    classes = {"digits": 10, "photos": len(PHOTOS)}
+    config = load_study(ROOT / "configs" / "selection-benchmark.toml")
+    real = [m for m in config.models if m.weights and not m.random_init]
+    assert {m.name for m in real} >= {"efficientnet_lite0", "efficientnet_lite1"}
+    assert any(m.random_init for m in config.models) and len(config.seeds) >= 3
+    for target in config.targets:
+        samples = [
+            (f"{c}/{i}", c) for c in range(classes[target.kind]) for i in range(target.per_class)
+        ]
+        _, val, test = stratified_split(samples, config.train["split"], 0)
+        assert len(val) >= 150 and len(test) >= 150, "one image is at most 0.7 points"
 
 
 def test_the_cpu_study_covers_what_the_issue_asks() -> None:
