@@ -309,6 +309,31 @@ def _confidence_lines(rows: dict[Key, dict[str, dict[str, Any]]]) -> str:
     )
 
 
+def _side_by_side(study: Any, out: Path, workers: int, seeds: str) -> str:
+    """The wall time of whole runs, measured side by side: for seed 0 of every (model,
+    target), a full sweep and a halving run in fresh folders, started in pairs on the
+    ``workers`` so both see the same load; their ratio per pair and in all."""
+    from trainers.study.runner import parallel
+
+    first = min(study.config.seeds)
+    tasks = [t for t in _tasks(study, out, seeds, ["halving"], None) if t[0][2] == str(first)]
+    walls = {key: record["wall"] for key, record in parallel(_one, tasks, workers)}
+    pairs = sorted({key[:3] for key in walls})
+    lines = [
+        "| model | target | full sweep (s) | halving (s) | ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for model, target, seed in pairs:
+        full, halving = (
+            walls[(model, target, seed, "full")],
+            walls[(model, target, seed, "halving")],
+        )
+        lines.append(f"| {model} | {target} | {full:.0f} | {halving:.0f} | {halving / full:.0%} |")
+    total = sum(walls[(*p, "halving")] for p in pairs) / sum(walls[(*p, "full")] for p in pairs)
+    lines.append(f"| all | | | | **{total:.0%}** |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/selection-benchmark.toml")
@@ -321,6 +346,10 @@ def main() -> None:
         "--block-seeds", choices=("own", "shared"), default="shared",
         help="the block jobs' seeding (the replay is exact only with shared)",
     )  # fmt: skip
+    parser.add_argument(
+        "--side-by-side", action="store_true",
+        help="instead: whole runs' wall time, full sweep and halving started in pairs (seed 0)",
+    )  # fmt: skip
     args = parser.parse_args()
     from trainers.study import load_study
     from trainers.study.runner import Study, parallel
@@ -329,6 +358,13 @@ def main() -> None:
     study.make_data()
     study.make_partitions()
     out = Path(args.out or study.config.out)
+    if args.side_by_side:
+        table = _side_by_side(study, out / "side-by-side", args.workers, args.block_seeds)
+        command = f"python bench/selection.py --config {args.config} --side-by-side"
+        body = f"Command: `{command}` ({args.workers} workers)\n\n{table}"
+        replace_between(ROOT / args.docs, f"selection-{Path(args.config).stem}-side-by-side", body)
+        print(table)
+        return
     methods = [m for m in args.selectors.split(",") if m]
     targets = args.targets.split(",") if args.targets else None
     began = time.perf_counter()
