@@ -108,7 +108,8 @@ def sweep(ctx: click.Context, config_file: str | None, **values: Any) -> None:
 @_setting_options("run")
 @click.pass_context
 def run_command(ctx: click.Context, config_file: str | None, **values: Any) -> None:
-    """One strategy: head (BL1), full (BL2), block K, quartile Q, layers, or sweep.
+    """One strategy: head (BL1), full (BL2), block K, quartile Q, layers, sweep, or
+    lp-ft, layer-decay, l2-sp, auto-rgn.
 
     \b
     Examples:

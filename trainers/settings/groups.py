@@ -59,7 +59,7 @@ class StrategyOptions:
 
     strategy: Strategy = setting(
         Strategy.SWEEP,
-        "What trains: head (BL1), full (BL2), block K, quartile Q, the named layers, every block (sweep), or RL-Tune and its uniform baseline.",
+        "What trains: head (BL1), full (BL2), block K, quartile Q, the named layers, every block (sweep), RL-Tune and its uniform baseline, or a practitioner's baseline: lp-ft, layer-decay, l2-sp, auto-rgn (docs/trainers.md).",
         choices=Strategy,
         commands=RUN_ONLY,
     )
