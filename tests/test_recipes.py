@@ -3,6 +3,8 @@ jobs on a real small model."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from trainers.jobs.results import load_results
 from trainers.session import prepare, run
 from trainers.settings import ConfigError, TrainConfig
 from trainers.training.modeling import norm_params
-from trainers.training.recipes import Context, recipe_for
+from trainers.training.recipes import Context, FullFineTune, recipe_for
 from trainers.training.state import Training
 
 BASELINES = ("lp-ft", "layer-decay", "l2-sp", "auto-rgn")
@@ -23,13 +25,17 @@ def config(images, out, **changes) -> TrainConfig:
     return TrainConfig(**{**SMALL, "epochs": 3, "data": str(images), "out": str(out), **changes})
 
 
-def _context(ready, kind: JobKind) -> tuple[Context, Job]:
+def _recipe(images, tmp_path, kind: JobKind, **settings) -> tuple[Any, FullFineTune]:
+    """A prepared run of ``kind`` and its job's recipe, the model reset as the job starts."""
+    ready = prepare(config(images, tmp_path / "run", strategy=str(kind), **settings))
     runner = ready.runner
     job = Job(kind, ready.config)
     runner.reset(job)
     context = Context(runner.model, ready.partition, ready.config, runner.inputs, runner.loop,
                       runner.labels("train"), runner.dropped)  # fmt: skip
-    return context, job
+    recipe = recipe_for(job, context)
+    assert recipe is not None
+    return ready, recipe
 
 
 @pytest.mark.parametrize("strategy", BASELINES)
@@ -58,10 +64,7 @@ def test_a_sweep_adds_the_extra_baselines_after_bl1_and_bl2(images, tmp_path):
 
 
 def test_lp_ft_probes_on_cached_features_then_tunes_everything_slower(images, tmp_path):
-    ready = prepare(config(images, tmp_path / "run", strategy="lp-ft", probe_epochs=2))
-    context, job = _context(ready, JobKind.LP_FT)
-    recipe = recipe_for(job, context)
-    assert recipe is not None
+    ready, recipe = _recipe(images, tmp_path, JobKind.LP_FT, probe_epochs=2)
     probe = recipe.before_epoch(Training())
     assert probe is not None and probe.inputs.stores is not None, "the trunk output, cached"
     trunk = ready.runner.model.trunk
@@ -74,10 +77,7 @@ def test_lp_ft_probes_on_cached_features_then_tunes_everything_slower(images, tm
 
 
 def test_layer_decay_gives_block_b_of_b_blocks_lr_times_decay_to_the_b_minus_b(images, tmp_path):
-    ready = prepare(config(images, tmp_path / "run", strategy="layer-decay", layer_decay=0.5))
-    context, job = _context(ready, JobKind.LAYER_DECAY)
-    recipe = recipe_for(job, context)
-    assert recipe is not None
+    ready, recipe = _recipe(images, tmp_path, JobKind.LAYER_DECAY, layer_decay=0.5)
     phase = recipe.before_epoch(Training())
     assert phase is not None
     trunk, blocks = ready.runner.model.trunk, ready.partition.blocks
@@ -94,12 +94,7 @@ def test_layer_decay_gives_block_b_of_b_blocks_lr_times_decay_to_the_b_minus_b(i
 
 
 def test_l2_sp_pulls_the_trunk_to_its_source_weights(images, tmp_path):
-    ready = prepare(
-        config(images, tmp_path / "run", strategy="l2-sp", l2sp_alpha=0.2, l2sp_beta=0.0)
-    )
-    context, job = _context(ready, JobKind.L2_SP)
-    recipe = recipe_for(job, context)
-    assert recipe is not None
+    ready, recipe = _recipe(images, tmp_path, JobKind.L2_SP, l2sp_alpha=0.2, l2sp_beta=0.0)
     assert float(recipe.penalty().detach()) == 0.0, "at the source weights"
     name = ready.partition.blocks[1].params[0]
     weight = ready.runner.model.trunk.get_parameter(name)
@@ -111,10 +106,7 @@ def test_l2_sp_pulls_the_trunk_to_its_source_weights(images, tmp_path):
 
 
 def test_auto_rgn_scales_each_tensor_by_its_relative_gradient_norm(images, tmp_path):
-    ready = prepare(config(images, tmp_path / "run", strategy="auto-rgn"))
-    context, job = _context(ready, JobKind.AUTO_RGN)
-    recipe = recipe_for(job, context)
-    assert recipe is not None
+    ready, recipe = _recipe(images, tmp_path, JobKind.AUTO_RGN)
     phase = recipe.before_epoch(Training())
     assert phase is not None
     trunk = ready.runner.model.trunk
