@@ -35,6 +35,8 @@ from trainers.training.state import BestEpoch, Training, restore_paused, save_pa
 EpochProgress = Callable[[int, float], None]
 #: the validation score of the model now, on ``inputs``
 Validate = Callable[[Inputs], Score]
+#: a term added to each batch's loss (a recipe's), or None for nothing
+Penalty = Callable[[], torch.Tensor | None]
 
 
 @dataclass
@@ -89,8 +91,6 @@ class EpochLoop:
     ) -> None:
         self.model, self.planner, self.labels = model, planner, labels
         self.folder, self.validate = folder, validate
-        #: a term added to each batch's loss (a recipe's), or None
-        self.penalty: Callable[[], torch.Tensor | None] | None = None
 
     def optimizer(
         self, cfg: TrainConfig, groups: Sequence[tuple[list[nn.Parameter], float]] | None = None
@@ -137,8 +137,8 @@ class EpochLoop:
                 phase = recipe.before_epoch(training) if recipe else None
                 if phase is not None:
                     inputs, optimizer, schedule = phase.inputs, phase.optimizer, phase.schedule
-                self.penalty = recipe.penalty if recipe else None
-                self.epoch(cfg, inputs, optimizer, schedule, generator, training)
+                penalty = recipe.penalty if recipe else None
+                self.epoch(cfg, inputs, optimizer, schedule, generator, training, penalty)
                 epoch, val_acc = training.epoch, training.history[-1]
                 record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc,
                           "val_loss": training.last_val_loss}  # fmt: skip
@@ -159,10 +159,11 @@ class EpochLoop:
         schedule: torch.optim.lr_scheduler.LRScheduler,
         generator: torch.Generator,
         training: Training,
+        penalty: Penalty | None = None,
     ) -> None:
         """One epoch, validated; ``training`` updated (best epoch, patience)."""
         began = time.perf_counter()
-        loss, seen = self.train_pass(cfg, inputs, optimizer, schedule, generator)
+        loss, seen = self.train_pass(cfg, inputs, optimizer, schedule, generator, penalty)
         training.train_seconds += time.perf_counter() - began
         training.steps += math.ceil(seen / cfg.batch_size)
         training.epoch += 1
@@ -186,8 +187,10 @@ class EpochLoop:
         optimizer: torch.optim.Optimizer,
         schedule: torch.optim.lr_scheduler.LRScheduler,
         generator: torch.Generator,
+        penalty: Penalty | None = None,
     ) -> tuple[float, int]:
-        """One pass over the training split; the summed loss and the images seen."""
+        """One pass over the training split, each batch's loss plus ``penalty()`` when given;
+        the summed cross-entropy (without the penalty) and the images seen."""
         model, device = self.model, self.planner.device
         autocast = cfg.amp and device.type == "cuda"  # bfloat16: no loss scaling needed
         set_modes(model, cfg.bn)
@@ -197,7 +200,7 @@ class EpochLoop:
             y = self.labels[index].to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = nn.functional.cross_entropy(model.classify(inputs.suffix(x)), y)
-            extra = self.penalty() if self.penalty else None
+            extra = penalty() if penalty else None
             optimizer.zero_grad(set_to_none=True)
             (loss if extra is None else loss + extra).backward()
             optimizer.step()
