@@ -1,7 +1,8 @@
 """The practitioner's baselines: every layer fine-tuned, with one change each.
 
-A :class:`Recipe` is asked before each epoch whether the job enters a new phase (what
-trains, on which inputs, with which optimizer), and adds a penalty to each batch's loss.
+A recipe (:class:`~trainers.training.loop.Recipe`) is asked before each epoch whether the
+job enters a new phase (what trains, on which inputs, with which optimizer), and adds a
+penalty to each batch's loss.
 :data:`RECIPES` maps each job kind to its recipe; the epochs themselves are
 :class:`~trainers.training.loop.EpochLoop`'s, so validation, the best epoch and the
 metrics are those of every other job. Choices where the papers leave room are settings
@@ -63,15 +64,26 @@ class Context:
         names = [p for b in self.partition.blocks for p in b.params]
         return [*names, *(p for p in self.partition.head.params if p not in self.dropped)]
 
-    def everything(self, groups: Sequence[Group] | None = None, scale: float = 1.0) -> Phase:
-        """Every layer trainable on the images; Adam over ``groups`` (default: one group
-        at ``lr·scale``)."""
-        cfg = self.config
-        freeze(self.model, self.trunk_params(), cfg.bn)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        chosen = list(groups) if groups is not None else [(trainable, cfg.lr * scale)]
-        optimizer, schedule = self.loop.optimizer(cfg, chosen)
+    def train_everything(self) -> list[nn.Parameter]:
+        """Make every layer trainable (modes set as for BL2); the trainable parameters."""
+        freeze(self.model, self.trunk_params(), self.config.bn)
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def on_images(self, groups: Sequence[Group]) -> Phase:
+        """Epochs on the images through the whole trunk, with Adam over ``groups``."""
+        optimizer, schedule = self.loop.optimizer(self.config, groups)
         return Phase(self.planner.whole(), optimizer, schedule)
+
+    def everything(self, scale: float = 1.0) -> Phase:
+        """Every layer trainable on the images, one rate ``lr·scale``."""
+        return self.on_images([(self.train_everything(), self.config.lr * scale)])
+
+    def by_tensor(self, groups: Sequence[Group]) -> Phase:
+        """Every layer trainable on the images: ``groups`` at their rates, every other
+        trainable parameter at ``lr`` in one last group."""
+        grouped = {id(p) for params, _ in groups for p in params}
+        rest = [p for p in self.train_everything() if id(p) not in grouped]
+        return self.on_images([*(g for g in groups if g[0]), (rest, self.config.lr)])
 
 
 class FullFineTune:
@@ -118,14 +130,10 @@ class LayerDecay(FullFineTune):
             return None
         ctx, cfg = self.context, self.context.config
         trunk, count = ctx.model.trunk, ctx.partition.num_blocks
-        groups: list[Group] = [
+        return ctx.by_tensor([
             ([trunk.get_parameter(n) for n in block.params], cfg.lr * cfg.layer_decay ** (count - b))
             for b, block in enumerate(ctx.partition.blocks)
-        ]  # fmt: skip
-        rest = {id(p) for params, _ in groups for p in params}
-        freeze(ctx.model, ctx.trunk_params(), cfg.bn)
-        head = [p for p in ctx.model.parameters() if p.requires_grad and id(p) not in rest]
-        return ctx.everything([*(g for g in groups if g[0]), (head, cfg.lr)])
+        ])  # fmt: skip
 
 
 class L2SP(FullFineTune):
@@ -157,13 +165,9 @@ class AutoRGN(FullFineTune):
 
     def before_epoch(self, training: Training) -> Phase | None:
         ctx, cfg = self.context, self.context.config
-        if self.phase is None:
+        if self.phase is None:  # one group per scaled tensor, then the rest at lr
             trunk = ctx.model.trunk
-            groups: list[Group] = [([trunk.get_parameter(n)], cfg.lr) for n in self.scaled]
-            freeze(ctx.model, ctx.trunk_params(), cfg.bn)
-            scaled = {id(p) for params, _ in groups for p in params}
-            rest = [p for p in ctx.model.parameters() if p.requires_grad and id(p) not in scaled]
-            self.phase = ctx.everything([*groups, (rest, cfg.lr)])
+            self.phase = ctx.by_tensor([([trunk.get_parameter(n)], cfg.lr) for n in self.scaled])
         self._set_rates(self.phase)
         return self.phase if training.epoch == 0 else None
 
