@@ -127,7 +127,8 @@ class RLTuneOutcome:
 #: a job row's keys in the order results files write them
 _ORDER = ("name", "val_acc", "test_acc", "val_loss", "best_epoch", "last_target_val_acc",
           "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
-          "granularity", "preset", "selected", "selected_episode", "val_hits")  # fmt: skip
+          "granularity", "preset", "selected", "selected_episode", "val_hits",
+          "test_hits")  # fmt: skip
 _RLTUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(RLTuneOutcome))
 
 
@@ -149,6 +150,9 @@ class JobResult:
     #: which validation images the selected model classified right, "0"/"1" in the
     #: split's order (None: not recorded); the bootstrap of B_opt's confidence reads them
     val_hits: str | None = None
+    #: which test images it classified right (None: not recorded, or no test split yet);
+    #: a study's confidence intervals over test images read them
+    test_hits: str | None = None
     best_epoch: int | None = None
     trainable_params: int
     seconds: float

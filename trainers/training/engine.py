@@ -122,10 +122,10 @@ class Runner:
         recipe = recipe_for(job, self._recipe_context(job))
         training = self.loop.run(job, inputs, generator, progress, stop, recipe)
         if not (training.stopped or training.epoch >= job.settings.epochs):
-            return self._result(job, training, inputs, count, start, float("nan"))
+            return self._result(job, training, inputs, count, start, Score(float("nan")))
         self.model.load_state_dict(training.best.state, strict=False)
         self._save_checkpoint(job, plan, training.best.state)
-        result = self._result(job, training, inputs, count, start, self.evaluate("test", inputs))
+        result = self._result(job, training, inputs, count, start, self.score("test", inputs))
         write_job_result(self.folder.job_result(job.name), result)
         self.folder.paused(job.name).unlink(missing_ok=True)
         return result
@@ -141,11 +141,12 @@ class Runner:
         inputs: Inputs,
         count: int,
         start: float,
-        test_acc: float,
+        test: Score,
     ) -> JobResult:
         return JobResult(
-            name=job.name, val_acc=training.best.val_acc, test_acc=test_acc,
+            name=job.name, val_acc=training.best.val_acc, test_acc=test.accuracy,
             val_loss=training.best.val_loss, val_hits=training.best.val_hits or None,
+            test_hits=test.hits or None,
             best_epoch=training.best.epoch, trainable_params=count,
             seconds=round(time.perf_counter() - start, 3),
             train_seconds=round(training.train_seconds, 3), steps=training.steps,
