@@ -13,6 +13,7 @@ in eval mode, so nothing random runs and the weights are untouched.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,11 @@ def training_norms(model: nn.Module) -> list[nn.Module]:
     """The BatchNorms of ``model`` in training mode now: those that train (see
     :func:`trainers.training.modeling.set_modes`), whose statistics have moved."""
     return [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.training]
+
+
+class _AllRead(BaseException):
+    """Every BatchNorm has read this batch: the rest of the forward pass is not needed.
+    (A BaseException, so that no model's ``except Exception`` swallows it.)"""
 
 
 @torch.no_grad()
@@ -47,7 +53,10 @@ def recompute_bn(
 
         σ² = Σ n_b·(v_b + (m_b − μ)²) / (N − 1),
 
-    v_b the batch's biased variance: the exact pooled mean and unbiased variance."""
+    v_b the batch's biased variance: the exact pooled mean and unbiased variance. A batch's
+    forward pass stops as soon as every BatchNorm has read it (for block K of a sweep,
+    after block K: the layers after it cannot change its statistics); a BatchNorm applied
+    twice in one pass contributes its first application."""
     chosen: list[Any] = (
         list(norms)
         if norms is not None
@@ -58,11 +67,16 @@ def recompute_bn(
     batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in chosen}
     saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in chosen}
 
+    pending: set[nn.Module] = set()
+
     def read(module: Any, args: tuple[torch.Tensor, ...], _output: Any) -> None:
         n = args[0].numel() // args[0].shape[1]
         mean = module.running_mean.double().clone()
         biased = module.running_var.double() * ((n - 1) / n)
         batches[module].append((n, mean, biased))
+        pending.discard(module)
+        if not pending:
+            raise _AllRead
 
     handles = [m.register_forward_hook(read) for m in chosen]
     try:
@@ -71,7 +85,9 @@ def recompute_bn(
                 m.train()
                 m.momentum = 1.0
             for x in inputs:
-                model(x)
+                pending.update(chosen)
+                with contextlib.suppress(_AllRead):
+                    model(x)
     finally:
         for handle in handles:
             handle.remove()
