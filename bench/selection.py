@@ -38,7 +38,7 @@ from doc_tables import replace_between  # noqa: E402
 #: asha runs on a local Ray cluster in this process (use --workers 1 with it)
 RAY_SELECTORS = {"asha": {"executor": "ray", "workers": 2}}
 #: the replayed grid: first rung r₀ × reduction factor η
-GRID_FIRST = (1, 2, 3)
+GRID_FIRST = (1, 2, 3, 4)
 GRID_ETA = (2, 3, 4)
 #: the goal of issue 25: within 1 point in >= 80% of runs at <= 35% of the cost
 GOAL_GAP, GOAL_HITS, GOAL_SHARE = 1.0, 0.8, 0.35
@@ -82,19 +82,27 @@ def _one(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tasks(
-    study: Any, out: Path, seeds: str, methods: list[str], targets: list[str] | None
+    study: Any,
+    out: Path,
+    seeds: str,
+    methods: list[str],
+    only: dict[str, list[str] | None],
+    extra: dict[str, Any] | None = None,
 ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """Every sweep of the study: its full sweep (no baselines) and each selector."""
+    """Every sweep of the study (``only``: of these ``models`` and ``targets``): its full
+    sweep (no baselines) and each selector, with ``extra`` settings."""
     tasks = []
     for unit in study.runs():
-        if unit.kind != "sweep" or (targets and unit.target not in targets):
+        wanted = all(not keep or value in keep for value, keep in (
+            (unit.model, only.get("models")), (unit.target, only.get("targets"))))  # fmt: skip
+        if unit.kind != "sweep" or not wanted:
             continue
         key = (unit.model, unit.target, str(unit.seed))
         folder = out / unit.model / unit.target / f"seed{unit.seed}"
         full = {**unit.settings, "baselines": False, "block_seeds": seeds}
         tasks.append(((*key, "full"), {**full, "out": str(folder / "full")}))
         for method in methods:
-            settings = {**full, "out": str(folder / method), "select": method}
+            settings = {**full, **(extra or {}), "out": str(folder / method), "select": method}
             tasks.append(((*key, method), {**settings, **RAY_SELECTORS.get(method, {})}))
     return tasks
 
@@ -150,19 +158,19 @@ def replay(
 
 
 def _grid(sweeps: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every (r₀, η, rule) replayed on every sweep: hits, gaps and epoch shares."""
+    """Every (r₀, η, rule) replayed on every sweep: per sweep, its regime (transferred
+    weights or random init), the gap in test points and the share of block epochs."""
     rows = []
     for first in GRID_FIRST:
         for eta in GRID_ETA:
             for rule_name, rule in RULES.items():
-                gaps, shares = [], []
+                runs = []
                 for sweep in sweeps.values():
                     full, tests = sweep["epochs"], sweep["tests"]
                     block, spent = replay(sweep["history"], full, eta, first, rule)
-                    gaps.append(100 * (tests[sweep["best"]] - tests[block]))
-                    shares.append(spent / (len(tests) * full))
-                rows.append({"first": first, "eta": eta, "rule": rule_name, "gaps": gaps,
-                             "shares": shares})  # fmt: skip
+                    runs.append((sweep["regime"], 100 * (tests[sweep["best"]] - tests[block]),
+                                 spent / (len(tests) * full)))  # fmt: skip
+                rows.append({"first": first, "eta": eta, "rule": rule_name, "runs": runs})
     return rows
 
 
@@ -170,32 +178,56 @@ def _hits(gaps: Sequence[float]) -> float:
     return sum(g <= GOAL_GAP for g in gaps) / len(gaps)
 
 
-def _grid_table(rows: list[dict[str, Any]], rule: str) -> str:
-    lines = [
-        "| r₀ | η | within 1 pt | mean gap (pt) | max gap (pt) | block epochs (mean / max) |",
-        "|---:|---:|---:|---:|---:|---|",
+def _gaps(row: dict[str, Any], regime: str) -> list[float]:
+    return [gap for r, gap, _ in row["runs"] if r == regime]
+
+
+def _count(gaps: Sequence[float]) -> str:
+    return f"{sum(g <= GOAL_GAP for g in gaps)}/{len(gaps)}"
+
+
+def _grid_table(rows: list[dict[str, Any]], rule: str, regimes: Sequence[str]) -> str:
+    head = [
+        "r₀",
+        "η",
+        *(f"{r}: within 1 pt (mean gap)" for r in regimes),
+        "all runs",
+        "block epochs",
     ]
-    for r in (r for r in rows if r["rule"] == rule):
-        mark = "**" if _hits(r["gaps"]) >= GOAL_HITS and max(r["shares"]) <= GOAL_SHARE else ""
-        lines.append(
-            f"| {r['first']} | {r['eta']} | {mark}{_hits(r['gaps']):.0%}{mark} | "
-            f"{statistics.fmean(r['gaps']):.2f} | {max(r['gaps']):.1f} | "
-            f"{statistics.fmean(r['shares']):.0%} / {max(r['shares']):.0%} |"
-        )
+    lines = ["| " + " | ".join(head) + " |", "|---:|---:|" + "---:|" * (len(regimes) + 2)]
+    for row in (r for r in rows if r["rule"] == rule):
+        cells = [str(row["first"]), str(row["eta"])]
+        for regime in regimes:
+            gaps = _gaps(row, regime)
+            cells.append(f"{_count(gaps)} ({statistics.fmean(gaps):.2f} pt)" if gaps else "-")
+        every = [gap for _, gap, _ in row["runs"]]
+        shares = [share for _, _, share in row["runs"]]
+        cells += [f"{_count(every)} ({_hits(every):.0%})", f"{max(shares):.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _rule_table(rows: list[dict[str, Any]], first: int, eta: int) -> str:
-    lines = ["| rung ranking | within 1 pt | mean gap (pt) |", "|---|---:|---:|"]
-    for r in (r for r in rows if (r["first"], r["eta"]) == (first, eta)):
-        lines.append(
-            f"| {r['rule']} | {_hits(r['gaps']):.0%} | {statistics.fmean(r['gaps']):.2f} |"
-        )
+def _rule_table(rows: list[dict[str, Any]], defaults: dict[str, tuple[int, int]]) -> str:
+    """Each rung-ranking rule, replayed at each regime's default (r₀, η)."""
+    lines = ["| rung ranking | " + " | ".join(f"{r} at r₀ {f}, η {e}" for r, (f, e) in
+                                            defaults.items()) + " |",
+             "|---|" + "---:|" * len(defaults)]  # fmt: skip
+    for rule in RULES:
+        cells = [rule]
+        for regime, (first, eta) in defaults.items():
+            [row] = [r for r in rows if (r["first"], r["eta"], r["rule"]) == (first, eta, rule)]
+            gaps = _gaps(row, regime)
+            cells.append(f"{_count(gaps)} ({statistics.fmean(gaps):.2f} pt)" if gaps else "-")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # ---- comparing the real selector runs ------------------------------------------------------
-def _sweep(results: dict[str, Any], folder: Path) -> dict[str, Any]:
+#: the two regimes of the first rung's default (trainers.settings.scaling)
+TRANSFERRED, RANDOM_INIT = "transferred weights", "random init"
+
+
+def _sweep(results: dict[str, Any], folder: Path, regime: str) -> dict[str, Any]:
     """What the replay and the rows need of one full sweep."""
     blocks = [j for j in results["strategies"] if j["name"].startswith("block:")]
     history = histories(folder, len(blocks))
@@ -206,6 +238,7 @@ def _sweep(results: dict[str, Any], folder: Path) -> dict[str, Any]:
         "seconds": sum(j["seconds"] for j in blocks),
         "epochs": max(len(h) for h in history.values()),
         "history": history,
+        "regime": regime,
     }
 
 
@@ -316,7 +349,7 @@ def _side_by_side(study: Any, out: Path, workers: int, seeds: str) -> str:
     from trainers.study.runner import parallel
 
     first = min(study.config.seeds)
-    tasks = [t for t in _tasks(study, out, seeds, ["halving"], None) if t[0][2] == str(first)]
+    tasks = [t for t in _tasks(study, out, seeds, ["halving"], {}) if t[0][2] == str(first)]
     walls = {key: record["wall"] for key, record in parallel(_one, tasks, workers)}
     pairs = sorted({key[:3] for key in walls})
     lines = [
@@ -334,23 +367,78 @@ def _side_by_side(study: Any, out: Path, workers: int, seeds: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/selection-benchmark.toml")
     parser.add_argument("--out", help="the run folders [the config's out]")
     parser.add_argument("--docs", default="docs/selection.md")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--selectors", default="halving,gradnorm", help="comma-separated")
+    parser.add_argument("--models", help="comma-separated model labels [all of the config's]")
     parser.add_argument("--targets", help="comma-separated [all of the config's]")
+    parser.add_argument("--min-epochs", type=int, help="the selectors' first rung [auto]")
     parser.add_argument(
         "--block-seeds", choices=("own", "shared"), default="shared",
         help="the block jobs' seeding (the replay is exact only with shared)",
     )  # fmt: skip
     parser.add_argument(
         "--side-by-side", action="store_true",
-        help="instead: whole runs' wall time, full sweep and halving started in pairs (seed 0)",
+        help="instead: whole runs' wall time, full sweep and halving on the same workers (seed 0)",
     )  # fmt: skip
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _command(args: argparse.Namespace) -> str:
+    command = f"python bench/selection.py --config {args.config}"
+    for flag in ("selectors", "models", "targets", "min_epochs"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "selectors" and value == "halving,gradnorm"):
+            command += f" --{flag.replace('_', '-')} '{value}'"
+    return command + (f" --block-seeds {args.block_seeds}" if args.block_seeds != "shared" else "")
+
+
+def _report(
+    args: argparse.Namespace, sweeps: dict[Key, dict[str, Any]],
+    rows: dict[Key, dict[str, dict[str, Any]]], methods: list[str], seconds: float,
+) -> str:  # fmt: skip
+    """The generated section of docs/selection.md."""
+    from trainers.settings import default_of
+    from trainers.settings.scaling import FIRST_RUNG_RANDOM_INIT, FIRST_RUNG_TRANSFERRED
+
+    grid = _grid(sweeps)
+    eta = default_of("eta")
+    defaults = {
+        TRANSFERRED: (FIRST_RUNG_TRANSFERRED, eta),
+        RANDOM_INIT: (FIRST_RUNG_RANDOM_INIT, eta),
+    }
+    body = [
+        f"Command: `{_command(args)}`; {len(sweeps)} full sweeps; wall time of this invocation "
+        f"{seconds:.0f} s with {args.workers} workers.",
+        "",
+        "Successive halving replayed on the full sweeps with the rule (accuracy, then loss): "
+        f"runs within {GOAL_GAP:g} point of the full sweep's B_opt on test, and the most "
+        "block epochs any run spent, as a share of the full sweep's:",
+        "",
+        _grid_table(grid, next(iter(RULES)), [TRANSFERRED, RANDOM_INIT]),
+        "",
+        "The rung's ranking rule, replayed at each regime's default first rung:",
+        "",
+        _rule_table(grid, defaults),
+    ]
+    if rows:
+        body += [
+            "",
+            "The selectors run for real, with their defaults:",
+            "",
+            _summary(rows, methods),
+        ]
+        body += [line for line in [_confidence_lines(rows)] if line]
+        body += ["", _table(rows, methods)]
+    return "\n".join(body)
+
+
+def main() -> None:
+    args = _arguments()
     from trainers.study import load_study
     from trainers.study.runner import Study, parallel
 
@@ -360,64 +448,39 @@ def main() -> None:
     out = Path(args.out or study.config.out)
     if args.side_by_side:
         table = _side_by_side(study, out / "side-by-side", args.workers, args.block_seeds)
-        command = f"python bench/selection.py --config {args.config} --side-by-side"
-        body = f"Command: `{command}` ({args.workers} workers)\n\n{table}"
+        body = f"Command: `{_command(args)} --side-by-side` ({args.workers} workers)\n\n{table}"
         replace_between(ROOT / args.docs, f"selection-{Path(args.config).stem}-side-by-side", body)
         print(table)
         return
     methods = [m for m in args.selectors.split(",") if m]
-    targets = args.targets.split(",") if args.targets else None
+    only = {
+        k: getattr(args, k).split(",") if getattr(args, k) else None for k in ("models", "targets")
+    }
+    extra = {"min_epochs": args.min_epochs} if args.min_epochs else None
     began = time.perf_counter()
     found: dict[tuple[str, ...], dict[str, Any]] = {}
     for key, record in parallel(
-        _one, _tasks(study, out, args.block_seeds, methods, targets), args.workers
+        _one, _tasks(study, out, args.block_seeds, methods, only, extra), args.workers
     ):
         found[key] = record
         print(f"{'/'.join(key)}: {record['wall']:.0f} s", flush=True)
+    random_init = {m.key for m in study.config.models if m.random_init}
     sweeps = {
-        key[:3]: _sweep(record["results"], out / key[0] / key[1] / f"seed{key[2]}" / "full")
-        for key, record in found.items()
-        if key[3] == "full"
-    }
+        key[:3]: _sweep(record["results"], out / key[0] / key[1] / f"seed{key[2]}" / "full",
+                        RANDOM_INIT if key[0] in random_init else TRANSFERRED)
+        for key, record in found.items() if key[3] == "full"
+    }  # fmt: skip
     rows: dict[Key, dict[str, dict[str, Any]]] = {}
     for (model, target, seed, method), record in found.items():
         if method != "full":
             row = _row(sweeps[(model, target, seed)], record["results"])
             rows.setdefault((model, target, seed), {})[method] = row
-    command = f"python bench/selection.py --config {args.config}"
-    command += f" --selectors '{args.selectors}'" if args.selectors != "halving,gradnorm" else ""
-    command += f" --targets {args.targets}" if args.targets else ""
-    command += f" --block-seeds {args.block_seeds}" if args.block_seeds != "shared" else ""
-    grid = _grid(sweeps)
-    from trainers.settings import default_of
-
-    first, eta = default_of("min_epochs"), default_of("eta")
     name = f"selection-{Path(args.config).stem}-{args.block_seeds}-seeds"
-    body = [
-        f"Command: `{command}`; {len(sweeps)} full sweeps; wall time of this invocation "
-        f"{time.perf_counter() - began:.0f} s with {args.workers} workers.",
-        "",
-        "Successive halving replayed on the full sweeps (the rule: accuracy, then loss; "
-        f"in bold where the goal is met: within {GOAL_GAP:g} point in ≥ {GOAL_HITS:.0%} of runs "
-        f"at ≤ {GOAL_SHARE:.0%} of the block epochs in every run):",
-        "",
-        _grid_table(grid, next(iter(RULES))),
-        "",
-        f"The rung's ranking rule, replayed at the defaults (r₀ = {first}, η = {eta}):",
-        "",
-        _rule_table(grid, first, eta),
-    ]
-    if rows:
-        body += ["", "The selectors run for real:", "", _summary(rows, methods)]
-        body += [line for line in [_confidence_lines(rows)] if line]
-        body += ["", _table(rows, methods)]
     docs = ROOT / args.docs
-    replace_between(docs, name, "\n".join(body))
-    record = {"/".join(k): {m: v for m, v in by.items()} for k, by in rows.items()}
-    grid_record = [{k: v for k, v in r.items()} for r in grid]
-    docs.with_name(f"{name}.json").write_text(
-        json.dumps({"runs": record, "grid": grid_record}, indent=1) + "\n"
-    )
+    replace_between(docs, name, _report(args, sweeps, rows, methods, time.perf_counter() - began))
+    docs.with_name(f"{name}.json").write_text(json.dumps(
+        {"runs": {"/".join(k): by for k, by in rows.items()},
+         "grid": _grid(sweeps)}, indent=1) + "\n")  # fmt: skip
     print(f"wrote {docs}")
 
 

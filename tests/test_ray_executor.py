@@ -105,7 +105,7 @@ def test_halving_on_ray_promotes_as_in_process(cluster, data, tmp_path):
     partition = graphblocks.analyze(MODEL, input_size=(3, 24, 24))
     partition.save(tmp_path / "all.json")
     images, _ = data
-    settings = {"select": "halving", "eta": 2, "epochs": 4}
+    settings = {"select": "halving", "eta": 2, "epochs": 4, "min_epochs": 1}
     local = run(config((images, tmp_path / "all.json"), tmp_path / "local", **settings))
     remote = run(
         config((images, tmp_path / "all.json"), tmp_path / "ray", executor="ray", **settings)
@@ -128,7 +128,7 @@ def test_asha_on_ray_tune_records_its_rungs(cluster, data, tmp_path):
     partition.save(tmp_path / "all.json")
     images, _ = data
     where = (images, tmp_path / "all.json")
-    settings = {"eta": 2, "epochs": 4, "baselines": False}
+    settings = {"eta": 2, "epochs": 4, "baselines": False, "min_epochs": 1}
     full = run(config(where, tmp_path / "full", **settings))
     asha = run(config(where, tmp_path / "asha", executor="ray", select="asha", **settings))
     selection = asha.selection

@@ -73,7 +73,9 @@ def test_a_job_paused_and_continued_ends_as_one_straight_run(images, tmp_path):
 
 def test_halving_records_its_rungs_and_ends_with_the_full_sweeps_result(images, tmp_path):
     full = run(config(images, tmp_path / "full", epochs=5))
-    halving = run(config(images, tmp_path / "halving", epochs=5, select="halving", eta=2))
+    halving = run(
+        config(images, tmp_path / "halving", epochs=5, select="halving", eta=2, min_epochs=1)
+    )
     selection = halving.selection
     assert selection is not None and selection.method == "halving"
     assert [r.epochs for r in selection.rungs] == [1, 2, 5]
@@ -145,6 +147,24 @@ def test_auto_rgn_scores_after_a_linear_probe_without_normalization_layers(image
     assert len(scores) == ready.partition.num_blocks and all(s > 0 for s in scores)
     after = trunk.state_dict()
     assert all(torch.equal(source[k], after[k]) for k in source), "the trunk is reset after"
+
+
+def test_the_first_rung_is_one_epoch_from_transferred_weights_three_from_random_init(
+    images, tmp_path
+):
+    from safetensors.torch import save_file
+
+    random_init = prepare(config(images, tmp_path / "random", select="halving"))
+    assert random_init.first_rung == 3
+    assert (tmp_path / "random" / "config.toml").read_text().count("min_epochs = 3") == 1
+    from tests.toy_models import tiny_resnet
+
+    save_file(dict(tiny_resnet().state_dict()), tmp_path / "w.safetensors")
+    weights = str(tmp_path / "w.safetensors")
+    transferred = prepare(config(images, tmp_path / "weights", select="halving", weights=weights))
+    assert transferred.first_rung == 1
+    chosen = prepare(config(images, tmp_path / "chosen", select="halving", min_epochs=2))
+    assert chosen.first_rung == 2
 
 
 def test_selection_needs_a_sweep(images, tmp_path):

@@ -32,7 +32,7 @@ from trainers.training.data import (
     subsample,
 )
 from trainers.training.engine import Loaded, Runner
-from trainers.training.modeling import build_finetune_model
+from trainers.training.modeling import build_finetune_model, has_source_weights
 
 __all__ = ["Prepared", "Progress", "load_data", "load_partition", "prepare", "run", "run_job"]
 
@@ -137,9 +137,13 @@ def prepare(config: TrainConfig) -> Prepared:
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(config.seed)
     partition = load_partition(config)
-    config = config.replace(
-        model=partition.model.name, input_size=list(config.input_size or partition.model.input_size)
+    transferred = has_source_weights(
+        partition, pretrained=config.pretrained, weights=config.weights
     )
+    config = config.replace(
+        model=partition.model.name, input_size=list(config.input_size or partition.model.input_size),
+        min_epochs=config.first_rung(transferred),
+    )  # fmt: skip
     jobs = jobs_for(config, partition)
     write_atomic(folder.config, config.to_toml())
     partition.save(folder.partition)

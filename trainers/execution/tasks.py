@@ -57,6 +57,15 @@ class Prepared:
     def folder(self) -> RunFolder:
         return self.runner.folder
 
+    @property
+    def first_rung(self) -> int:
+        """Successive halving's first rung, in epochs (``min_epochs``, which preparing the
+        run resolved from auto)."""
+        first = self.config.min_epochs
+        if first is None:
+            raise ValueError("min_epochs is resolved when the run is prepared")
+        return first
+
 
 @dataclass(frozen=True)
 class Task:

@@ -70,7 +70,7 @@ def asha_select(
     cfg, blocks = ready.config, ready.partition.num_blocks
     began = time.perf_counter()
     scheduler = ASHAScheduler(
-        time_attr="epoch", max_t=cfg.epochs, grace_period=cfg.min_epochs, reduction_factor=cfg.eta
+        time_attr="epoch", max_t=cfg.epochs, grace_period=ready.first_rung, reduction_factor=cfg.eta
     )
     trainable = tune.with_resources(
         tune.with_parameters(_trial, shipped=executor.shipped(ready)),
@@ -98,7 +98,7 @@ def asha_select(
     selection = Selection(
         method=Selector.ASHA, epochs_run=sum(max(h) for h in histories.values()),
         epochs_full_sweep=blocks * cfg.epochs, seconds=round(time.perf_counter() - began, 3),
-        eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, cfg.min_epochs)),
+        eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, ready.first_rung)),
     )  # fmt: skip
     return [result], selection
 

@@ -88,7 +88,7 @@ def successive_halving(
     cfg, blocks = ready.config, ready.partition.num_blocks
     record = HalvingRecord(ready.folder.selection_record)
     began = time.perf_counter()
-    milestones = rung_epochs(cfg.epochs, cfg.eta, cfg.min_epochs)
+    milestones = rung_epochs(cfg.epochs, cfg.eta, ready.first_rung)
     survivors, rungs, final = list(range(blocks)), [], []
     for k, epochs in enumerate(milestones):
         last = k == len(milestones) - 1 or len(survivors) == 1

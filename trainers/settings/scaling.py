@@ -47,6 +47,12 @@ class ExecutionOptions:
             raise ConfigError(f"bad workers {self.workers}", "give one or more")
 
 
+#: the first rung's epochs by default (docs/selection.md: replayed on 18 full sweeps, the
+#: blocks' standings after one epoch predict the last on transferred weights, not on random
+#: initialisation, where they favour the late blocks that fit a new head fastest)
+FIRST_RUNG_TRANSFERRED, FIRST_RUNG_RANDOM_INIT = 1, 3
+
+
 @dataclass
 class SelectionOptions:
     """How a sweep finds B_opt without training every block fully."""
@@ -71,11 +77,14 @@ class SelectionOptions:
         "Successive halving: each rung keeps the best 1/ETA blocks (at least one).",
         commands=SWEEPS,
     )
-    min_epochs: int = setting(
-        1,
+    min_epochs: int | None = setting(
+        None,
         "Successive halving: the first rung's epochs; rung k trains to MIN·ETA^k epochs, the "
-        "last one block to --epochs.",
+        "last one block to --epochs. Auto: 1 from transferred weights (pretrained or "
+        "--weights), 3 from random initialisation, whose early rankings mislead "
+        "(docs/selection.md).",
         commands=SWEEPS,
+        shown_default="auto",
     )
     gradnorm_batches: int | None = setting(
         None,
@@ -84,6 +93,12 @@ class SelectionOptions:
         shown_default="all",
     )
 
+    def first_rung(self, transferred: bool) -> int:
+        """The first rung's epochs: ``min_epochs``, or by the measured rule when auto."""
+        if self.min_epochs is not None:
+            return self.min_epochs
+        return FIRST_RUNG_TRANSFERRED if transferred else FIRST_RUNG_RANDOM_INIT
+
     def check_selection(self) -> None:
-        if self.eta < 2 or self.min_epochs < 1:
+        if self.eta < 2 or (self.min_epochs is not None and self.min_epochs < 1):
             raise ConfigError("bad selection settings", "eta ≥ 2, min-epochs ≥ 1")

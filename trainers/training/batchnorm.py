@@ -64,8 +64,22 @@ def recompute_bn(
     )  # BatchNorms: their statistics are read and set
     if not chosen:
         return False
-    batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in chosen}
-    saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in chosen}
+    batches = _batch_statistics(model, inputs, chosen)
+    for norm in chosen:
+        if batches[norm]:
+            mean, var = _pooled(batches[norm])
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var)
+    return True
+
+
+def _batch_statistics(
+    model: nn.Module, inputs: Iterable[Any], norms: list[Any]
+) -> dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]]:
+    """Each of ``norms``' per-batch ``(n_b, m_b, v_b)`` over ``inputs`` run through
+    ``model`` (see :func:`recompute_bn`); modes, momenta and batch counters restored."""
+    batches: dict[nn.Module, list[tuple[int, torch.Tensor, torch.Tensor]]] = {n: [] for n in norms}
+    saved = {n: (n.momentum, n.num_batches_tracked.clone()) for n in norms}
 
     pending: set[nn.Module] = set()
 
@@ -78,14 +92,14 @@ def recompute_bn(
         if not pending:
             raise _AllRead
 
-    handles = [m.register_forward_hook(read) for m in chosen]
+    handles = [m.register_forward_hook(read) for m in norms]
     try:
         with eval_mode(model):
-            for m in chosen:
+            for m in norms:
                 m.train()
                 m.momentum = 1.0
             for x in inputs:
-                pending.update(chosen)
+                pending.update(norms)
                 with contextlib.suppress(_AllRead):
                     model(x)
     finally:
@@ -94,12 +108,7 @@ def recompute_bn(
         for norm, (momentum, count) in saved.items():
             norm.momentum = momentum
             norm.num_batches_tracked.copy_(count)
-    for norm in chosen:
-        if batches[norm]:
-            mean, var = _pooled(batches[norm])
-            norm.running_mean.copy_(mean)
-            norm.running_var.copy_(var)
-    return True
+    return batches
 
 
 def _pooled(

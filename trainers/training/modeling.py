@@ -119,6 +119,17 @@ PRETRAINED: dict[str, Callable[[str, dict[str, Any]], nn.Module]] = {
 }
 
 
+def has_source_weights(partition: Partition, *, pretrained: bool, weights: str | None) -> bool:
+    """Whether the model starts from transferred weights (a ``weights`` file, or the
+    source's pretrained weights when it has any), not from random initialisation."""
+    import graphblocks
+
+    if weights:
+        return True
+    name, args = partition.model.name, dict(partition.settings.get("model_args", {}))
+    return pretrained and graphblocks.resolve_model(name, args).source in PRETRAINED
+
+
 def build_source_model(partition: Partition, *, pretrained: bool) -> nn.Module:
     """The partition's network on the CPU, with its source's pretrained weights when
     asked (:data:`PRETRAINED`; Python factories have none). A Hub that cannot give them
