@@ -1,20 +1,16 @@
 """B_opt by Auto-RGN's relative gradient norms: train only the block it ranks first.
 
 **Auto-RGN** (Lee et al., ICLR 2023, "Surgical fine-tuning improves adaptation to
-distribution shifts", §5). For each parameter tensor i with gradient g_i of the training
-loss, the relative gradient norm is
-
-    RGN_i = ‖g_i‖₂ / ‖θ_i‖₂,
-
-and Auto-RGN scales tensor i's learning rate by RGN_i / max_j RGN_j. As a ranker of
-blocks, as published, with three choices of ours where the paper leaves room:
+distribution shifts", §5) trains tensor i at a rate ∝ its relative gradient norm
+RGN_i = ‖g_i‖₂ / ‖θ_i‖₂ (:mod:`trainers.training.rgn`). As a ranker of blocks, as
+published, with three choices of ours where the paper leaves room:
 
 1. **Linear-probe warm start.** The gradient is taken after the new head has been
    fitted on the frozen source features (``probe_epochs`` epochs of BL1's training, on
    the cached trunk output), so that it measures how each layer should move to fit the
    target, not the noise of a random head.
 2. **Normalization layers excluded** (their affine parameters are left out, as in the
-   authors' code): their RGN is large and says little about the layer they follow.
+   authors' code).
 3. **Aggregated per block as the mean of its tensors' RGN**: the block's average
    learning-rate multiplier under Auto-RGN, so a block of many tensors is not favoured
    over a block of one.
