@@ -342,14 +342,17 @@ def _confidence_lines(rows: dict[Key, dict[str, dict[str, Any]]]) -> str:
     )
 
 
-def _side_by_side(study: Any, out: Path, workers: int, seeds: str) -> str:
-    """The wall time of whole runs, measured side by side: for seed 0 of every (model,
-    target), a full sweep and a halving run in fresh folders, started in pairs on the
-    ``workers`` so both see the same load; their ratio per pair and in all."""
+def _side_by_side(
+    study: Any, out: Path, workers: int, seeds: str, only: dict[str, list[str] | None]
+) -> str:
+    """The wall time of whole runs, measured side by side: for the first seed of every
+    (model, target), a full sweep and a halving run in fresh folders, queued alternately
+    on the ``workers`` so both kinds run under the same load; their ratio per pair and in
+    all."""
     from trainers.study.runner import parallel
 
     first = min(study.config.seeds)
-    tasks = [t for t in _tasks(study, out, seeds, ["halving"], {}) if t[0][2] == str(first)]
+    tasks = [t for t in _tasks(study, out, seeds, ["halving"], only) if t[0][2] == str(first)]
     walls = {key: record["wall"] for key, record in parallel(_one, tasks, workers)}
     pairs = sorted({key[:3] for key in walls})
     lines = [
@@ -446,8 +449,11 @@ def main() -> None:
     study.make_data()
     study.make_partitions()
     out = Path(args.out or study.config.out)
+    only = {
+        k: getattr(args, k).split(",") if getattr(args, k) else None for k in ("models", "targets")
+    }
     if args.side_by_side:
-        table = _side_by_side(study, out / "side-by-side", args.workers, args.block_seeds)
+        table = _side_by_side(study, out / "side-by-side", args.workers, args.block_seeds, only)
         body = f"Command: `{_command(args)} --side-by-side` ({args.workers} workers)\n\n{table}"
         replace_between(ROOT / args.docs, f"selection-{Path(args.config).stem}-side-by-side", body)
         print(table)
