@@ -1,0 +1,52 @@
+"""The study's confidence intervals: a two-level bootstrap over seeds and test images."""
+
+from __future__ import annotations
+
+import random
+
+from trainers.jobs.confidence import hits_string
+from trainers.study.intervals import accuracy_interval, difference_interval
+
+
+def _hits(rate: float, n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return hits_string([rng.random() < rate for _ in range(n)])
+
+
+def test_the_interval_holds_the_mean_and_narrows_with_more_images():
+    small = accuracy_interval({s: _hits(0.8, 40, s) for s in range(3)})
+    large = accuracy_interval({s: _hits(0.8, 400, s) for s in range(3)})
+    assert small is not None and large is not None
+    assert small.low <= small.mean <= small.high and large.low <= large.mean <= large.high
+    assert large.high - large.low < small.high - small.low
+    assert 0.74 < large.mean < 0.86 and large.high - large.low < 0.1
+    perfect = accuracy_interval({0: "1" * 50, 1: "1" * 50})
+    assert perfect is not None and (perfect.mean, perfect.low, perfect.high) == (1.0, 1.0, 1.0)
+
+
+def test_seeds_that_disagree_widen_the_interval():
+    agree = accuracy_interval({s: _hits(0.7, 160, s) for s in range(3)})
+    spread = accuracy_interval(
+        {0: _hits(0.5, 160, 0), 1: _hits(0.7, 160, 1), 2: _hits(0.9, 160, 2)}
+    )
+    assert agree is not None and spread is not None
+    assert spread.high - spread.low > 2 * (agree.high - agree.low)
+
+
+def test_a_paired_difference_resolves_what_overlapping_intervals_cannot():
+    base = {s: _hits(0.8, 160, s) for s in range(3)}
+    better = {s: h.replace("0", "1", 4) for s, h in base.items()}  # 4 more images right each
+    a, b = accuracy_interval(better), accuracy_interval(base)
+    assert a is not None and b is not None and a.overlaps(b)
+    diff = difference_interval(better, base)
+    assert diff is not None and abs(diff.mean - 4 / 160) < 1e-12 and diff.low > 0
+    same = difference_interval(base, base)
+    assert same is not None and (same.low, same.high) == (0.0, 0.0)
+    assert accuracy_interval(base) == b, "resamples from a fixed seed"
+
+
+def test_no_interval_without_common_hits_of_one_length():
+    assert accuracy_interval({}) is None
+    assert difference_interval({0: "101"}, {1: "101"}) is None
+    assert difference_interval({0: "101"}, {0: "10"}) is None
+    assert accuracy_interval({0: ""}) is None
