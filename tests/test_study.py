@@ -275,6 +275,7 @@ seeds = [0, 1]
 sample_rates = [0.5, 1.0]
 input_size = 24
 workers = 1
+halving = true
 [source]
 per_class = 4
 epochs = 1
@@ -284,6 +285,7 @@ epochs = 1
 batch_size = 16
 split = [0.5, 0.25, 0.25]
 head = "linear"
+extra_baselines = ["lp-ft", "l2-sp"]
 [rltune]
 episodes = 1
 epochs = 1
@@ -322,7 +324,7 @@ def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> Non
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     runs = sorted((tmp_path / "out" / "runs").glob("*/*/seed*/*"))
-    assert len(runs) == 2 * 2 * 3  # targets × seeds × (sweep + 2 rates)
+    assert len(runs) == 2 * 2 * 4  # targets × seeds × (sweep + halving + 2 rates)
     assert all((r / "study-unit.json").exists() for r in runs)
     sweep = json.loads((runs[-1].parent / "sweep" / "results.json").read_text())
     assert {"head", "full", "block:0"} <= {r["name"] for r in sweep["strategies"]}
@@ -332,11 +334,14 @@ def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> Non
         "## Setup",
         "## Block-wise fine-tuning",
         "## RL-Tune vs uniform",
+        "## Which strategy on small data?",
+        "### Block-wise fine-tuning against the practitioner's baselines",
         "## Cost of each strategy",
         "## Running the papers' own protocols",
     ):
         assert heading in text
     assert "| `tiny` | shifted |" in text and "RL-Tune − uniform" in text
+    assert "| LP-FT |" in text and "| B_opt by halving |" in text and "| RL-Tune 50% |" in text
     assert (tmp_path / "docs" / "img" / "quartiles.png").stat().st_size > 5000
     assert json.loads(docs.with_suffix(".json").read_text())["claims"]
 

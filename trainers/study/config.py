@@ -129,6 +129,7 @@ class StudyConfig:
     executor: str = "local"
     ray_address: str | None = None
     sweep: bool = True  # BL1, BL2 and every block on the whole training split
+    halving: bool = False  # B_opt found by successive halving too, in its own run folder
     source: SourceSpec = field(default_factory=SourceSpec)
     rltune: RLTuneSpec = field(default_factory=RLTuneSpec)
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig settings of every run

@@ -33,6 +33,7 @@ from trainers.study.results import (
 )
 from trainers.study.runner import Study
 from trainers.study.sanity import sanity_lines
+from trainers.study.strategies import strategies_section
 
 PROTOCOLS = Path(__file__).with_name("protocols.md")
 #: the choices and limits section, by where the sources' weights come from
@@ -419,6 +420,8 @@ def write_report(config: StudyConfig, meta: dict[str, Any], *, infer: bool = Tru
         *_setup(config, pairs, meta),
         "",
         *_blockwise(pairs, f"{relative}/quartiles.png"),
+        "",
+        *strategies_section(pairs, config.sample_rates),
         "",
         *_rltune(
             pairs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class PairResults:
     target: str
     partition: Partition
     sweeps: dict[int, Jobs] = field(default_factory=dict)  # seed → job → result
+    halving: dict[int, Jobs] = field(default_factory=dict)  # seed → its chosen block's job
     rltune: dict[float, dict[int, Jobs]] = field(default_factory=dict)  # rate → seed → …
 
     def seeds(self) -> list[int]:
@@ -79,6 +81,33 @@ class PairResults:
         blocks = self.quartile_blocks("4")
         return max(blocks, key=lambda i: (self.block_mean_val(i), -i)) if blocks else None
 
+    def hits(self, job: str) -> dict[int, str]:
+        """Seed → the test hits of ``job`` in that seed's sweep (where recorded)."""
+        return _hits_of(self.sweeps, job)
+
+    def b_opt_hits(self) -> dict[int, str]:
+        """Seed → the test hits of that seed's B_opt (the full sweep's choice)."""
+        found = {}
+        for seed, jobs in self.sweeps.items():
+            chosen = best_block(jobs.values())
+            hits = jobs[job_name("block", chosen.index)].test_hits if chosen else None
+            if hits:
+                found[seed] = hits
+        return found
+
+    def halving_hits(self) -> dict[int, str]:
+        """Seed → the test hits of the block successive halving chose."""
+        found = {}
+        for seed, jobs in self.halving.items():
+            hits = [r.test_hits for r in jobs.values() if r.block is not None and r.test_hits]
+            if hits:
+                found[seed] = hits[0]
+        return found
+
+    def rl_hits(self, rate: float, job: str) -> dict[int, str]:
+        """Seed → the test hits of RL-Tune's ``job`` at ``rate``."""
+        return _hits_of(self.rltune.get(rate, {}), job)
+
     def rl_test(self, rate: float, job: str) -> list[float]:
         return [s[job].test_acc for s in self.rltune.get(rate, {}).values() if job in s]
 
@@ -91,6 +120,16 @@ class PairResults:
             if job in runs:
                 return runs[job].trainable_params
         return None
+
+
+def _hits_of(runs: Mapping[int, Jobs], job: str) -> dict[int, str]:
+    """Seed → the test hits of ``job`` in each of ``runs`` that recorded them."""
+    found = {}
+    for seed, jobs in runs.items():
+        hits = jobs[job].test_hits if job in jobs else None
+        if hits:
+            found[seed] = hits
+    return found
 
 
 def _jobs(run_dir: Path) -> Jobs | None:
@@ -108,9 +147,10 @@ def collect(config: StudyConfig) -> list[PairResults]:
         for target in config.targets:
             pair = PairResults(model.key, target.name, partition)
             for seed in config.seeds:
-                jobs = _jobs(unit_dir(out, model.key, target.name, seed, "sweep", 1.0))
-                if jobs:
-                    pair.sweeps[seed] = jobs
+                for kind, found in (("sweep", pair.sweeps), ("halving", pair.halving)):
+                    jobs = _jobs(unit_dir(out, model.key, target.name, seed, kind, 1.0))
+                    if jobs:
+                        found[seed] = jobs
                 for rate in config.sample_rates:
                     jobs = _jobs(unit_dir(out, model.key, target.name, seed, "rltune", rate))
                     if jobs:

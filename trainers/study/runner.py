@@ -41,7 +41,7 @@ class StudyRun:
     model: str
     target: str
     seed: int
-    kind: str  # "sweep" or "rltune"
+    kind: str  # "sweep", "halving" or "rltune"
     sample_rate: float
     settings: dict[str, Any] = field(hash=False, compare=False)
     cost: float = 0.0
@@ -52,13 +52,13 @@ class StudyRun:
 
     @property
     def label(self) -> str:
-        rate = "" if self.kind == "sweep" else f" {self.sample_rate:.0%}"
+        rate = f" {self.sample_rate:.0%}" if self.kind == "rltune" else ""
         return f"{self.model} / {self.target} / seed {self.seed}: {self.kind}{rate}"
 
 
 def rate_folder(kind: str, rate: float) -> str:
     """The run folder's name for a kind of run at a sampling rate."""
-    return "sweep" if kind == "sweep" else f"rltune-{round(rate * 100):03d}"
+    return kind if kind in ("sweep", "halving") else f"rltune-{round(rate * 100):03d}"
 
 
 def unit_dir(out: Path, model: str, target: str, seed: int, kind: str, rate: float) -> Path:
@@ -337,15 +337,15 @@ class Study:
             for target in cfg.targets:
                 for seed in cfg.seeds:
                     plan = [("sweep", 1.0)] if cfg.sweep else []
+                    plan += [("halving", 1.0)] if cfg.halving else []
                     plan += [("rltune", r) for r in cfg.sample_rates] if cfg.rltune.enabled else []
                     for kind, rate in plan:
                         settings = self._settings(model, target, seed, kind, rate)
                         epochs = settings["epochs"]
-                        cost = (
-                            (blocks + 2) * epochs * 0.7
-                            if kind == "sweep"
-                            else rate * 2.3 * cfg.rltune.episodes * cfg.rltune.epochs
-                        )
+                        cost = {
+                            "sweep": (blocks + 2) * epochs * 0.7,
+                            "halving": blocks * epochs * 0.25,
+                        }.get(kind, rate * 2.3 * cfg.rltune.episodes * cfg.rltune.epochs)
                         runs.append(
                             StudyRun(model.key, target.name, seed, kind, rate, settings, cost)
                         )
@@ -373,6 +373,9 @@ class Study:
             settings.update(pretrained=True)
         if kind == "sweep":
             settings.update(strategy="sweep", sample_rate=1.0)
+        elif kind == "halving":  # only the selection: the sweep runs the baselines
+            settings.update(strategy="sweep", sample_rate=1.0, select="halving",
+                            baselines=False, extra_baselines=[])  # fmt: skip
         else:
             settings.update(
                 strategy="rltune",

@@ -355,8 +355,9 @@ class RLTune:
             granularity=self.cfg.granularity, preset=self.cfg.preset,
             selected=best.model, selected_episode=best.episode,
         )  # fmt: skip
+        test = runner.score("test")
         result = JobResult(
-            name=name, val_acc=best.val_acc, test_acc=runner.evaluate("test"),
+            name=name, val_acc=best.val_acc, test_acc=test.accuracy, test_hits=test.hits or None,
             best_epoch=best.epoch,
             trainable_params=sum(p.numel() for p in runner.model.parameters()),
             seconds=round(seconds, 3), train_seconds=round(self.train_seconds, 3),

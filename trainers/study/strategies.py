@@ -1,0 +1,116 @@
+"""The report's strategy comparison: which strategy on small data, with 95% intervals.
+
+Every strategy's test accuracy is given as its mean over seeds with the two-level
+bootstrap interval of :mod:`trainers.study.intervals`. Block-wise fine-tuning (B_opt of the
+full sweep, and B_opt found by successive halving) is compared with each practitioner's
+baseline per (model, target) by the paired difference of their accuracies; a difference is
+*claimed* only where the two strategies' own intervals do not overlap, the stricter test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from trainers.study.intervals import Interval, accuracy_interval, difference_interval
+from trainers.study.results import PairResults
+
+Hits = dict[int, str]  # seed → test hits
+#: the practitioner's baselines: job name → label
+PRACTITIONER = {"lp-ft": "LP-FT", "layer-decay": "layer decay", "l2-sp": "L2-SP",
+                "auto-rgn": "Auto-RGN"}  # fmt: skip
+#: block-wise fine-tuning's two answers: label → how a pair gives their hits
+BLOCKWISE: dict[str, Callable[[PairResults], Hits]] = {
+    "B_opt": PairResults.b_opt_hits,
+    "B_opt by halving": PairResults.halving_hits,
+}
+
+
+def strategy_hits(pair: PairResults, rates: tuple[float, ...]) -> dict[str, Hits]:
+    """Label → seed → test hits of every strategy the pair has results for, in the
+    report's order (RL-Tune and its uniform baseline at the lowest and highest rate)."""
+    found: dict[str, Hits] = {"BL1 (head)": pair.hits("head"), "BL2 (all)": pair.hits("full")}
+    found |= {label: hits(pair) for label, hits in BLOCKWISE.items()}
+    found |= {label: pair.hits(job) for job, label in PRACTITIONER.items()}
+    for rate in sorted({min(rates), max(rates)}) if rates else []:
+        found[f"RL-Tune {rate:.0%}"] = pair.rl_hits(rate, "rltune")
+        found[f"uniform {rate:.0%}"] = pair.rl_hits(rate, "uniform")
+    return {label: hits for label, hits in found.items() if hits}
+
+
+def _model_table(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
+    """Strategies down, targets across; the best mean of each column in bold."""
+    intervals = {p.target: {k: accuracy_interval(v) for k, v in strategy_hits(p, rates).items()}
+                 for p in pairs}  # fmt: skip
+    labels = list(dict.fromkeys(k for by in intervals.values() for k in by))
+    best = {t: max((i.mean for i in by.values() if i), default=None) for t, by in intervals.items()}
+    lines = ["| strategy | " + " | ".join(intervals) + " |", "|---|" + "---:|" * len(intervals)]
+    for label in labels:
+        cells = []
+        for target, by in intervals.items():
+            found = by.get(label)
+            text = found.cell() if found else "–"
+            cells.append(f"**{text}**" if found and found.mean == best[target] else text)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _verdict(a: Interval, b: Interval) -> str:
+    """*ahead* or *behind* when the intervals do not overlap, else *not resolved*."""
+    if a.overlaps(b):
+        return "not resolved"
+    return "**ahead**" if a.mean > b.mean else "**behind**"
+
+
+def _versus(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
+    """Per (model, target): each block-wise answer minus each practitioner's baseline."""
+    rows = []
+    for pair in pairs:
+        hits = strategy_hits(pair, rates)
+        for ours in (label for label in BLOCKWISE if label in hits):
+            cells = []
+            for theirs in PRACTITIONER.values():
+                a, b = accuracy_interval(hits[ours]), accuracy_interval(hits.get(theirs, {}))
+                diff = difference_interval(hits[ours], hits.get(theirs, {}))
+                if a is None or b is None or diff is None:
+                    cells.append("–")
+                    continue
+                pts = f"{100 * diff.mean:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
+                cells.append(f"{pts} {_verdict(a, b)}")
+            rows.append(f"| `{pair.model}` | {pair.target} | {ours} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    head = "| model | target | block-wise | " + " | ".join(f"− {b}" for b in PRACTITIONER.values())
+    return [head + " |", "|---|---|---|" + "---:|" * len(PRACTITIONER), *rows]
+
+
+def strategies_section(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
+    """The report's section: a table per model, then block-wise against each baseline."""
+    if not any(strategy_hits(p, rates) for p in pairs):
+        return []
+    lines = [
+        "## Which strategy on small data?",
+        "",
+        "Test accuracy (%), the mean over seeds with its 95% interval (a two-level bootstrap "
+        "over seeds and test images, `trainers/study/intervals.py`); the best mean of each "
+        "target in bold.",
+    ]
+    for model in dict.fromkeys(p.model for p in pairs):
+        lines += [
+            "",
+            f"### `{model}`",
+            "",
+            *_model_table([p for p in pairs if p.model == model], rates),
+        ]
+    versus = _versus(pairs, rates)
+    if versus:
+        lines += [
+            "",
+            "### Block-wise fine-tuning against the practitioner's baselines",
+            "",
+            "Each cell: block-wise minus the baseline, in points, with the paired bootstrap "
+            "interval (same seeds, same test images); **ahead** or **behind** only where the "
+            "two strategies' own intervals do not overlap.",
+            "",
+            *versus,
+        ]
+    return lines
