@@ -1,7 +1,8 @@
 """The study's settings: one TOML file (``configs/study.toml``) read into dataclasses.
 
 A study is models × targets × seeds. For every (model, target, seed) it runs the block
-sweep (BL1, BL2, every block; B_opt and quartiles follow) on the whole training split,
+sweep (BL1, BL2, every block, and ``[train]``'s ``extra_baselines``; B_opt and quartiles
+follow) on the whole training split, with ``halving`` also B_opt by successive halving,
 and RL-Tune with its uniform baseline at every sampling rate. ``[source]`` says where
 the models' weights come from: pre-training on the generated source task
 (``kind = "generated"``), timm/torchvision ImageNet weights (``"pretrained"``, the
