@@ -146,12 +146,13 @@ class L2SP(FullFineTune):
         self.head = [m.weight for m in context.model.head.modules() if isinstance(m, nn.Linear)]
 
     def penalty(self) -> torch.Tensor:
+        """(α/2)·‖w − w⁰‖² over the trunk plus (β/2)·‖w‖² over the new head's weights."""
         cfg, trunk = self.context.config, self.context.model.trunk
-        pull = sum((trunk.get_parameter(n) - w0).pow(2).sum() for n, w0 in self.source.items())
-        decay = sum(w.pow(2).sum() for w in self.head)
-        return 0.5 * cfg.l2sp_alpha * torch.as_tensor(pull) + 0.5 * cfg.l2sp_beta * torch.as_tensor(
-            decay
+        pull = torch.as_tensor(
+            sum((trunk.get_parameter(n) - w0).pow(2).sum() for n, w0 in self.source.items())
         )
+        decay = torch.as_tensor(sum(w.pow(2).sum() for w in self.head))
+        return 0.5 * (cfg.l2sp_alpha * pull + cfg.l2sp_beta * decay)
 
 
 class AutoRGN(FullFineTune):
