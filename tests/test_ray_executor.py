@@ -175,7 +175,7 @@ def test_a_study_on_ray_gives_the_in_process_results(cluster, tmp_path):
             str(path.parent.relative_to(out)): _rows(load_results(path.parent))
             for path in sorted((out / "runs").rglob("results.json"))
         }
-    assert len(found["ray"]) == 3, "the sweep and RL-Tune at two rates"
+    assert len(found["ray"]) == 4, "the sweep, halving, and RL-Tune at two rates"
     assert found["ray"] == found["local"]
 
 
