@@ -17,6 +17,7 @@ Each run folder resumes, so the benchmark can be stopped and continued.
 
     python bench/selection.py                 # configs/selection-benchmark.toml
     python bench/selection.py --selectors ""  # only the full sweeps and the replay
+    python bench/selection.py --side-by-side  # whole runs' wall time, full sweep and halving
 """
 
 from __future__ import annotations

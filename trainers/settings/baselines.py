@@ -42,26 +42,33 @@ class BaselineOptions:
         5,
         "Epochs of the linear probe (the new head alone, on frozen features): LP-FT's first "
         "phase (at most --epochs - 1), and the head fitted before gradient-norm ranking.",
+        commands=SWEEPS,
     )
     lp_ft_lr_scale: float = setting(
         0.1,
         "LP-FT: the fine-tuning phase's learning rate as a share of --lr (Kumar et al. "
         "fine-tune with a smaller rate than the probe's).",
+        commands=SWEEPS,
     )
     layer_decay: float = setting(
         0.75,
         "Layer-wise learning-rate decay: block b of B trains at --lr x DECAY^(B - b), the "
         "head at --lr (timm's param_groups_layer_decay over the partition's blocks).",
+        commands=SWEEPS,
     )
     l2sp_alpha: float = setting(
         0.01,
         "L2-SP: weight of (alpha/2)·||w - w0||² pulling the trunk to its source weights w0.",
+        commands=SWEEPS,
     )
-    l2sp_beta: float = setting(0.01, "L2-SP: weight of (beta/2)·||w||² on the new head's weights.")
+    l2sp_beta: float = setting(
+        0.01, "L2-SP: weight of (beta/2)·||w||² on the new head's weights.", commands=SWEEPS
+    )
     rgn_batches: int | None = setting(
         None,
         "Auto-RGN strategy: training batches whose gradient sets each epoch's per-tensor rates.",
         shown_default="all",
+        commands=SWEEPS,
     )
 
     def check_baselines(self) -> None:
