@@ -118,14 +118,21 @@ def histories(folder: Path, blocks: int) -> dict[int, list[Epoch]]:
     return out
 
 
+def _score_key(epoch: Epoch) -> tuple[float, ...]:
+    """The trainers' own order of scores (:class:`trainers.jobs.results.Score`)."""
+    from trainers.jobs.results import Score
+
+    return Score(*epoch).key()
+
+
 def _best(epochs: Sequence[Epoch]) -> Epoch:
     """The best epoch by the trainers' rule: higher accuracy, then lower loss, earlier."""
-    return min(epochs, key=lambda e: (-e[0], e[1]))
+    return min(epochs, key=_score_key)
 
 
 #: how a rung ranks its blocks, from their best epoch so far (lower sorts first)
 RULES: dict[str, Callable[[Epoch], tuple[float, ...]]] = {
-    "accuracy, then loss (the rule)": lambda e: (-e[0], e[1]),
+    "accuracy, then loss (the rule)": _score_key,
     "accuracy, then position (before issue 25)": lambda e: (-e[0],),
     "loss only": lambda e: (e[1],),
 }
@@ -141,7 +148,7 @@ def replay(
     """(chosen block, block epochs trained) of successive halving replayed on
     ``history``, rung for rung as :func:`trainers.selection.halving.successive_halving`
     runs it (its rungs from :func:`trainers.selection.rungs.rung_epochs`)."""
-    from trainers.selection.rungs import rung_epochs
+    from trainers.selection.rungs import kept_count, rung_epochs
 
     milestones = rung_epochs(full, eta, first)
     survivors, done, spent = sorted(history), dict.fromkeys(history, 0), 0
@@ -150,7 +157,7 @@ def replay(
         epochs = full if last else epochs
         spent += sum(epochs - done[b] for b in survivors)
         done.update(dict.fromkeys(survivors, epochs))
-        keep = 1 if last or k + 2 >= len(milestones) else max(1, len(survivors) // eta)
+        keep = kept_count(k, milestones, len(survivors), eta, last)
         order = sorted(survivors, key=lambda b: (*rule(_best(history[b][:epochs])), b))
         survivors = sorted(order[:keep])
         if last:

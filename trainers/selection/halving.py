@@ -33,7 +33,7 @@ from trainers.execution.local import Executor
 from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task
 from trainers.jobs.job import Job, JobKind, JobResult
 from trainers.jobs.results import Rung, Selection, read_job_result
-from trainers.selection.rungs import epochs_done, promoted, rung_epochs
+from trainers.selection.rungs import epochs_done, kept_count, promoted, rung_epochs
 from trainers.settings import Selector
 
 
@@ -97,7 +97,7 @@ def successive_halving(
         scores, losses = zip(*(record.score(b, epochs) for b in survivors), strict=True)
         before = {b: _done_before(record, b, milestones[:k]) for b in survivors}
         spent = sum(record.epochs_done(b, epochs) - before[b] for b in survivors)
-        keep = 1 if last or k + 2 >= len(milestones) else max(1, len(survivors) // cfg.eta)
+        keep = kept_count(k, milestones, len(survivors), cfg.eta, last)
         kept = promoted(survivors, list(scores), keep, list(losses))
         hits = tuple(record.hits(b, epochs) for b in survivors)
         hits = hits if all(hits) else ()

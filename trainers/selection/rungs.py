@@ -23,6 +23,12 @@ def rung_epochs(full: int, eta: int, first: int) -> list[int]:
     return [*milestones, full]
 
 
+def kept_count(rung: int, milestones: list[int], survivors: int, eta: int, last: bool) -> int:
+    """How many of a rung's ``survivors`` go on: ⌊n/η⌋ (at least one), and exactly one
+    from the last rung and the rung before it, so that one block gets the full budget."""
+    return 1 if last or rung + 2 >= len(milestones) else max(1, survivors // eta)
+
+
 def promoted(
     blocks: list[int], scores: list[float], keep: int, losses: list[float] | None = None
 ) -> list[int]:
