@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from trainers.jobs.confidence import hits_string
-from trainers.study.intervals import accuracy_interval, difference_interval
+from trainers.study.intervals import Reduce, accuracy_interval, compare, difference_interval
 
 
 def _hits(rate: float, n: int, seed: int) -> str:
@@ -50,3 +50,24 @@ def test_no_interval_without_common_hits_of_one_length():
     assert difference_interval({0: "101"}, {1: "101"}) is None
     assert difference_interval({0: "101"}, {0: "10"}) is None
     assert accuracy_interval({0: ""}) is None
+
+
+def test_a_comparison_reduces_each_side_and_resolves_only_apart_intervals():
+    strong = {s: _hits(0.95, 160, s) for s in range(3)}
+    weak = {s: _hits(0.5, 160, 10 + s) for s in range(3)}
+    middle = {s: _hits(0.7, 160, 20 + s) for s in range(3)}
+    mean = lambda hits: sum(h.count("1") / len(h) for h in hits.values()) / len(hits)  # noqa: E731
+    found = compare([strong, weak], [middle, weak], (Reduce.MEAN, Reduce.BEST))
+    assert found is not None
+    assert abs(found.left.mean - (mean(strong) + mean(weak)) / 2) < 1e-12
+    assert abs(found.right.mean - max(mean(middle), mean(weak))) < 1e-12
+    assert abs(found.difference.mean - (found.left.mean - found.right.mean)) < 1e-12
+    assert found.left.overlaps(found.right) and found.verdict() == "not resolved"
+    ahead = compare([strong], [middle, weak], (Reduce.MEAN, Reduce.BEST))
+    assert ahead is not None and ahead.resolved and ahead.verdict() == "ahead"
+    behind = compare([weak], [strong])
+    assert behind is not None and behind.verdict() == "behind"
+    gains = compare([strong, weak], [middle, middle], (Reduce.GAIN, Reduce.GAIN))
+    assert gains is not None and abs(gains.left.mean - (mean(strong) - mean(weak))) < 1e-12
+    assert (gains.right.mean, gains.right.low, gains.right.high) == (0.0, 0.0, 0.0)
+    assert compare([strong], []) is None and compare([strong], [{5: "1"}]) is None

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from graphblocks.errors import GraphblocksError
 from trainers.cli import cli
 from trainers.jobs.job import JobResult
-from trainers.study.claims import evaluate_claims, verdict
+from trainers.study.claims import claims_section, evaluate_claims, verdict
 from trainers.study.config import load_study
 from trainers.study.datasets import PHOTOS, SHAPES, materialize
 from trainers.study.results import PairResults
@@ -112,14 +112,23 @@ def test_the_cpu_study_covers_what_the_issue_asks() -> None:
     assert config.sweep and config.rltune.enabled and config.source.kind == "generated"
 
 
-def test_the_imagenet_study_uses_real_weights_and_real_pixels() -> None:
+def test_the_imagenet_study_uses_real_weights_and_the_benchmark_targets() -> None:
     from trainers.study.runner import Study
+    from trainers.training.recipes import RECIPES
 
     config = load_study(ROOT / "configs" / "study-imagenet.toml")
+    benchmark = load_study(ROOT / "configs" / "selection-benchmark.toml")
     assert config.source.kind == "weights" and config.train["preprocess"] == "timm"
-    assert {t.kind for t in config.targets} == {"digits", "photos", "shifted", "faces"}
-    assert 96 <= config.input_size <= 128 and len(config.seeds) >= 3
-    assert config.sample_rates == (0.15, 0.3, 0.5, 1.0)
+    assert {m.name for m in config.models} == {"efficientnet_lite0", "efficientnet_lite1"}
+    assert all(m.weights and not m.random_init for m in config.models)
+    assert config.targets == benchmark.targets, "the same images as the selection benchmark"
+    assert config.train["split"] == benchmark.train["split"]
+    assert config.input_size == benchmark.input_size and len(config.seeds) >= 3
+    assert config.halving and config.sweep and config.rltune.enabled
+    assert config.sample_rates == (0.15, 1.0)
+    baselines = {"lp-ft", "layer-decay", "l2-sp", "auto-rgn"}
+    assert set(config.train["extra_baselines"]) == baselines
+    assert baselines <= {kind.value for kind in RECIPES}
     weights = Path(Study(config).weights_file(config.models[0]))
     assert weights.is_file() and weights.suffix == ".pth"  # the dev extra installs lite0
 
@@ -221,6 +230,41 @@ def test_claims_count_the_cases_where_they_are_true() -> None:
         and verdict(0.4) == "holds partly"
         and verdict(0.39) == "does not hold"
     )
+
+
+def _hits(rate: float, seed: int, n: int = 160) -> str:
+    right = round(rate * n)
+    return "".join("1" if (i * 7 + seed) % n < right else "0" for i in range(n))
+
+
+def test_claims_carry_each_case_with_intervals_from_the_test_hits() -> None:
+    from graphblocks.partition import Partition
+
+    partition = Partition.load(ROOT / "fixtures" / "golden" / "resnet50.json")
+    partition.quartiles = {"1": [0], "2": [1], "3": [2], "4": [3]}
+    partition.blocks = partition.blocks[:4]
+    rates = {"head": 0.5, "full": 0.6, "block:0": 0.93, "block:1": 0.8, "block:2": 0.6,
+             "block:3": 0.9}  # fmt: skip
+    sweeps = {
+        seed: {
+            k: dataclasses.replace(_result(k, v), test_hits=_hits(v, seed))
+            for k, v in rates.items()
+        }
+        for seed in range(3)
+    }
+    claims = evaluate_claims([PairResults("a", "t", partition, sweeps=sweeps)], (1.0,))
+    by_text = {c.text.split(" (")[0]: c for c in claims}
+    q4 = by_text["Fine-tuning a block of the fourth quartile beats both baselines"]
+    assert "95% intervals apart in 1 of 1 (1 ahead, 0 behind)" in q4.evidence
+    (case,) = q4.cases
+    assert case.comparison is not None and case.comparison.verdict() == "ahead"
+    assert abs(case.comparison.difference.mean - 0.3) < 0.01
+    last = by_text["The last block beats the first block"]  # 90 vs 93: 5 images apart per seed
+    assert last.verdict == "does not hold" and "apart in 0 of 1" in last.evidence
+    section = "\n".join(claims_section(claims))
+    assert "<details><summary>The last block beats the first block</summary>" in section
+    assert "| a/t | last block 90.0 [" in section and "not resolved |" in section
+    assert "RL-Tune" not in section.split("### Each case")[1], "no RL runs, no RL cases"
 
 
 def test_rl_claims_compare_the_gain_at_the_lowest_and_highest_rate() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from graphblocks import human_count, write_atomic
 from trainers.jobs.job import job_name
 from trainers.settings.config import default_of
-from trainers.study.claims import Claim, evaluate_claims
+from trainers.study.claims import claims_section, evaluate_claims
 from trainers.study.config import ModelSpec, StudyConfig
 from trainers.study.figures import plot_quartile_boxes, plot_rl_gains
 from trainers.study.results import (
@@ -356,19 +356,6 @@ def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
     return lines + _table(["model", "strategy", "trainable params", "wall s / run"], rows)
 
 
-def _claims(claims: list[Claim]) -> list[str]:
-    lines = [
-        "## Reading: which of the papers' claims hold here",
-        "",
-        "Computed from the tables below; a claim *holds* when it is true in at least "
-        "75% of the cases it is tested on, *holds partly* from 40%, else *does not hold*.",
-        "",
-    ]
-    for claim in claims:
-        lines += [f"- **{claim.text}** ({claim.source}) — *{claim.verdict}*: {claim.evidence}"]
-    return lines
-
-
 #: the report's first paragraph, by where the sources' weights come from
 INTRODUCTIONS = {
     "generated": "Pre-trained weights and the papers' data sets cannot be downloaded on the "
@@ -413,7 +400,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any], *, infer: bool = Tru
         "",
         INTRODUCTIONS[config.source.kind],
         "",
-        *_claims(claims),
+        *claims_section(claims),
         *sanity_lines(Study(config).sanity_checks(compute=infer)),
         *_context(config, pairs),
         "",
@@ -440,7 +427,7 @@ def write_report(config: StudyConfig, meta: dict[str, Any], *, infer: bool = Tru
     ]
     write_atomic(docs, "\n".join(lines))
     summary = {
-        "claims": [c.__dict__ for c in claims],
+        "claims": [c.record() for c in claims],
         "meta": meta,
         "rl_gain": {f"{r:g}": mean_std(v) for r, v in gains.items()},
     }

@@ -11,13 +11,21 @@ accuracy; the 95% interval is the 2.5th and 97.5th percentile of the B means.
 Two strategies run on the same seeds see the same test images, so their **difference** is
 bootstrapped *paired*: the same seeds and image indices for both in every resample.
 
+A claim compares two *sides*, each a statistic of several strategies' accuracies
+(:class:`Reduce`: their mean, e.g. over a quartile's blocks; their best, e.g. the better
+of two baselines; or a gain, one minus another). :func:`compare` draws every strategy of
+both sides on the same resamples and gives each side's interval and their difference's.
+A difference is *resolved* when the two sides' own intervals do not overlap: stricter than
+the difference's interval excluding zero.
+
 Resamples come from a fixed seed: a report is reproducible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -25,6 +33,24 @@ import numpy as np
 RESAMPLES = 2000
 #: the interval's coverage
 LEVEL = 0.95
+
+Hits = Mapping[int, str]  # seed → test hits, "1" right, "0" wrong per image
+
+
+class Reduce(StrEnum):
+    """How a side of a comparison turns its strategies' accuracies into one value."""
+
+    MEAN = "mean"  # their mean (a quartile's blocks)
+    BEST = "best"  # the best of them (the better baseline)
+    GAIN = "gain"  # the first minus the second (RL-Tune over uniform)
+
+
+#: each reduction on accuracies with one row per strategy, one column per resample
+REDUCERS: dict[Reduce, Callable[[np.ndarray], np.ndarray]] = {
+    Reduce.MEAN: lambda acc: acc.mean(axis=0),
+    Reduce.BEST: lambda acc: acc.max(axis=0),
+    Reduce.GAIN: lambda acc: acc[0] - acc[1],
+}
 
 
 @dataclass(frozen=True)
@@ -43,12 +69,36 @@ class Interval:
         """``mean [low, high]`` in percent, one decimal."""
         return f"{100 * self.mean:.1f} [{100 * self.low:.1f}, {100 * self.high:.1f}]"
 
+    def points(self) -> str:
+        """``+mean [+low, +high]`` in signed points: a difference."""
+        return f"{100 * self.mean:+.1f} [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
 
-def _table(hits: Mapping[int, str]) -> dict[int, np.ndarray]:
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two sides' intervals and their difference's, from the same resamples."""
+
+    left: Interval
+    right: Interval
+    difference: Interval
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the two sides' own intervals do not overlap."""
+        return not self.left.overlaps(self.right)
+
+    def verdict(self) -> str:
+        """*ahead* or *behind* (the left side) when resolved, else *not resolved*."""
+        if not self.resolved:
+            return "not resolved"
+        return "ahead" if self.difference.mean > 0 else "behind"
+
+
+def _table(hits: Hits) -> dict[int, np.ndarray]:
     return {seed: np.frombuffer(h.encode(), dtype=np.uint8) == ord("1") for seed, h in hits.items()}
 
 
-def _resampled_means(strategies: Sequence[Mapping[int, str]], seeds: Sequence[int]) -> np.ndarray:
+def _resampled_means(strategies: Sequence[Hits], seeds: Sequence[int]) -> np.ndarray:
     """(strategies, RESAMPLES) mean accuracies, every strategy on the same draws."""
     tables = [_table(h) for h in strategies]
     rng = np.random.default_rng(0)
@@ -70,7 +120,7 @@ def _interval(mean: float, draws: np.ndarray) -> Interval:
     return Interval(mean, float(low), float(high))
 
 
-def _seeds(strategies: Sequence[Mapping[int, str]]) -> list[int] | None:
+def _seeds(strategies: Sequence[Hits]) -> list[int] | None:
     """The seeds every strategy has hits for, of one length per seed; None if none."""
     seeds = sorted(set.intersection(*(set(h) for h in strategies))) if strategies else []
     for seed in seeds:
@@ -79,23 +129,48 @@ def _seeds(strategies: Sequence[Mapping[int, str]]) -> list[int] | None:
     return seeds or None
 
 
-def accuracy_interval(hits: Mapping[int, str]) -> Interval | None:
+def _means(strategies: Sequence[Hits], seeds: Sequence[int]) -> np.ndarray:
+    """(strategies, 1) mean accuracies over ``seeds``: the point estimates."""
+    tables = [_table(h) for h in strategies]
+    return np.array([[np.mean([t[s].mean() for s in seeds])] for t in tables])
+
+
+def accuracy_interval(hits: Hits) -> Interval | None:
     """The mean test accuracy over seeds of one strategy (seed → its test hits) with its
     two-level bootstrap interval; None without hits."""
     seeds = _seeds([hits])
     if seeds is None:
         return None
-    mean = float(np.mean([_table(hits)[s].mean() for s in seeds]))
-    return _interval(mean, _resampled_means([hits], seeds)[0])
+    return _interval(float(_means([hits], seeds)[0, 0]), _resampled_means([hits], seeds)[0])
 
 
-def difference_interval(a: Mapping[int, str], b: Mapping[int, str]) -> Interval | None:
+def compare(
+    left: Sequence[Hits],
+    right: Sequence[Hits],
+    how: tuple[Reduce, Reduce] = (Reduce.MEAN, Reduce.MEAN),
+) -> Comparison | None:
+    """Left side against right side, each its strategies' accuracies reduced as ``how``
+    says, over the seeds all of them share; None when one lacks hits."""
+    strategies = [*left, *right]
+    seeds = _seeds(strategies)
+    if seeds is None or not left or not right:
+        return None
+    point, draws = _means(strategies, seeds), _resampled_means(strategies, seeds)
+    split = len(left)
+
+    def sides(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return REDUCERS[how[0]](acc[:split]), REDUCERS[how[1]](acc[split:])
+
+    (a, b), (da, db) = sides(point), sides(draws)
+    return Comparison(
+        _interval(float(a[0]), da),
+        _interval(float(b[0]), db),
+        _interval(float(a[0] - b[0]), da - db),
+    )
+
+
+def difference_interval(a: Hits, b: Hits) -> Interval | None:
     """A's mean accuracy minus B's over their common seeds, with the paired bootstrap
     interval; None without common hits."""
-    seeds = _seeds([a, b])
-    if seeds is None:
-        return None
-    ta, tb = _table(a), _table(b)
-    mean = float(np.mean([ta[s].mean() - tb[s].mean() for s in seeds]))
-    draws = _resampled_means([a, b], seeds)
-    return _interval(mean, draws[0] - draws[1])
+    found = compare([a], [b])
+    return found.difference if found else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from trainers.study.intervals import Interval, accuracy_interval, difference_interval
+from trainers.study.intervals import accuracy_interval, compare
 from trainers.study.results import PairResults
 
 Hits = dict[int, str]  # seed → test hits
@@ -54,13 +54,6 @@ def _model_table(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str
     return lines
 
 
-def _verdict(a: Interval, b: Interval) -> str:
-    """*ahead* or *behind* when the intervals do not overlap, else *not resolved*."""
-    if a.overlaps(b):
-        return "not resolved"
-    return "**ahead**" if a.mean > b.mean else "**behind**"
-
-
 def _versus(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
     """Per (model, target): each block-wise answer minus each practitioner's baseline."""
     rows = []
@@ -69,13 +62,13 @@ def _versus(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
         for ours in (label for label in BLOCKWISE if label in hits):
             cells = []
             for theirs in PRACTITIONER.values():
-                a, b = accuracy_interval(hits[ours]), accuracy_interval(hits.get(theirs, {}))
-                diff = difference_interval(hits[ours], hits.get(theirs, {}))
-                if a is None or b is None or diff is None:
+                found = compare([hits[ours]], [hits.get(theirs, {})])
+                if found is None:
                     cells.append("–")
                     continue
-                pts = f"{100 * diff.mean:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
-                cells.append(f"{pts} {_verdict(a, b)}")
+                verdict = found.verdict()
+                shown = verdict if verdict == "not resolved" else f"**{verdict}**"
+                cells.append(f"{found.difference.points()} {shown}")
             rows.append(f"| `{pair.model}` | {pair.target} | {ours} | " + " | ".join(cells) + " |")
     if not rows:
         return []
