@@ -63,8 +63,8 @@ def test_a_sweep_adds_the_extra_baselines_after_bl1_and_bl2(images, tmp_path):
         config(images, tmp_path / "bad", extra_baselines="lp-ft,sgd")
 
 
-def test_lp_ft_probes_on_cached_features_then_tunes_everything_slower(images, tmp_path):
-    ready, recipe = _recipe(images, tmp_path, JobKind.LP_FT, probe_epochs=2)
+def test_lp_ft_probes_on_cached_features_then_tunes_everything_at_its_scale(images, tmp_path):
+    ready, recipe = _recipe(images, tmp_path, JobKind.LP_FT, probe_epochs=2, lp_ft_lr_scale=0.1)
     probe = recipe.before_epoch(Training())
     assert probe is not None and probe.inputs.stores is not None, "the trunk output, cached"
     trunk = ready.runner.model.trunk

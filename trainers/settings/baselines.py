@@ -45,9 +45,9 @@ class BaselineOptions:
         commands=SWEEPS,
     )
     lp_ft_lr_scale: float = setting(
-        0.1,
+        1.0,
         "LP-FT: the fine-tuning phase's learning rate as a share of --lr (Kumar et al. "
-        "fine-tune with a smaller rate than the probe's).",
+        "tune it on validation; below 1, a short budget leaves the network unmoved).",
         commands=SWEEPS,
     )
     layer_decay: float = setting(
