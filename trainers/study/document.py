@@ -33,7 +33,7 @@ from trainers.study.results import (
 )
 from trainers.study.runner import Study
 from trainers.study.sanity import sanity_lines
-from trainers.study.strategies import strategies_section
+from trainers.study.strategies import PRACTITIONER, strategies_section
 
 PROTOCOLS = Path(__file__).with_name("protocols.md")
 #: the choices and limits section, by where the sources' weights come from
@@ -303,47 +303,60 @@ def _seconds(pairs: list[PairResults], job: str, rate: float | None = None) -> l
     return [s for p in pairs for s in p.seconds(job, rate)]
 
 
+Cost = tuple[str, int | None, list[float]]  # strategy, trainable parameters, wall seconds
+
+
+def _model_costs(pairs: list[PairResults], full_rate: float) -> list[Cost]:
+    """One model's strategies: what each trains and how long one run of it took."""
+    first = pairs[0]
+    blocks = [job_name("block", b.index) for b in first.partition.blocks]
+    block_params = [first.trainable(job) or 0 for job in blocks]
+    whole = {kind: [s for p in pairs for s in p.run_seconds.get(kind, {}).values()]
+             for kind in ("sweep", "halving")}  # fmt: skip
+    return [
+        ("BL1 (head)", first.trainable("head"), _seconds(pairs, "head")),
+        ("BL2 (all layers)", first.trainable("full"), _seconds(pairs, "full")),
+        (
+            "one block + head",
+            int(statistics.fmean(block_params)) if block_params else None,
+            [s for job in blocks for s in _seconds(pairs, job)],
+        ),
+        (
+            "every block (finds B_opt)",
+            None,
+            [
+                sum(jobs[j].seconds for j in blocks if j in jobs)
+                for p in pairs
+                for jobs in p.sweeps.values()
+            ],
+        ),
+        ("B_opt by halving (whole run)", None, whole["halving"]),
+        *[
+            (label, first.trainable(job), _seconds(pairs, job))
+            for job, label in PRACTITIONER.items()
+        ],
+        ("whole sweep run (all of the above but halving)", None, whole["sweep"]),
+        (
+            f"RL-Tune at {full_rate:.0%}",
+            first.trainable("rltune"),
+            _seconds(pairs, "rltune", full_rate),
+        ),
+        (
+            f"uniform at {full_rate:.0%}",
+            first.trainable("uniform"),
+            _seconds(pairs, "uniform", full_rate),
+        ),
+    ]
+
+
 def _costs(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
-    full_rate = max(rates)
     rows = []
     for model in dict.fromkeys(p.model for p in pairs):
-        of_model = [p for p in pairs if p.model == model]
-        first = of_model[0]
-        blocks = [job_name("block", b.index) for b in first.partition.blocks]
-
-        block_params = [first.trainable(job) or 0 for job in blocks]
-        entries = [
-            ("BL1 (head)", first.trainable("head"), _seconds(of_model, "head")),
-            ("BL2 (all layers)", first.trainable("full"), _seconds(of_model, "full")),
-            (
-                "one block + head",
-                int(statistics.fmean(block_params)) if block_params else None,
-                [s for job in blocks for s in _seconds(of_model, job)],
-            ),
-            (
-                "whole sweep (finds B_opt)",
-                None,
-                [
-                    sum(r.seconds for r in jobs.values())
-                    for p in of_model
-                    for jobs in p.sweeps.values()
-                ],
-            ),
-            (
-                f"RL-Tune at {full_rate:.0%}",
-                first.trainable("rltune"),
-                _seconds(of_model, "rltune", full_rate),
-            ),
-            (
-                f"uniform at {full_rate:.0%}",
-                first.trainable("uniform"),
-                _seconds(of_model, "uniform", full_rate),
-            ),
-        ]
-        for name, params, times in entries:
-            rows.append(
-                [f"`{model}`", name, human_count(params) if params else "–", _median(times)]
-            )
+        for name, params, times in _model_costs([p for p in pairs if p.model == model], max(rates)):
+            if times:
+                rows.append(
+                    [f"`{model}`", name, human_count(params) if params else "–", _median(times)]
+                )
     lines = [
         "## Cost of each strategy",
         "",

@@ -8,6 +8,7 @@ validation accuracy, never on test.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ class PairResults:
     sweeps: dict[int, Jobs] = field(default_factory=dict)  # seed → job → result
     halving: dict[int, Jobs] = field(default_factory=dict)  # seed → its chosen block's job
     rltune: dict[float, dict[int, Jobs]] = field(default_factory=dict)  # rate → seed → …
+    #: wall seconds of each finished run folder, whole: kind ("sweep", "halving") → seed → s
+    run_seconds: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def seeds(self) -> list[int]:
         return sorted(self.sweeps)
@@ -138,6 +141,12 @@ def _jobs(run_dir: Path) -> Jobs | None:
     return {r.name: r for r in load_results(run_dir).jobs}
 
 
+def _run_seconds(run_dir: Path) -> float | None:
+    """The wall seconds a finished run folder took (its study marker), None if unfinished."""
+    marker = RunFolder(run_dir).study_marker
+    return float(json.loads(marker.read_text())["seconds"]) if marker.exists() else None
+
+
 def collect(config: StudyConfig) -> list[PairResults]:
     """Every (model, target) of the study with the results found on disk."""
     out = Path(config.out)
@@ -148,9 +157,13 @@ def collect(config: StudyConfig) -> list[PairResults]:
             pair = PairResults(model.key, target.name, partition)
             for seed in config.seeds:
                 for kind, found in (("sweep", pair.sweeps), ("halving", pair.halving)):
-                    jobs = _jobs(unit_dir(out, model.key, target.name, seed, kind, 1.0))
+                    run_dir = unit_dir(out, model.key, target.name, seed, kind, 1.0)
+                    jobs = _jobs(run_dir)
                     if jobs:
                         found[seed] = jobs
+                    seconds = _run_seconds(run_dir)
+                    if seconds is not None:
+                        pair.run_seconds.setdefault(kind, {})[seed] = seconds
                 for rate in config.sample_rates:
                     jobs = _jobs(unit_dir(out, model.key, target.name, seed, "rltune", rate))
                     if jobs:
