@@ -386,6 +386,9 @@ def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> Non
         assert heading in text
     assert "| `tiny` | shifted |" in text and "RL-Tune − uniform" in text
     assert "| LP-FT |" in text and "| B_opt by halving |" in text and "| RL-Tune 50% |" in text
+    assert "best mean **" in text and "apart below it:" in text
+    assert "### Each case, with its 95% interval" in text and "| tiny/shifted |" in text
+    assert "| `tiny` | B_opt by halving (whole run) |" in text and "| `tiny` | L2-SP |" in text
     assert (tmp_path / "docs" / "img" / "quartiles.png").stat().st_size > 5000
     assert json.loads(docs.with_suffix(".json").read_text())["claims"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from trainers.study.intervals import accuracy_interval, compare
+from trainers.study.intervals import Interval, accuracy_interval, compare
 from trainers.study.results import PairResults
 
 Hits = dict[int, str]  # seed → test hits
@@ -38,20 +38,46 @@ def strategy_hits(pair: PairResults, rates: tuple[float, ...]) -> dict[str, Hits
 
 
 def _model_table(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
-    """Strategies down, targets across; the best mean of each column in bold."""
+    """Strategies down, targets across; the best mean of each column in bold; then per
+    target, which strategies are apart from the best (intervals that do not overlap)."""
     intervals = {p.target: {k: accuracy_interval(v) for k, v in strategy_hits(p, rates).items()}
                  for p in pairs}  # fmt: skip
     labels = list(dict.fromkeys(k for by in intervals.values() for k in by))
-    best = {t: max((i.mean for i in by.values() if i), default=None) for t, by in intervals.items()}
+    best = {t: _best(by) for t, by in intervals.items()}
     lines = ["| strategy | " + " | ".join(intervals) + " |", "|---|" + "---:|" * len(intervals)]
     for label in labels:
         cells = []
         for target, by in intervals.items():
             found = by.get(label)
             text = found.cell() if found else "–"
-            cells.append(f"**{text}**" if found and found.mean == best[target] else text)
+            cells.append(f"**{text}**" if found and label == best[target] else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for target, by in intervals.items():
+        top = best[target]
+        if top is not None:
+            lines.append(f"- {target}: {_tied_line(by, top)}")
     return lines
+
+
+def _best(by: dict[str, Interval | None]) -> str | None:
+    """The label of the best mean (the first listed among equals)."""
+    found = {label: i for label, i in by.items() if i is not None}
+    return max(found, key=lambda label: found[label].mean) if found else None
+
+
+def _tied_line(by: dict[str, Interval | None], best: str) -> str:
+    """The best strategy, those whose intervals overlap it, and those apart below it."""
+    top = by[best]
+    if top is None:
+        return f"best mean **{best}**."
+    found = {label: i for label, i in by.items() if i is not None and label != best}
+    tied = [label for label, i in found.items() if i.overlaps(top)]
+    below = [label for label, i in found.items() if not i.overlaps(top)]
+    return (
+        f"best mean **{best}**; overlapping it: {', '.join(tied) or 'none'}; "
+        f"apart below it: {', '.join(below) or 'none'}."
+    )
 
 
 def _versus(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
@@ -85,7 +111,8 @@ def strategies_section(pairs: list[PairResults], rates: tuple[float, ...]) -> li
         "",
         "Test accuracy (%), the mean over seeds with its 95% interval (a two-level bootstrap "
         "over seeds and test images, `trainers/study/intervals.py`); the best mean of each "
-        "target in bold.",
+        "target in bold, and under each table the strategies whose intervals overlap the "
+        "best one's (not told apart from it) and those apart below it.",
     ]
     for model in dict.fromkeys(p.model for p in pairs):
         lines += [
