@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 
 from trainers.jobs.confidence import hits_string
-from trainers.study.intervals import Reduce, accuracy_interval, compare, difference_interval
+from trainers.study.intervals import (
+    Over,
+    Reduce,
+    accuracy_interval,
+    compare,
+    difference_interval,
+)
 
 
 def _hits(rate: float, n: int, seed: int) -> str:
@@ -71,3 +77,17 @@ def test_a_comparison_reduces_each_side_and_resolves_only_apart_intervals():
     assert gains is not None and abs(gains.left.mean - (mean(strong) - mean(weak))) < 1e-12
     assert (gains.right.mean, gains.right.low, gains.right.high) == (0.0, 0.0, 0.0)
     assert compare([strong], []) is None and compare([strong], [{5: "1"}]) is None
+
+
+def test_one_level_bootstraps_tell_which_level_makes_an_interval_wide():
+    def width(hits: dict[int, str], over: Over) -> float:
+        found = accuracy_interval(hits, over)
+        assert found is not None
+        return found.high - found.low
+
+    same = _hits(0.8, 40, 0)
+    alike = {s: same for s in range(3)}  # seeds agree: only the images are uncertain
+    assert width(alike, Over.SEEDS) == 0.0 and width(alike, Over.IMAGES) > 0.1
+    apart = {0: _hits(0.5, 400, 0), 1: _hits(0.7, 400, 1), 2: _hits(0.9, 400, 2)}
+    assert width(apart, Over.SEEDS) > 3 * width(apart, Over.IMAGES)
+    assert width(apart, Over.SEEDS_AND_IMAGES) >= width(apart, Over.IMAGES)

@@ -37,6 +37,15 @@ LEVEL = 0.95
 Hits = Mapping[int, str]  # seed → test hits, "1" right, "0" wrong per image
 
 
+class Over(StrEnum):
+    """What a bootstrap resamples: both levels (the intervals of the report), or one level
+    with the other held as observed (to see which makes an interval wide)."""
+
+    SEEDS_AND_IMAGES = "seeds and images"
+    SEEDS = "seeds"
+    IMAGES = "images"
+
+
 class Reduce(StrEnum):
     """How a side of a comparison turns its strategies' accuracies into one value."""
 
@@ -98,17 +107,20 @@ def _table(hits: Hits) -> dict[int, np.ndarray]:
     return {seed: np.frombuffer(h.encode(), dtype=np.uint8) == ord("1") for seed, h in hits.items()}
 
 
-def _resampled_means(strategies: Sequence[Hits], seeds: Sequence[int]) -> np.ndarray:
+def _resampled_means(
+    strategies: Sequence[Hits], seeds: Sequence[int], over: Over = Over.SEEDS_AND_IMAGES
+) -> np.ndarray:
     """(strategies, RESAMPLES) mean accuracies, every strategy on the same draws."""
     tables = [_table(h) for h in strategies]
     rng = np.random.default_rng(0)
     means = np.zeros((len(tables), RESAMPLES))
+    every = np.arange(len(seeds))
     for b in range(RESAMPLES):
-        drawn = rng.choice(len(seeds), size=len(seeds))
+        drawn = every if over == Over.IMAGES else rng.choice(len(seeds), size=len(seeds))
         for i in drawn:
             seed = seeds[i]
             n = len(tables[0][seed])
-            index = rng.integers(0, n, size=n)
+            index = np.arange(n) if over == Over.SEEDS else rng.integers(0, n, size=n)
             for k, table in enumerate(tables):
                 means[k, b] += table[seed][index].mean()
     return means / len(seeds)
@@ -135,13 +147,14 @@ def _means(strategies: Sequence[Hits], seeds: Sequence[int]) -> np.ndarray:
     return np.array([[np.mean([t[s].mean() for s in seeds])] for t in tables])
 
 
-def accuracy_interval(hits: Hits) -> Interval | None:
+def accuracy_interval(hits: Hits, over: Over = Over.SEEDS_AND_IMAGES) -> Interval | None:
     """The mean test accuracy over seeds of one strategy (seed → its test hits) with its
-    two-level bootstrap interval; None without hits."""
+    bootstrap interval (two-level unless ``over`` says one); None without hits."""
     seeds = _seeds([hits])
     if seeds is None:
         return None
-    return _interval(float(_means([hits], seeds)[0, 0]), _resampled_means([hits], seeds)[0])
+    draws = _resampled_means([hits], seeds, over)[0]
+    return _interval(float(_means([hits], seeds)[0, 0]), draws)
 
 
 def compare(
