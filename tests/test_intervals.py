@@ -10,7 +10,6 @@ from trainers.study.intervals import (
     Reduce,
     accuracy_interval,
     compare,
-    difference_interval,
 )
 
 
@@ -44,17 +43,19 @@ def test_a_paired_difference_resolves_what_overlapping_intervals_cannot():
     better = {s: h.replace("0", "1", 4) for s, h in base.items()}  # 4 more images right each
     a, b = accuracy_interval(better), accuracy_interval(base)
     assert a is not None and b is not None and a.overlaps(b)
-    diff = difference_interval(better, base)
-    assert diff is not None and abs(diff.mean - 4 / 160) < 1e-12 and diff.low > 0
-    same = difference_interval(base, base)
-    assert same is not None and (same.low, same.high) == (0.0, 0.0)
+    paired = compare([better], [base])
+    assert paired is not None and paired.verdict() == "not resolved"
+    diff = paired.difference
+    assert abs(diff.mean - 4 / 160) < 1e-12 and diff.low > 0
+    same = compare([base], [base])
+    assert same is not None and (same.difference.low, same.difference.high) == (0.0, 0.0)
     assert accuracy_interval(base) == b, "resamples from a fixed seed"
 
 
 def test_no_interval_without_common_hits_of_one_length():
     assert accuracy_interval({}) is None
-    assert difference_interval({0: "101"}, {1: "101"}) is None
-    assert difference_interval({0: "101"}, {0: "10"}) is None
+    assert compare([{0: "101"}], [{1: "101"}]) is None
+    assert compare([{0: "101"}], [{0: "10"}]) is None
     assert accuracy_interval({0: ""}) is None
 
 

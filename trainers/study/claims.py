@@ -92,7 +92,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _resolved_note(cases: tuple[Case, ...]) -> str:
-    """`` Intervals apart in k of n: a ahead, b behind.`` ('' when no case kept hits)."""
+    """`` 95% intervals apart in k of n (a ahead, b behind).`` ('' when no case kept hits)."""
     found = [c.comparison for c in cases if c.comparison is not None]
     if not found:
         return ""
@@ -129,17 +129,19 @@ def _case_claim(text: str, source: str, cases: list[Case]) -> Claim:
     return _count_claim(text, source, [(c.name, c.true) for c in cases], cases=tuple(cases))
 
 
-def jobs_side(pair: PairResults, label: str, jobs: list[str], reduce: Reduce = Reduce.MEAN) -> Side:
+def _jobs_side(
+    pair: PairResults, label: str, jobs: list[str], reduce: Reduce = Reduce.MEAN
+) -> Side:
     """The side of ``jobs`` in the pair's sweeps."""
     return Side(label, tuple(pair.test(j) for j in jobs), tuple(pair.hits(j) for j in jobs), reduce)
 
 
 def _baselines(pair: PairResults) -> Side:
-    return jobs_side(pair, "better baseline", ["head", "full"], Reduce.BEST)
+    return _jobs_side(pair, "better baseline", ["head", "full"], Reduce.BEST)
 
 
 def _blocks(pair: PairResults, label: str, indices: list[int]) -> Side:
-    return jobs_side(pair, label, [job_name("block", i) for i in indices])
+    return _jobs_side(pair, label, [job_name("block", i) for i in indices])
 
 
 def _last(pair: PairResults) -> Side:

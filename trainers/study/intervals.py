@@ -180,10 +180,3 @@ def compare(
         _interval(float(b[0]), db),
         _interval(float(a[0] - b[0]), da - db),
     )
-
-
-def difference_interval(a: Hits, b: Hits) -> Interval | None:
-    """A's mean accuracy minus B's over their common seeds, with the paired bootstrap
-    interval; None without common hits."""
-    found = compare([a], [b])
-    return found.difference if found else None

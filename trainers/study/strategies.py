@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from trainers.study.intervals import Interval, accuracy_interval, compare
+from trainers.study.intervals import Hits, Interval, accuracy_interval, compare
 from trainers.study.results import PairResults
 
-Hits = dict[int, str]  # seed → test hits
 #: the practitioner's baselines: job name → label
 PRACTITIONER = {"lp-ft": "LP-FT", "layer-decay": "layer decay", "l2-sp": "L2-SP",
                 "auto-rgn": "Auto-RGN"}  # fmt: skip
