@@ -21,7 +21,7 @@ from trainers.jobs.job import Job, JobKind
 from trainers.session import prepare
 from trainers.settings import TrainConfig
 from trainers.training.modeling import norm_params
-from trainers.training.recipes import Context, recipe_for
+from trainers.training.recipes import recipe_for
 from trainers.training.state import Training
 
 
@@ -39,9 +39,7 @@ def block_rates(
     runner = ready.runner
     job = Job(JobKind.AUTO_RGN, ready.config)
     runner.reset(job)
-    context = Context(runner.model, ready.partition, ready.config, runner.inputs, runner.loop,
-                      runner.labels("train"), runner.dropped)  # fmt: skip
-    recipe = recipe_for(job, context)
+    recipe = recipe_for(job, runner.recipe_context(job))
     assert recipe is not None
     phase = recipe.before_epoch(Training())
     assert phase is not None

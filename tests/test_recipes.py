@@ -15,7 +15,7 @@ from trainers.jobs.results import load_results
 from trainers.session import prepare, run
 from trainers.settings import ConfigError, TrainConfig
 from trainers.training.modeling import norm_params
-from trainers.training.recipes import Context, FullFineTune, recipe_for
+from trainers.training.recipes import FullFineTune, recipe_for
 from trainers.training.state import Training
 
 BASELINES = ("lp-ft", "layer-decay", "l2-sp", "auto-rgn")
@@ -31,9 +31,7 @@ def _recipe(images, tmp_path, kind: JobKind, **settings) -> tuple[Any, FullFineT
     runner = ready.runner
     job = Job(kind, ready.config)
     runner.reset(job)
-    context = Context(runner.model, ready.partition, ready.config, runner.inputs, runner.loop,
-                      runner.labels("train"), runner.dropped)  # fmt: skip
-    recipe = recipe_for(job, context)
+    recipe = recipe_for(job, runner.recipe_context(job))
     assert recipe is not None
     return ready, recipe
 

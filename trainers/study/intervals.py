@@ -35,6 +35,7 @@ RESAMPLES = 2000
 LEVEL = 0.95
 
 Hits = Mapping[int, str]  # seed → test hits, "1" right, "0" wrong per image
+Table = dict[int, np.ndarray]  # the same as booleans, one per test image
 
 
 class Over(StrEnum):
@@ -103,15 +104,14 @@ class Comparison:
         return "ahead" if self.difference.mean > 0 else "behind"
 
 
-def _table(hits: Hits) -> dict[int, np.ndarray]:
+def _table(hits: Hits) -> Table:
     return {seed: np.frombuffer(h.encode(), dtype=np.uint8) == ord("1") for seed, h in hits.items()}
 
 
 def _resampled_means(
-    strategies: Sequence[Hits], seeds: Sequence[int], over: Over = Over.SEEDS_AND_IMAGES
+    tables: Sequence[Table], seeds: Sequence[int], over: Over = Over.SEEDS_AND_IMAGES
 ) -> np.ndarray:
     """(strategies, RESAMPLES) mean accuracies, every strategy on the same draws."""
-    tables = [_table(h) for h in strategies]
     rng = np.random.default_rng(0)
     means = np.zeros((len(tables), RESAMPLES))
     every = np.arange(len(seeds))
@@ -141,9 +141,8 @@ def _seeds(strategies: Sequence[Hits]) -> list[int] | None:
     return seeds or None
 
 
-def _means(strategies: Sequence[Hits], seeds: Sequence[int]) -> np.ndarray:
+def _means(tables: Sequence[Table], seeds: Sequence[int]) -> np.ndarray:
     """(strategies, 1) mean accuracies over ``seeds``: the point estimates."""
-    tables = [_table(h) for h in strategies]
     return np.array([[np.mean([t[s].mean() for s in seeds])] for t in tables])
 
 
@@ -153,8 +152,8 @@ def accuracy_interval(hits: Hits, over: Over = Over.SEEDS_AND_IMAGES) -> Interva
     seeds = _seeds([hits])
     if seeds is None:
         return None
-    draws = _resampled_means([hits], seeds, over)[0]
-    return _interval(float(_means([hits], seeds)[0, 0]), draws)
+    tables = [_table(hits)]
+    return _interval(float(_means(tables, seeds)[0, 0]), _resampled_means(tables, seeds, over)[0])
 
 
 def compare(
@@ -168,7 +167,8 @@ def compare(
     seeds = _seeds(strategies)
     if seeds is None or not left or not right:
         return None
-    point, draws = _means(strategies, seeds), _resampled_means(strategies, seeds)
+    tables = [_table(h) for h in strategies]
+    point, draws = _means(tables, seeds), _resampled_means(tables, seeds)
     split = len(left)
 
     def sides(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

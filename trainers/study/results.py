@@ -1,6 +1,7 @@
 """The study's numbers: run folders read back and reduced to means ± standard deviations.
 
-Everything here is a pure function of the run folders' ``results.json`` files, so the
+Everything here is a pure function of the run folders' ``results.json`` files (and the
+wall seconds of their study markers), so the
 report can be rebuilt at any time (``graphblocks-train study CONFIG --report-only``).
 Accuracies are test accuracies; every choice (B_opt, the best Q4 block) is made on
 validation accuracy, never on test.
@@ -8,10 +9,9 @@ validation accuracy, never on test.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from trainers.jobs.job import JobResult, job_name
 from trainers.jobs.results import best_block, load_results
 from trainers.jobs.run_folder import RunFolder
 from trainers.study.config import StudyConfig
-from trainers.study.runner import unit_dir
+from trainers.study.runner import run_seconds, unit_dir
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -86,30 +86,25 @@ class PairResults:
 
     def hits(self, job: str) -> dict[int, str]:
         """Seed → the test hits of ``job`` in that seed's sweep (where recorded)."""
-        return _hits_of(self.sweeps, job)
+        return _hits_of(self.sweeps, lambda jobs: jobs.get(job))
 
     def b_opt_hits(self) -> dict[int, str]:
         """Seed → the test hits of that seed's B_opt (the full sweep's choice)."""
-        found = {}
-        for seed, jobs in self.sweeps.items():
-            chosen = best_block(jobs.values())
-            hits = jobs[job_name("block", chosen.index)].test_hits if chosen else None
-            if hits:
-                found[seed] = hits
-        return found
+        return _hits_of(self.sweeps, _b_opt_job)
 
     def halving_hits(self) -> dict[int, str]:
-        """Seed → the test hits of the block successive halving chose."""
-        found = {}
-        for seed, jobs in self.halving.items():
-            hits = [r.test_hits for r in jobs.values() if r.block is not None and r.test_hits]
-            if hits:
-                found[seed] = hits[0]
-        return found
+        """Seed → the test hits of the block successive halving chose (the one block its
+        run tested)."""
+        return _hits_of(
+            self.halving,
+            lambda jobs: next(
+                (r for r in jobs.values() if r.block is not None and r.test_hits), None
+            ),
+        )
 
     def rl_hits(self, rate: float, job: str) -> dict[int, str]:
         """Seed → the test hits of RL-Tune's ``job`` at ``rate``."""
-        return _hits_of(self.rltune.get(rate, {}), job)
+        return _hits_of(self.rltune.get(rate, {}), lambda jobs: jobs.get(job))
 
     def rl_test(self, rate: float, job: str) -> list[float]:
         return [s[job].test_acc for s in self.rltune.get(rate, {}).values() if job in s]
@@ -125,13 +120,19 @@ class PairResults:
         return None
 
 
-def _hits_of(runs: Mapping[int, Jobs], job: str) -> dict[int, str]:
-    """Seed → the test hits of ``job`` in each of ``runs`` that recorded them."""
+def _b_opt_job(jobs: Jobs) -> JobResult | None:
+    """The job of a sweep's B_opt (:func:`trainers.jobs.results.best_block`)."""
+    chosen = best_block(jobs.values())
+    return jobs.get(job_name("block", chosen.index)) if chosen else None
+
+
+def _hits_of(runs: Mapping[int, Jobs], pick: Callable[[Jobs], JobResult | None]) -> dict[int, str]:
+    """Seed → the test hits of the job ``pick`` finds in each of ``runs``, where recorded."""
     found = {}
     for seed, jobs in runs.items():
-        hits = jobs[job].test_hits if job in jobs else None
-        if hits:
-            found[seed] = hits
+        job = pick(jobs)
+        if job is not None and job.test_hits:
+            found[seed] = job.test_hits
     return found
 
 
@@ -139,12 +140,6 @@ def _jobs(run_dir: Path) -> Jobs | None:
     if not RunFolder(run_dir).results.exists():
         return None
     return {r.name: r for r in load_results(run_dir).jobs}
-
-
-def _run_seconds(run_dir: Path) -> float | None:
-    """The wall seconds a finished run folder took (its study marker), None if unfinished."""
-    marker = RunFolder(run_dir).study_marker
-    return float(json.loads(marker.read_text())["seconds"]) if marker.exists() else None
 
 
 def collect(config: StudyConfig) -> list[PairResults]:
@@ -161,7 +156,7 @@ def collect(config: StudyConfig) -> list[PairResults]:
                     jobs = _jobs(run_dir)
                     if jobs:
                         found[seed] = jobs
-                    seconds = _run_seconds(run_dir)
+                    seconds = run_seconds(run_dir)
                     if seconds is not None:
                         pair.run_seconds.setdefault(kind, {})[seed] = seconds
                 for rate in config.sample_rates:

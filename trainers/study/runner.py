@@ -130,6 +130,13 @@ def _run_one(settings: dict[str, Any], where: dict[str, Any] | None = None) -> d
     return marker
 
 
+def run_seconds(run_dir: Path) -> float | None:
+    """The wall seconds the invocation that finished a run folder took (its study marker,
+    written by :func:`_run_one`); None while it is unfinished."""
+    marker = RunFolder(run_dir).study_marker
+    return float(json.loads(marker.read_text())["seconds"]) if marker.exists() else None
+
+
 def _check_partition(
     partition: Partition, args: dict[str, Any], max_blocks: int | None, size: int, path: Path
 ) -> None:

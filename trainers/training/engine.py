@@ -119,7 +119,7 @@ class Runner:
         count = freeze(self.model, plan.params, job.settings.bn)
         stop = min(until or job.settings.epochs, job.settings.epochs)
         generator = torch.Generator().manual_seed(seed)
-        recipe = recipe_for(job, self._recipe_context(job))
+        recipe = recipe_for(job, self.recipe_context(job))
         training = self.loop.run(job, inputs, generator, progress, stop, recipe)
         if not (training.stopped or training.epoch >= job.settings.epochs):
             return self._result(job, training, inputs, count, start, Score(float("nan")))
@@ -130,7 +130,8 @@ class Runner:
         self.folder.paused(job.name).unlink(missing_ok=True)
         return result
 
-    def _recipe_context(self, job: Job) -> Context:
+    def recipe_context(self, job: Job) -> Context:
+        """What ``job``'s recipe may use: this runner's model, inputs and loop."""
         return Context(self.model, self.partition, job.settings, self.inputs, self.loop,
                        self.labels("train"), self.dropped)  # fmt: skip
 
