@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: view-image setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
+.PHONY: bench-golden test-kernels view-image setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ test: $(STAMP) $(TF_STAMP) lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 	GRAPHBLOCKS_CLI=$(VENV)/bin/graphblocks $(TF_VENV)/bin/python -m pytest -q tests_keras
 
+# the tests that compare trained numbers with committed files, again on PyTorch's portable
+# kernels: a test that holds only on one CPU's rounding fails here on every machine
+test-kernels: $(STAMP)
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -m golden
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
@@ -48,6 +53,10 @@ golden: $(STAMP)
 # the run results tests/test_golden_results.py pins; regenerate only for an intended change
 golden-results: $(STAMP)
 	$(PY) fixtures/make_results_golden.py
+
+# the kernels' spread behind the golden test's tolerance (docs/trainers.md)
+bench-golden: $(STAMP)
+	$(PY) bench/golden_spread.py
 
 # paddle2onnx, for bench/onnx_exporters.py only
 PADDLE_VENV := .venv-paddle

@@ -278,6 +278,7 @@ def test_rl_claims_compare_the_gain_at_the_lowest_and_highest_rate() -> None:
     assert low_data.verdict == "holds" and "+10.0 pt at 15%" in low_data.evidence
 
 
+@pytest.mark.golden
 def test_the_committed_checkpoint_is_a_real_pretrained_model(tmp_path: Path) -> None:
     """The fixture is the study's own cached checkpoint: it loads into its partition's
     model and recognises held-out source images far above chance."""
