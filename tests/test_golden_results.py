@@ -30,18 +30,22 @@ def _golden(name: str, folder: str = "") -> dict:
     return json.loads((GOLDEN_DIR / folder / f"{name}.results.json").read_text())
 
 
+def _assert_matches(fresh: dict, golden: dict) -> None:
+    found = differences(fresh, golden)
+    assert not found, "differs from the golden run:\n" + "\n".join(found)
+
+
 @pytest.mark.golden
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_results_match_the_committed_golden_run(tmp_path, name):
-    fresh = without_timings(run_golden(name, tmp_path))
-    assert differences(fresh, _golden(name)) == []
+    _assert_matches(without_timings(run_golden(name, tmp_path)), _golden(name))
 
 
 @pytest.mark.golden
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_the_running_statistics_evaluation_stays_available(tmp_path, name):
     fresh = without_timings(run_golden(name, tmp_path, **EVAL_BN_RUNNING))
-    assert differences(fresh, _golden(name, "eval-bn-running")) == []
+    _assert_matches(fresh, _golden(name, "eval-bn-running"))
 
 
 @pytest.mark.parametrize(

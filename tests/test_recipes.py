@@ -117,3 +117,74 @@ def test_auto_rgn_scales_each_tensor_by_its_relative_gradient_norm(images, tmp_p
     assert recipe.before_epoch(Training(epoch=1)) is None, "the same optimizer, new rates"
     now = [g["lr"] for g in phase.optimizer.param_groups]
     assert phase.schedule.base_lrs == pytest.approx(now), "the schedule scales the new rates"
+
+
+#: what each baseline's name promises, checked on its recorded phases at ``budget`` epochs
+PROMISES = {
+    "lp-ft": "a probe of the head alone, then every layer",
+    "layer-decay": "every layer, at rates decaying toward the input",
+    "l2-sp": "every layer at one rate",
+    "auto-rgn": "every layer, at per-tensor rates",
+}
+
+
+@pytest.fixture(scope="module")
+def everything(images, tmp_path_factory) -> int:
+    """The parameter elements of the whole fine-tuned model (BL2's trainable count)."""
+    out = tmp_path_factory.mktemp("full")
+    return run(config(images, out, strategy="full", epochs=1)).jobs[0].trainable_params
+
+
+@pytest.mark.parametrize("budget", [1, 2, 5])
+@pytest.mark.parametrize("strategy", BASELINES)
+def test_each_baseline_trains_what_its_name_promises_or_is_refused(
+    images, everything, tmp_path, strategy, budget
+):
+    """At the smallest budget the CLI accepts (1 epoch) and above, a baseline either
+    trains its promise (PROMISES), which results.json's phases record, or is refused in one
+    line naming the budget."""
+    if strategy == "lp-ft" and budget == 1:
+        with pytest.raises(ConfigError, match="--epochs is 1"):
+            config(images, tmp_path / strategy, strategy=strategy, epochs=budget)
+        return
+    settings = config(images, tmp_path / strategy, strategy=strategy, epochs=budget)
+    [job] = run(settings).jobs
+    phases = job.phases
+    assert sum(p.epochs for p in phases) == budget and all(p.epochs for p in phases)
+    assert job.trainable_params == phases[-1].trainable_params == everything, PROMISES[strategy]
+    if strategy == "lp-ft":
+        assert [p.name for p in phases] == ["probe", "fine-tune"], PROMISES[strategy]
+        assert phases[0].trainable_params < everything
+        assert (phases[0].epochs, phases[1].epochs) == settings.lp_ft_phases()
+    else:
+        assert [p.name for p in phases] == ["train"]
+        ranged = phases[0].lr_min < phases[0].lr
+        assert ranged == (strategy in ("layer-decay", "auto-rgn")), PROMISES[strategy]
+
+
+@pytest.mark.parametrize(
+    ("budget", "probe", "phases"),
+    [(2, None, (1, 1)), (5, None, (2, 3)), (10, None, (4, 6)), (5, 4, (4, 1))],
+)
+def test_lp_ft_probes_for_a_share_of_the_budget_unless_told(budget, probe, phases):
+    cfg = TrainConfig(strategy="lp-ft", epochs=budget, probe_epochs=probe)
+    assert cfg.lp_ft_phases() == phases
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"epochs": 5, "probe_epochs": 5},
+            "--probe-epochs 5 leaves LP-FT no fine-tuning within --epochs 5",
+        ),
+        ({"epochs": 5, "probe_epochs": 0}, "--probe-epochs 0 leaves LP-FT no linear probe"),
+        ({"epochs": 1}, "LP-FT needs two phases"),
+    ],
+)
+def test_an_lp_ft_setting_that_empties_a_phase_is_refused_naming_both_values(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(strategy="lp-ft", **settings)
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(strategy="sweep", extra_baselines="lp-ft", **settings)
+    TrainConfig(strategy="sweep", extra_baselines="l2-sp", **settings)  # no LP-FT: no check

@@ -274,3 +274,13 @@ def test_rltune_reports_its_best_validation_model(images, tmp_path):
     assert outcome is not None and rl.best_epoch is not None
     assert outcome.selected in ("source", "target")
     assert outcome.preset == "paper" and outcome.selected_episode is not None
+
+
+def test_a_warm_up_that_leaves_the_agent_no_epoch_to_learn_in_is_refused_or_cut():
+    from trainers.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="--warmup-epochs 2 leaves RL-Tune's agent no epoch"):
+        TrainConfig(strategy="rltune", episodes=1, epochs=2, warmup_epochs=2)
+    one = TrainConfig(strategy="rltune", episodes=1, epochs=1, preset="practical")
+    assert one.rltune_settings().warmup_epochs == 0, "the preset's 1 epoch, cut"
+    assert TrainConfig(strategy="rltune", preset="practical").rltune_settings().warmup_epochs == 1

@@ -131,7 +131,7 @@ def test_auto_rgn_scores_after_a_linear_probe_without_normalization_layers(image
     from trainers.selection.gradnorm import gradient_scores, probe_head
     from trainers.training.modeling import BATCH_NORMS, norm_params
 
-    ready = prepare(config(images, tmp_path / "run", select="gradnorm", probe_epochs=3))
+    ready = prepare(config(images, tmp_path / "run", select="gradnorm", gradnorm_probe_epochs=3))
     runner, trunk = ready.runner, ready.runner.model.trunk
     norms = norm_params(trunk)
     assert norms and all(
@@ -218,3 +218,13 @@ def test_a_halving_run_completes_into_the_full_sweep(images, tmp_path):
         (j.name, j.val_acc, j.test_acc) for j in straight.jobs
     ]
     assert completed.best_block == straight.best_block
+
+
+def test_halving_that_would_train_every_block_fully_is_refused_naming_both_values():
+    with pytest.raises(ConfigError, match="--epochs is 1"):
+        TrainConfig(strategy="sweep", select="halving", epochs=1)
+    with pytest.raises(ConfigError, match="--min-epochs 4 is not below --epochs 4"):
+        TrainConfig(strategy="sweep", select="halving", epochs=4, min_epochs=4)
+    cfg = TrainConfig(strategy="sweep", select="halving", epochs=3)
+    assert [cfg.first_rung(False, b) for b in (2, 3, 4, 10)] == [1, 2, 3, 3], "auto, cut"
+    assert rung_epochs(3, cfg.eta, cfg.first_rung(False, 3)) == [2, 3], "a rung cuts blocks"

@@ -142,7 +142,7 @@ def prepare(config: TrainConfig) -> Prepared:
     )
     config = config.replace(
         model=partition.model.name, input_size=list(config.input_size or partition.model.input_size),
-        min_epochs=config.first_rung(transferred),
+        min_epochs=config.first_rung(transferred, config.epochs),
     )  # fmt: skip
     jobs = jobs_for(config, partition)
     write_atomic(folder.config, config.to_toml())

@@ -124,9 +124,36 @@ class RLTuneOutcome:
     selected_episode: int | None = None
 
 
+class PhaseName(StrEnum):
+    """What a stretch of a job's epochs trains (:class:`TrainedPhase`)."""
+
+    TRAIN = "train"  #: the job's trainable parameters, as its kind says
+    PROBE = "probe"  #: LP-FT's linear probe: the new head on frozen features
+    FINE_TUNE = "fine-tune"  #: LP-FT's second phase: every layer
+
+
+@dataclass(frozen=True)
+class TrainedPhase:
+    """A stretch of a job's epochs with one optimizer: what trained, for how many epochs,
+    and the highest and lowest learning rate of its parameter groups when it began."""
+
+    name: PhaseName
+    epochs: int
+    trainable_params: int
+    lr: float
+    lr_min: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "name": str(self.name)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainedPhase:
+        return cls(**{**data, "name": PhaseName(data["name"])})
+
+
 #: a job row's keys in the order results files write them
 _ORDER = ("name", "val_acc", "test_acc", "val_loss", "best_epoch", "last_target_val_acc",
-          "trainable_params", "seconds", "train_seconds", "steps", "cache", "units",
+          "trainable_params", "phases", "seconds", "train_seconds", "steps", "cache", "units",
           "granularity", "preset", "selected", "selected_episode", "val_hits",
           "test_hits")  # fmt: skip
 _RLTUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(RLTuneOutcome))
@@ -159,6 +186,9 @@ class JobResult:
     train_seconds: float
     steps: int
     cache: tuple[str, ...] = ()
+    #: the stretches of its epochs with one optimizer each, in order (empty: RL-Tune,
+    #: whose agent sets the rates, or written before phases were recorded)
+    phases: tuple[TrainedPhase, ...] = ()
     rltune: RLTuneOutcome | None = None
 
     @property
@@ -175,6 +205,7 @@ class JobResult:
         """The JSON object (``results/<job>.json``, and a row of ``results.json``)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.update(dataclasses.asdict(data.pop("rltune")) if self.rltune else {})
+        data["phases"] = [phase.to_dict() for phase in self.phases] or None
         out = {key: data[key] for key in _ORDER if data.get(key) is not None}
         for key in ("cache", "units"):
             if key in out:
@@ -186,6 +217,7 @@ class JobResult:
         """From a JSON object checked by the results schema."""
         values = dict(data)
         values["cache"] = tuple(values.get("cache", ()))
+        values["phases"] = tuple(TrainedPhase.from_dict(p) for p in values.get("phases", ()))
         rl = {k: values.pop(k) for k in _RLTUNE_FIELDS & set(values)}
         if rl:
             if rl.get("units") is not None:

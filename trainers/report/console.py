@@ -7,13 +7,39 @@ from collections.abc import Iterator
 
 from trainers.execution.tasks import Progress, ProgressEvent
 from trainers.jobs.confidence import Confidence
-from trainers.jobs.job import Job, JobKind, job_name
+from trainers.jobs.job import Job, JobKind, JobResult, TrainedPhase, job_name
 from trainers.jobs.results import RunResults, Selection
 from trainers.settings import Selector
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None or value != value else f"{100 * value:.1f}%"
+
+
+def trained_cell(result: JobResult) -> str:
+    """What a job trained, phase by phase, in epochs: ``5 ep`` for a plain job;
+    ``5 ep @ 1e-04–1e-03`` where its parameter groups' rates differ; ``probe 2 ep →
+    fine-tune 3 ep (best)`` for several phases, the one of its best epoch marked, each phase's
+    rate added where the phases' rates differ."""
+    phases = result.phases
+    if not phases:
+        return "-"
+    ranged = any(p.lr_min != p.lr for p in phases) or len({p.lr for p in phases}) > 1
+    if len(phases) == 1:
+        only = phases[0]
+        return f"{only.epochs} ep" + (f" @ {_rates(only)}" if ranged else "")
+    parts, done = [], 0
+    for phase in phases:
+        best = done < (result.best_epoch or 0) <= done + phase.epochs
+        done += phase.epochs
+        rate = f" @ {_rates(phase)}" if ranged else ""
+        parts.append(f"{phase.name} {phase.epochs} ep{rate}" + (" (best)" if best else ""))
+    return " → ".join(parts)
+
+
+def _rates(phase: TrainedPhase) -> str:
+    low, high = f"{phase.lr_min:.0e}", f"{phase.lr:.0e}"
+    return high if low == high else f"{low}–{high}"
 
 
 def print_results(results: RunResults) -> None:
@@ -24,12 +50,20 @@ def print_results(results: RunResults) -> None:
     best = results.best_block
     b_opt = job_name(JobKind.BLOCK, best.index) if best else None
     table = Table(title=f"{results.model}: {results.strategy}", title_justify="left")
-    for column in ("job", "val acc", "test acc", "trainable", "seconds", "cache"):
-        table.add_column(column, justify="left" if column in ("job", "cache") else "right")
+    for column in ("job", "val acc", "test acc", "trainable", "trained", "seconds", "cache"):
+        left = column in ("job", "trained", "cache")
+        table.add_column(column, justify="left" if left else "right")
     for r in results.jobs:
         name = r.name + (" ★ B_opt" if r.name == b_opt else "")
-        table.add_row(name, _pct(r.val_acc), _pct(r.test_acc), f"{r.trainable_params:,}",
-                      f"{r.seconds:.1f}", ",".join(r.cache) or "-")  # fmt: skip
+        table.add_row(
+            name,
+            _pct(r.val_acc),
+            _pct(r.test_acc),
+            f"{r.trainable_params:,}",
+            trained_cell(r),
+            f"{r.seconds:.1f}",
+            ",".join(r.cache) or "-",
+        )
     console = Console()
     console.print(table)
     for q, stats in sorted(results.sweep.quartiles.items() if results.sweep else []):

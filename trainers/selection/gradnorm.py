@@ -6,7 +6,7 @@ RGN_i = ‖g_i‖₂ / ‖θ_i‖₂ (:mod:`trainers.training.rgn`). As a ranker
 published, with three choices of ours where the paper leaves room:
 
 1. **Linear-probe warm start.** The gradient is taken after the new head has been
-   fitted on the frozen source features (``probe_epochs`` epochs of BL1's training, on
+   fitted on the frozen source features (``gradnorm_probe_epochs`` epochs of BL1's training, on
    the cached trunk output), so that it measures how each layer should move to fit the
    target, not the noise of a random head.
 2. **Normalization layers excluded** (their affine parameters are left out, as in the
@@ -59,7 +59,7 @@ def gradient_scores(ready: Prepared, max_batches: int | None = None) -> list[flo
     """Each block's mean RGN over its tensors outside normalization layers, taken after
     the linear probe (see the module docstring); the model is reset after."""
     runner, cfg = ready.runner, ready.config
-    probe_head(runner, ready, cfg.probe_epochs)
+    probe_head(runner, ready, cfg.gradnorm_probe_epochs)
     model = runner.model
     full = Job(JobKind.FULL, cfg)
     freeze(model, trainable(full, ready.partition, runner.dropped).params, cfg.bn)

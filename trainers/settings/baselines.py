@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from trainers.settings.declare import SWEEPS, ConfigError, setting
 from trainers.settings.kinds import BASELINE_STRATEGIES, Strategy
 
+#: LP-FT's default linear probe: this share of the budget (rounded, at least one epoch and
+#: leaving at least one to fine-tune), chosen by bench/baseline_budgets.py (docs/trainers.md)
+PROBE_SHARE = 0.4
+
 
 def parse_strategies(text: str | Sequence[str]) -> list[Strategy]:
     """``lp-ft,l2-sp`` (or a list of names) → the strategies; a one-line error naming
@@ -38,11 +42,13 @@ class BaselineOptions:
         shown_default="none",
         metavar="NAMES",
     )
-    probe_epochs: int = setting(
-        5,
-        "Epochs of the linear probe (the new head alone, on frozen features): LP-FT's first "
-        "phase (at most --epochs - 1), and the head fitted before gradient-norm ranking.",
+    probe_epochs: int | None = setting(
+        None,
+        "LP-FT: epochs of the linear probe (the new head alone, on frozen features) before "
+        "fine-tuning every layer; 1 to --epochs - 1. Default: 40% of --epochs, rounded, "
+        "within those bounds.",
         commands=SWEEPS,
+        shown_default="40% of --epochs",
     )
     lp_ft_lr_scale: float = setting(
         1.0,
@@ -73,10 +79,31 @@ class BaselineOptions:
 
     def check_baselines(self) -> None:
         self.extra_baselines = parse_strategies(self.extra_baselines)
-        if self.probe_epochs < 0 or self.lp_ft_lr_scale <= 0 or not 0 < self.layer_decay <= 1:
-            raise ConfigError(
-                "bad baseline settings",
-                "probe-epochs >= 0, lp-ft-lr-scale > 0, 0 < layer-decay <= 1",
-            )
+        if self.lp_ft_lr_scale <= 0 or not 0 < self.layer_decay <= 1:
+            raise ConfigError("bad baseline settings", "lp-ft-lr-scale > 0, 0 < layer-decay <= 1")
         if self.l2sp_alpha < 0 or self.l2sp_beta < 0:
             raise ConfigError("bad L2-SP weights", "give l2sp-alpha and l2sp-beta >= 0")
+        if self.rgn_batches is not None and self.rgn_batches < 1:
+            raise ConfigError(f"bad rgn-batches {self.rgn_batches}", "give 1 or more")
+
+
+def lp_ft_phases(budget: int, probe_epochs: int | None) -> tuple[int, int]:
+    """LP-FT's (probe, fine-tuning) epochs of a job of ``budget`` epochs: ``probe_epochs``,
+    or :data:`PROBE_SHARE` of the budget (rounded, from 1 to ``budget - 1``); a one-line
+    :class:`ConfigError` naming both values when either phase would be empty."""
+    if budget < 2:
+        raise ConfigError(
+            f"LP-FT needs two phases, a linear probe and fine-tuning, but --epochs is {budget}",
+            "give --epochs 2 or more",
+        )
+    probe = probe_epochs
+    if probe is None:
+        probe = min(max(round(PROBE_SHARE * budget), 1), budget - 1)
+    elif not 0 < probe < budget:
+        empty = "no linear probe" if probe < 1 else f"no fine-tuning within --epochs {budget}"
+        raise ConfigError(
+            f"--probe-epochs {probe} leaves LP-FT {empty}",
+            f"give --probe-epochs from 1 to {budget - 1}, or leave it out "
+            f"({PROBE_SHARE:.0%} of --epochs)",
+        )
+    return probe, budget - probe

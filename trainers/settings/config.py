@@ -24,7 +24,7 @@ from typing import Any
 
 import tomllib
 
-from trainers.settings.baselines import BaselineOptions
+from trainers.settings.baselines import BaselineOptions, lp_ft_phases
 from trainers.settings.declare import (
     COMMANDS,
     EVERY_COMMAND,
@@ -40,9 +40,9 @@ from trainers.settings.groups import (
     SpeedOptions,
     StrategyOptions,
 )
-from trainers.settings.kinds import ExecutorKind, Selector, Strategy
-from trainers.settings.rltune import RLTuneOptions
-from trainers.settings.scaling import ExecutionOptions, SelectionOptions
+from trainers.settings.kinds import BASELINE_STRATEGIES, ExecutorKind, Selector, Strategy
+from trainers.settings.rltune import RLTuneOptions, RLTuneSettings, check_warmup
+from trainers.settings.scaling import ExecutionOptions, SelectionOptions, check_rungs
 
 __all__ = ["COMMANDS", "EVERY_COMMAND", "ConfigError", "TrainConfig", "resolve_config", "settings"]
 
@@ -82,6 +82,38 @@ class TrainConfig(
                 "use graphblocks-train sweep, or --strategy sweep",
             )
         self.check_optimization()
+        self.check_budgets()
+
+    def check_budgets(self) -> None:
+        """Refuse, in one line naming both values, a setting that leaves a phase of what
+        this run trains empty within ``epochs``: LP-FT's probe or fine-tuning, halving's
+        later rungs, the epochs in which RL-Tune's agent learns."""
+        if Strategy.LP_FT in self.baselines_run():
+            self.lp_ft_phases()
+        if self.select in (Selector.HALVING, Selector.ASHA):
+            check_rungs(self.epochs, self.min_epochs)
+        if self.strategy is Strategy.RLTUNE:
+            check_warmup(self.episodes * self.epochs, self.warmup_epochs)
+
+    def rltune_settings(self) -> RLTuneSettings:
+        """RL-Tune's settings, the preset's where left at None; the preset's warm-up cut
+        to leave the agent at least one epoch to learn in."""
+        rl = super().rltune_settings()
+        if self.warmup_epochs is None:
+            warmup = min(rl.warmup_epochs, max(0, self.episodes * self.epochs - 1))
+            rl = dataclasses.replace(rl, warmup_epochs=warmup)
+        return rl
+
+    def baselines_run(self) -> list[Strategy]:
+        """The practitioner's baselines this run trains: its strategy, or a sweep's extras."""
+        if self.strategy in BASELINE_STRATEGIES:
+            return [self.strategy]
+        return list(self.extra_baselines) if self.strategy is Strategy.SWEEP else []
+
+    def lp_ft_phases(self) -> tuple[int, int]:
+        """LP-FT's (probe, fine-tuning) epochs within ``epochs`` (see
+        :func:`~trainers.settings.baselines.lp_ft_phases`)."""
+        return lp_ft_phases(self.epochs, self.probe_epochs)
 
     def to_toml(self) -> str:
         """The settings as TOML (None values left out: they are the defaults)."""

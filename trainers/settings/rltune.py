@@ -187,3 +187,14 @@ class RLTuneOptions:
                 "episodes ≥ 1, lr-steps ≥ 2, 0 ≤ lr-min < lr-max, 0 < ema ≤ 1, 0 ≤ base-prob < 1, "
                 "warmup-epochs ≥ 0, ppo-steps ≥ 1, agent-lr > 0, two or more multipliers ≥ 0",
             )
+
+
+def check_warmup(total_epochs: int, warmup_epochs: int | None) -> None:
+    """Refuse, in one line naming both values, a warm-up that leaves RL-Tune's agent no
+    epoch to learn in: every epoch greedy is plain fine-tuning at the first policy's rates."""
+    if warmup_epochs is not None and warmup_epochs >= total_epochs:
+        raise ConfigError(
+            f"--warmup-epochs {warmup_epochs} leaves RL-Tune's agent no epoch to learn in "
+            f"({total_epochs} epochs: --episodes × --epochs)",
+            f"give --warmup-epochs from 0 to {total_epochs - 1}, or more episodes or epochs",
+        )

@@ -86,6 +86,12 @@ class SelectionOptions:
         commands=SWEEPS,
         shown_default="auto",
     )
+    gradnorm_probe_epochs: int = setting(
+        5,
+        "Gradient-norm ranking: epochs of the linear probe (the new head on the frozen "
+        "features, BL1's job) fitted before the gradient is taken.",
+        commands=SWEEPS,
+    )
     gradnorm_batches: int | None = setting(
         None,
         "Gradient-norm ranking: the training batches whose summed gradient scores the blocks.",
@@ -93,12 +99,36 @@ class SelectionOptions:
         shown_default="all",
     )
 
-    def first_rung(self, transferred: bool) -> int:
-        """The first rung's epochs: ``min_epochs``, or by the measured rule when auto."""
+    def first_rung(self, transferred: bool, budget: int) -> int:
+        """The first rung's epochs: ``min_epochs``, or by the measured rule when auto, cut
+        to leave a later rung within ``budget`` epochs (at least 1)."""
         if self.min_epochs is not None:
             return self.min_epochs
-        return FIRST_RUNG_TRANSFERRED if transferred else FIRST_RUNG_RANDOM_INIT
+        auto = FIRST_RUNG_TRANSFERRED if transferred else FIRST_RUNG_RANDOM_INIT
+        return max(1, min(auto, budget - 1))
 
     def check_selection(self) -> None:
-        if self.eta < 2 or (self.min_epochs is not None and self.min_epochs < 1):
-            raise ConfigError("bad selection settings", "eta ≥ 2, min-epochs ≥ 1")
+        if (
+            self.eta < 2
+            or (self.min_epochs is not None and self.min_epochs < 1)
+            or self.gradnorm_probe_epochs < 0
+        ):
+            raise ConfigError(
+                "bad selection settings", "eta ≥ 2, min-epochs ≥ 1, gradnorm-probe-epochs ≥ 0"
+            )
+
+
+def check_rungs(budget: int, min_epochs: int | None) -> None:
+    """Refuse, in one line naming both values, a halving whose first rung would already be
+    the whole ``budget``: every block would train fully, a full sweep under another name."""
+    if budget < 2:
+        raise ConfigError(
+            f"successive halving needs --epochs 2 or more to cut blocks early; --epochs is {budget}",
+            "give --epochs 2 or more, or --select full",
+        )
+    if min_epochs is not None and min_epochs >= budget:
+        raise ConfigError(
+            f"--min-epochs {min_epochs} is not below --epochs {budget}: halving would train "
+            "every block fully",
+            f"give --min-epochs from 1 to {budget - 1}, or leave it out",
+        )

@@ -144,11 +144,12 @@ class Runner:
         start: float,
         test: Score,
     ) -> JobResult:
+        trained = [phase.trainable_params for phase in training.phases if phase.epochs]
         return JobResult(
             name=job.name, val_acc=training.best.val_acc, test_acc=test.accuracy,
             val_loss=training.best.val_loss, val_hits=training.best.val_hits or None,
-            test_hits=test.hits or None,
-            best_epoch=training.best.epoch, trainable_params=count,
+            test_hits=test.hits or None, best_epoch=training.best.epoch,
+            trainable_params=max(trained, default=count), phases=training.phases,
             seconds=round(time.perf_counter() - start, 3),
             train_seconds=round(training.train_seconds, 3), steps=training.steps,
             cache=tuple(inputs.cache_kinds),

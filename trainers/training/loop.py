@@ -12,6 +12,7 @@ one stop the job.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -22,7 +23,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from trainers.jobs.job import Job
+from trainers.jobs.job import Job, PhaseName, TrainedPhase
 from trainers.jobs.results import Score
 from trainers.jobs.run_folder import RunFolder
 from trainers.settings import ConfigError, TrainConfig
@@ -46,6 +47,26 @@ class Phase:
     inputs: Inputs
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
+    name: PhaseName = PhaseName.TRAIN
+
+
+def began(name: PhaseName, optimizer: torch.optim.Optimizer) -> TrainedPhase:
+    """The record of a phase starting now with ``optimizer`` (no epochs yet): the
+    parameter elements it trains and its groups' highest and lowest rate."""
+    groups = [g for g in optimizer.param_groups if g["params"]]
+    unique = {id(p): p.numel() for g in groups for p in g["params"]}
+    rates = [float(g["lr"]) for g in groups] or [0.0]
+    return TrainedPhase(name, 0, sum(unique.values()), max(rates), min(rates))
+
+
+def with_epochs(phases: list[tuple[int, TrainedPhase]], done: int) -> tuple[TrainedPhase, ...]:
+    """``(first epoch, phase)`` records with each phase's epochs filled in: up to the next
+    phase's start, the last up to ``done``."""
+    ends = [start for start, _ in phases[1:]] + [done]
+    return tuple(
+        dataclasses.replace(phase, epochs=end - start)
+        for (start, phase), end in zip(phases, ends, strict=True)
+    )
 
 
 class Recipe(Protocol):
@@ -93,15 +114,19 @@ class EpochLoop:
         self.folder, self.validate = folder, validate
 
     def optimizer(
-        self, cfg: TrainConfig, groups: Sequence[tuple[list[nn.Parameter], float]] | None = None
+        self,
+        cfg: TrainConfig,
+        groups: Sequence[tuple[list[nn.Parameter], float]] | None = None,
+        epochs: int | None = None,
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """Adam over the trainable parameters at ``cfg.lr`` (or over ``groups``, each
-        ``(parameters, rate)``), with the schedule over all steps."""
+        ``(parameters, rate)``), with the schedule over the steps of ``epochs`` epochs
+        (the job's budget when not given)."""
         if groups is None:
             groups = [([p for p in self.model.parameters() if p.requires_grad], cfg.lr)]
         chosen = [{"params": params, "lr": rate} for params, rate in groups]
         optimizer = torch.optim.Adam(chosen, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = cfg.epochs * steps_per_epoch(cfg, len(self.labels))
+        total = (epochs or cfg.epochs) * steps_per_epoch(cfg, len(self.labels))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
 
     def run(
@@ -132,11 +157,13 @@ class EpochLoop:
                 )
         metrics_path = self.folder.metrics(job.name)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        phases = [] if recipe else [(0, began(PhaseName.TRAIN, optimizer))]
         with metrics_path.open("a" if training.epoch else "w") as log:
             while training.epoch < stop and not training.stopped:
                 phase = recipe.before_epoch(training) if recipe else None
                 if phase is not None:
                     inputs, optimizer, schedule = phase.inputs, phase.optimizer, phase.schedule
+                    phases.append((training.epoch, began(phase.name, optimizer)))
                 penalty = recipe.penalty if recipe else None
                 self.epoch(cfg, inputs, optimizer, schedule, generator, training, penalty)
                 epoch, val_acc = training.epoch, training.history[-1]
@@ -146,6 +173,7 @@ class EpochLoop:
                 log.flush()
                 if progress:
                     progress(epoch, val_acc)
+        training.phases = with_epochs(phases, training.epoch)
         if training.epoch < cfg.epochs and not training.stopped:
             state = trained_state(self.model)
             save_paused(paused, training, state, optimizer, schedule, generator)

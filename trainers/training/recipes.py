@@ -10,8 +10,9 @@ metrics are those of every other job. Choices where the papers leave room are se
 
 =================  ==================================================================
 ``lp-ft``          Kumar et al., ICLR 2022: the new head alone on frozen features for
-                   ``probe_epochs`` epochs (the cached trunk output), then every layer
-                   at ``lr·lp_ft_lr_scale`` with a fresh Adam, the head kept.
+                   the probe's epochs (``probe_epochs``, else 40% of the budget; the
+                   cached trunk output), then every layer for the rest at
+                   ``lr·lp_ft_lr_scale`` with a fresh Adam and schedule, the head kept.
 ``layer-decay``    timm's ``param_groups_layer_decay`` over the partition's blocks:
                    block b of B at ``lr·decay^(B−b)``, the head at ``lr``.
 ``l2-sp``          Li et al., ICML 2018: the loss plus (α/2)·‖w − w⁰‖² over the trunk's
@@ -26,6 +27,7 @@ metrics are those of every other job. Choices where the papers leave room are se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 
 from graphblocks import Partition
-from trainers.jobs.job import Job, JobKind
+from trainers.jobs.job import Job, JobKind, PhaseName
 from trainers.settings import TrainConfig
 from trainers.training.data import batches
 from trainers.training.inputs import InputPlanner
@@ -69,9 +71,10 @@ class Context:
         freeze(self.model, self.trunk_params(), self.config.bn)
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def on_images(self, groups: Sequence[Group]) -> Phase:
-        """Epochs on the images through the whole trunk, with Adam over ``groups``."""
-        optimizer, schedule = self.loop.optimizer(self.config, groups)
+    def on_images(self, groups: Sequence[Group], epochs: int | None = None) -> Phase:
+        """Epochs on the images through the whole trunk, with Adam over ``groups`` and
+        the schedule over ``epochs`` (the job's budget when not given)."""
+        optimizer, schedule = self.loop.optimizer(self.config, groups, epochs)
         return Phase(self.planner.whole(), optimizer, schedule)
 
     def everything(self, scale: float = 1.0) -> Phase:
@@ -103,22 +106,25 @@ class FullFineTune:
 
 
 class LinearProbeThenFineTune(FullFineTune):
-    """LP-FT (see the module docstring)."""
+    """LP-FT (see the module docstring): the phases of
+    :meth:`~trainers.settings.TrainConfig.lp_ft_phases`."""
 
     def before_epoch(self, training: Training) -> Phase | None:
         ctx = self.context
-        probe = min(ctx.config.probe_epochs, ctx.config.epochs - 1)
-        if training.epoch == 0 and probe > 0:
+        probe, fine_tune = ctx.config.lp_ft_phases()
+        if training.epoch == 0:
             head = [p for p in ctx.partition.head.params if p not in ctx.dropped]
             freeze(ctx.model, head, ctx.config.bn)
             level = ctx.partition.num_blocks - 1 if head else ctx.partition.num_blocks
-            optimizer, schedule = ctx.loop.optimizer(ctx.config)
-            return Phase(ctx.planner.plan(level), optimizer, schedule)
+            optimizer, schedule = ctx.loop.optimizer(ctx.config, epochs=probe)
+            return Phase(ctx.planner.plan(level), optimizer, schedule, PhaseName.PROBE)
         if training.epoch == probe:
             if training.best.state:  # the probe's best epoch: its trunk is the source's
                 trunk = {f"trunk.{n}": ctx.model.trunk.get_parameter(n) for n in ctx.trunk_params()}
                 training.best.state |= {n: p.detach().clone() for n, p in trunk.items()}
-            return ctx.everything(scale=ctx.config.lp_ft_lr_scale)
+            rate = ctx.config.lr * ctx.config.lp_ft_lr_scale
+            phase = ctx.on_images([(ctx.train_everything(), rate)], epochs=fine_tune)
+            return dataclasses.replace(phase, name=PhaseName.FINE_TUNE)
         return None
 
 

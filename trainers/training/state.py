@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from graphblocks import atomic_target
+from trainers.jobs.job import TrainedPhase
 
 
 @dataclass
@@ -61,6 +62,9 @@ class Training:
     #: the last epoch's mean training loss, and its validation loss
     last_loss: float = float("nan")
     last_val_loss: float = float("nan")
+    #: the stretches of epochs with one optimizer each, as the loop last left them (not
+    #: paused with the job: a plain job has one, recounted when it continues)
+    phases: tuple[TrainedPhase, ...] = ()
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -84,7 +88,7 @@ def save_paused(
     generator: torch.Generator,
 ) -> None:
     """Write the state after ``training.epoch`` epochs, atomically."""
-    record = {k: v for k, v in vars(training).items() if k != "best"}
+    record = {k: v for k, v in vars(training).items() if k not in ("best", "phases")}
     state = {
         "training": record, "best": vars(training.best), "model": model_state,
         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
