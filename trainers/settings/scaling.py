@@ -82,7 +82,7 @@ class SelectionOptions:
         "Successive halving: the first rung's epochs; rung k trains to MIN·ETA^k epochs, the "
         "last one block to --epochs. Auto: 1 from transferred weights (pretrained or "
         "--weights), 3 from random initialisation, whose early rankings mislead "
-        "(docs/selection.md).",
+        "(docs/selection.md), cut to --epochs - 1; one not below --epochs is refused.",
         commands=SWEEPS,
         shown_default="auto",
     )
