@@ -11,7 +11,8 @@ The public API is small and imported lazily, so that ``graphblocks --help`` star
 Tools built on graphblocks (its fine-tuning trainers among them) use only the names in
 ``__all__``:
 
-* analysis: :func:`analyze`, :class:`Partition`, :func:`export`, :func:`draw`;
+* analysis: :func:`analyze` (its defaults: :func:`default_settings`), :class:`Partition`,
+  :func:`export`, :func:`draw`;
 * models: :func:`resolve_model` (a specification to a buildable
   :class:`~graphblocks.sources.ModelSource`), :func:`parse_model_args` and
   :func:`parse_input_size` (the ``--model-arg`` and ``--input-size`` syntaxes);
@@ -83,6 +84,7 @@ __all__ = [
     "analyze",
     "atomic_target",
     "debug_option",
+    "default_settings",
     "draw",
     "export",
     "hub_access",
@@ -114,6 +116,15 @@ def analyze(model_or_name: nn.Module | str, **settings: Any) -> Partition:
 
     name = settings.pop("name", None)
     return analyze_model(model_or_name, Settings(**_tupled(settings)), name=name).partition
+
+
+def default_settings() -> dict[str, Any]:
+    """The analysis settings :func:`analyze` uses when given none, as a partition records
+    them in its ``settings`` (``delimiters``, ``max_blocks``, ``max_crossing``,
+    ``model_args``): what a saved partition is compared with."""
+    from graphblocks.pipeline import Settings
+
+    return Settings().recorded()
 
 
 def export(partition: Partition, fmt: str, out: str | Path, **options: Any) -> Path:

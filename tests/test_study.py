@@ -447,9 +447,14 @@ def test_a_saved_partition_made_for_other_settings_is_refused(tmp_path: Path) ->
     config = load_study(ROOT / "configs" / "study.toml", {"out": str(tmp_path)})
     vgg = next(m for m in config.models if m.key == "vgg11_quarter")
     Study(dataclasses.replace(config, models=(vgg,))).make_partitions()
-    other = dataclasses.replace(vgg, max_blocks=4)
-    with pytest.raises(GraphblocksError, match="was made for other model settings"):
-        Study(dataclasses.replace(config, models=(other,))).make_partitions()
+    for change, message in (
+        ({"max_blocks": 4}, "was made with max_blocks = None, not the study's 4"),
+        ({"max_crossing": 1}, "was made with max_crossing = 4, not the study's 1"),
+        ({"delimiters": ("pool",)}, "was made with delimiters = .*, not the study's \\('pool',\\)"),
+    ):
+        other = dataclasses.replace(vgg, **change)
+        with pytest.raises(GraphblocksError, match=message):
+            Study(dataclasses.replace(config, models=(other,))).make_partitions()
 
 
 def test_a_study_on_foreign_weights_ports_them_and_reports_the_sanity_check(

@@ -366,3 +366,22 @@ def test_a_job_runs_on_its_own_thread_count_whatever_the_process_uses(images, tm
             torch.set_num_threads(before)
         rows.append([(j.val_acc, j.val_loss, j.test_acc, j.steps) for j in result.jobs])
     assert rows[0] == rows[1]
+
+
+def test_the_partition_settings_reach_the_trainer_and_a_saved_one_must_match(images, tmp_path):
+    """--max-crossing, --max-blocks and --delimiters cut the partition a run makes; a
+    saved partition cut otherwise is refused in one line naming both values."""
+    from graphblocks import PartitionError
+
+    made = prepare(config(images, tmp_path / "a", max_crossing=1, max_blocks=2))
+    assert made.partition.settings["max_crossing"] == 1 and made.partition.num_blocks <= 2
+    saved = tmp_path / "a" / "partition.json"
+    same = prepare(config(images, tmp_path / "b", partition=str(saved), max_crossing=1))
+    assert same.partition.num_blocks == made.partition.num_blocks
+    for change, message in (
+        ({"max_crossing": 4}, "made with max_crossing = 1, not 4; drop --max-crossing"),
+        ({"max_blocks": 3}, "made with max_blocks = 2, not 3"),
+        ({"delimiters": "pool"}, r"made with delimiters = \[.*\], not \['pool'\]"),
+    ):
+        with pytest.raises(PartitionError, match=message):
+            prepare(config(images, tmp_path / "c", partition=str(saved), **change))

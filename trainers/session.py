@@ -24,6 +24,7 @@ from trainers.jobs.results import RunResults, Selection, read_job_result, summar
 from trainers.jobs.run_folder import RunFolder
 from trainers.jobs.strategies import jobs_for
 from trainers.settings import ConfigError, ExecutorKind, Selector, Strategy, TrainConfig
+from trainers.settings.groups import partition_mismatch
 from trainers.training.data import (
     DataError,
     Preprocess,
@@ -52,17 +53,19 @@ def load_partition(config: TrainConfig) -> Partition:
                 f"the partition is for {partition.model.name!r}, not {config.model!r}",
                 "drop --model, or give the partition of that model",
             )
-        recorded = partition.settings.get("model_args", {})
-        if config.model_args and dict(config.model_args) != recorded:
+        mismatch = partition_mismatch(partition.settings, config.partition_settings())
+        if mismatch:
+            name, made, wanted = mismatch
+            flag = "--model-arg" if name == "model_args" else "--" + name.replace("_", "-")
             raise PartitionError(
-                f"the partition was made with model arguments {recorded}, not {config.model_args}",
-                "drop --model-arg (the partition's are used), or partition the model again",
+                f"the partition was made with {name} = {made}, not {wanted}",
+                f"drop {flag} (the partition's is used), or partition the model again",
             )
         return partition
     if not config.model:
         raise ConfigError("no model given", "pass --model NAME or --partition FILE")
     size = tuple(config.input_size) if config.input_size else None
-    return graphblocks.analyze(config.model, input_size=size, model_args=dict(config.model_args))
+    return graphblocks.analyze(config.model, input_size=size, **config.partition_settings())
 
 
 def _preprocess(config: TrainConfig, partition: Partition) -> Preprocess:

@@ -9,7 +9,7 @@ declarations. A setting whose values stand for kinds of things takes them from a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -67,6 +67,12 @@ def parse_floats(text: str) -> list[float]:
         raise ConfigError(
             f"bad list of numbers {text!r}", "write numbers separated by commas"
         ) from None
+
+
+def parse_names(text: str | Sequence[str]) -> list[str]:
+    """``pool,norm`` (or a list of names) → ``["pool", "norm"]``."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    return [n.strip() for n in names if n.strip()]
 
 
 def parse_input_size(text: str) -> list[int]:

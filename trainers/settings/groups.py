@@ -8,6 +8,7 @@ Adam, batch 24, 10 epochs, a 70/20/10 split, images scaled to [0, 1].
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from trainers.settings.declare import (
     ConfigError,
     parse_input_size,
     parse_model_args,
+    parse_names,
     parse_shares,
     setting,
 )
@@ -51,6 +53,52 @@ class SourceOptions:
     partition: str | None = setting(
         None, "Partition JSON.", shown_default="computed from --model", metavar="FILE"
     )
+    max_crossing: int | None = setting(
+        None,
+        "The partition: cut only where at most K tensors cross (graphblocks inspect "
+        "--max-crossing); with --partition it must match the partition's.",
+        shown_default="graphblocks' (4), or the partition's",
+        metavar="K",
+    )
+    max_blocks: int | None = setting(
+        None,
+        "The partition: merge blocks down to at most N; with --partition it must match.",
+        shown_default="no limit, or the partition's",
+        metavar="N",
+    )
+    delimiters: list[str] | None = setting(
+        None,
+        "The partition: the delimiter classes blocks end at, comma-separated (pool, norm, "
+        "act, merge); with --partition they must match the partition's.",
+        parse=parse_names,
+        shown_default="all, or the partition's",
+        metavar="NAMES",
+    )
+
+    def partition_settings(self) -> dict[str, Any]:
+        """The analysis settings this run asks for (those given, with the model's
+        arguments): what a fresh partition is made with, and what a saved one must match."""
+        given = {
+            "model_args": dict(self.model_args) or None,
+            "max_crossing": self.max_crossing,
+            "max_blocks": self.max_blocks,
+            "delimiters": None if self.delimiters is None else parse_names(self.delimiters),
+        }
+        return {key: value for key, value in given.items() if value is not None}
+
+
+def partition_mismatch(
+    recorded: Mapping[str, Any], wanted: Mapping[str, Any]
+) -> tuple[str, Any, Any] | None:
+    """The first analysis setting in ``wanted`` whose value differs from the one a saved
+    partition ``recorded`` (its ``settings``): ``(name, recorded value, wanted value)``;
+    None when all agree. Delimiters compare as sets, model arguments as dicts."""
+    for name, value in wanted.items():
+        made = recorded.get(name, {} if name == "model_args" else None)
+        same = set(made or ()) == set(value) if name == "delimiters" else made == value
+        if not same:
+            return name, made, value
+    return None
 
 
 @dataclass

@@ -35,7 +35,10 @@ class ModelSpec:
     label: str = ""
     model_args: dict[str, Any] = field(default_factory=dict)
     family: str = ""
+    #: the analysis settings of its partition (None: graphblocks' defaults)
     max_blocks: int | None = None
+    max_crossing: int | None = None
+    delimiters: tuple[str, ...] | None = None
     weights: str | None = None  # source.kind = "weights": the file for this model
     lr: float | None = None  # pre-training rate when not the source's
     epochs: int | None = None  # pre-training epochs when not the source's
@@ -44,6 +47,8 @@ class ModelSpec:
     random_init: bool = False
 
     def __post_init__(self) -> None:
+        if self.delimiters is not None:
+            object.__setattr__(self, "delimiters", tuple(self.delimiters))
         if self.init not in ("model", "torch"):
             raise ConfigError(
                 f"model {self.name!r} has unknown init {self.init!r}", "use model or torch"

@@ -28,6 +28,7 @@ from typing import Any
 from graphblocks import Partition, write_atomic
 from trainers.jobs.run_folder import RunFolder
 from trainers.settings import ConfigError, ExecutorKind, TrainConfig, default_of
+from trainers.settings.groups import partition_mismatch
 from trainers.study.config import ModelSpec, StudyConfig, TargetSpec
 
 #: ``(what, done, total)`` after each finished unit of work.
@@ -137,18 +138,20 @@ def run_seconds(run_dir: Path) -> float | None:
     return float(json.loads(marker.read_text())["seconds"]) if marker.exists() else None
 
 
-def _check_partition(
-    partition: Partition, args: dict[str, Any], max_blocks: int | None, size: int, path: Path
-) -> None:
-    """Refuse a saved partition made with other model arguments, block limit or size."""
-    made = (
-        partition.settings.get("model_args", {}),
-        partition.settings.get("max_blocks"),
-        partition.model.input_size[-1] if size else None,
-    )
-    if made != (args, max_blocks, size or None):
+#: the fields of a study's model that set how its partition is cut
+ANALYSIS_SETTINGS = ("max_blocks", "max_crossing", "delimiters")
+
+
+def _check_partition(partition: Partition, wanted: dict[str, Any], size: int, path: Path) -> None:
+    """Refuse, naming both values, a saved partition made with other analysis settings
+    (``wanted``: model arguments, block limit, crossing bound, delimiters) or size."""
+    mismatch = partition_mismatch(partition.settings, wanted)
+    if size and partition.model.input_size[-1] != size:
+        mismatch = ("input size", partition.model.input_size[-1], size)
+    if mismatch:
+        name, made, value = mismatch
         raise ConfigError(
-            f"{str(path)!r} was made for other model settings",
+            f"{str(path)!r} was made with {name} = {made}, not the study's {value}",
             "give the study another --out, or delete that folder to redo it",
         )
 
@@ -231,16 +234,13 @@ class Study:
             args = dict(model.model_args)
             if self.config.source.kind == "generated":
                 args.setdefault("num_classes", self.config.source.classes)
+            given = {k: getattr(model, k) for k in ANALYSIS_SETTINGS if getattr(model, k)}
+            wanted = {**graphblocks.default_settings(), "model_args": args, **given}
             if path.exists():
-                _check_partition(Partition.load(path), args, model.max_blocks, size, path)
+                _check_partition(Partition.load(path), wanted, size, path)
                 continue
-            partition = graphblocks.analyze(
-                model.name,
-                input_size=(3, size, size) if size else None,
-                model_args=args,
-                max_blocks=model.max_blocks,
-            )
-            partition.save(path)
+            size_arg = (3, size, size) if size else None
+            graphblocks.analyze(model.name, input_size=size_arg, **wanted).save(path)
 
     def weights_file(self, model: ModelSpec) -> str:
         """The checkpoint of a ``[source] kind = "weights"`` model (a path, or a file of
