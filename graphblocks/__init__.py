@@ -27,6 +27,9 @@ Tools built on graphblocks (its fine-tuning trainers among them) use only the na
 * errors and command lines: :class:`GraphblocksError`, :class:`PartitionError`,
   :class:`PortError`,
   :class:`OneLineErrors` and :func:`debug_option` (one-line errors, ``--debug``);
+* the user's own loop: :func:`param_groups` (optimizer groups with layer decay and the
+  weight-decay exemption), :func:`freeze` and :func:`unfreeze` (see :mod:`graphblocks.optim`;
+  timm's optimizer factory: :func:`graphblocks.timm.set_group_matcher`);
 * people: :func:`human_count`.
 """
 
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
     from graphblocks.commandline import OneLineErrors, debug_option
     from graphblocks.hub import hub_access, load_hf_pretrained
+    from graphblocks.optim import freeze, param_groups, unfreeze
     from graphblocks.partition import Partition
     from graphblocks.porting import Ported, port_checkpoint, port_state_dict, read_checkpoint
     from graphblocks.sources import parse_input_size, parse_model_args, resolve_model
@@ -69,6 +73,9 @@ _LAZY = {
     "split_model": "graphblocks.split",
     "human_count": "graphblocks.tables",
     "hub_access": "graphblocks.hub",
+    "freeze": "graphblocks.optim",
+    "unfreeze": "graphblocks.optim",
+    "param_groups": "graphblocks.optim",
     "load_hf_pretrained": "graphblocks.hub",
 }
 
@@ -87,9 +94,11 @@ __all__ = [
     "default_settings",
     "draw",
     "export",
+    "freeze",
     "hub_access",
     "human_count",
     "load_hf_pretrained",
+    "param_groups",
     "parse_input_size",
     "parse_model_args",
     "port_checkpoint",
@@ -98,6 +107,7 @@ __all__ = [
     "resolve_model",
     "segment_model",
     "split_model",
+    "unfreeze",
     "write_atomic",
 ]
 
