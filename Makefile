@@ -23,7 +23,7 @@ $(TF_STAMP): tests_keras/requirements.txt tests_keras/constraints.txt
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray,hf,view]' -c constraints.txt
+	$(PY) -m pip install --quiet -e '.[dev,ray,hf,view,loops]' -c constraints.txt
 	touch $(STAMP)
 
 inspect: $(STAMP)

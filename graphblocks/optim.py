@@ -124,8 +124,9 @@ def freeze(
     level_of = levels(partition)
     for name, param in model.named_parameters():
         param.requires_grad_(level_of[name] in keep)
-    for module, level in _batchnorms(model, partition):
-        _keep_in_eval(module, bn_eval and level not in keep)
+    frozen = set(range(partition.num_blocks + 1)) - keep
+    hold_batchnorms(model, partition, frozen if bn_eval else set())
+    hold_batchnorms(model, partition, keep, hold=False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -139,9 +140,7 @@ def unfreeze(model: nn.Module, partition: Partition, train: Selection) -> int:
     for name, param in model.named_parameters():
         if level_of[name] in more:
             param.requires_grad_(True)
-    for module, level in _batchnorms(model, partition):
-        if level in more:
-            _keep_in_eval(module, False)
+    hold_batchnorms(model, partition, more, hold=False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -182,22 +181,25 @@ def _matches(name: str, patterns: set[str]) -> bool:
     return name in patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _batchnorms(model: nn.Module, partition: Partition) -> Iterable[tuple[nn.Module, int]]:
-    """Each BatchNorm layer of the partition's blocks and head, with its level."""
+def hold_batchnorms(
+    model: nn.Module, partition: Partition, chosen: set[int], hold: bool = True
+) -> None:
+    """Hold the BatchNorms of the ``chosen`` levels in eval mode at every forward, their
+    running statistics kept (a forward pre-hook), or release them (``hold=False``)."""
     modules = dict(model.named_modules())
     for layer in partition.layers:
         module = modules.get(layer.name)
-        if isinstance(module, BATCHNORMS):
-            yield module, partition.num_blocks if layer.block is None else layer.block
+        level = partition.num_blocks if layer.block is None else layer.block
+        if isinstance(module, BATCHNORMS) and level in chosen:
+            _hold(module, hold)
 
 
-def _keep_in_eval(module: nn.Module, frozen: bool) -> None:
-    """Hold ``module`` in eval mode at every forward (or release it)."""
-    hook = getattr(module, _EVAL_HOOK, None)
-    if hook is not None and not frozen:
-        hook.remove()
+def _hold(module: nn.Module, hold: bool) -> None:
+    handle = getattr(module, _EVAL_HOOK, None)
+    if handle is not None and not hold:
+        handle.remove()
         delattr(module, _EVAL_HOOK)
-    elif hook is None and frozen:
+    elif handle is None and hold:
         setattr(module, _EVAL_HOOK, module.register_forward_pre_hook(_hold_in_eval))
         module.eval()
 
