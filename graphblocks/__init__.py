@@ -139,8 +139,9 @@ def default_settings() -> dict[str, Any]:
 
 def export(partition: Partition, fmt: str, out: str | Path, **options: Any) -> Path:
     """Write ``partition`` for another tool: ``fmt`` is one of ``param-groups``, ``timm``,
-    ``onnx``, ``keras``, ``csv``, ``graphml`` (see :mod:`graphblocks.exports`);
-    ``options`` are ``model`` (what to re-analyze) and ``lr_scales``."""
+    ``peft``, ``onnx``, ``keras``, ``csv``, ``graphml``, ``model-explorer`` (see
+    :mod:`graphblocks.exports`); ``options`` are ``model`` (what to re-analyze),
+    ``lr_scales``, and peft's ``blocks`` and ``quartiles``."""
     from graphblocks.exports import ExportOptions, export_partition
 
     return export_partition(partition, fmt, out, ExportOptions(**options))

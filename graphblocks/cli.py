@@ -114,6 +114,14 @@ def cli() -> None:
     """
 
 
+def _indices(text: str | None) -> tuple[int, ...]:
+    """``3,4`` → ``(3, 4)``; a one-line error for anything but integers."""
+    try:
+        return tuple(int(x) for x in (text or "").split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of integers, e.g. 3,4") from None
+
+
 @cli.command()
 @_analysis_options
 @click.option(
@@ -211,6 +219,18 @@ def graph(model: str, output: Path, **options: Any) -> None:
     type=click.FloatRange(min=0, max=1, min_open=True),
     help="param-groups: block i of N gets DECAY**(N-i), the head 1 (timm's layer-wise decay).",
 )
+@click.option(
+    "--blocks",
+    callback=lambda _ctx, _param, value: _indices(value),
+    metavar="I,J,...",
+    help="peft: the blocks to adapt (with --quartiles: both; default: every block).",
+)
+@click.option(
+    "--quartiles",
+    callback=lambda _ctx, _param, value: _indices(value),
+    metavar="Q,...",
+    help="peft: the quartiles (1-4) whose blocks to adapt.",
+)
 @debug_option
 def export(
     partition_file: Path,
@@ -219,6 +239,8 @@ def export(
     model: str | None,
     lr_scales: tuple[str, ...],
     layer_decay: float | None,
+    blocks: tuple[int, ...],
+    quartiles: tuple[int, ...],
 ) -> None:
     """Write PARTITION (a partition JSON) for another tool or framework.
 
@@ -226,6 +248,7 @@ def export(
     Examples:
       graphblocks export resnet50.blocks.json --to param-groups --layer-decay 0.7 -o groups.json
       graphblocks export resnet50.blocks.json --to timm -o resnet50.timm-groups.json
+      graphblocks export vit.blocks.json --to peft --quartiles 4 -o lora.json
       graphblocks export model.blocks.json --to onnx -o model.blocks.onnx
       graphblocks export keras.blocks.json --to keras -o keras-blocks.json
       graphblocks export resnet50.blocks.json --to csv -o resnet50.layers.csv
@@ -238,7 +261,8 @@ def export(
     partition = Partition.load(partition_file)
     scales = layer_decay_scales(partition.num_blocks, layer_decay) if layer_decay else {}
     scales.update(parse_lr_scales(lr_scales))
-    export_partition(partition, fmt, output, ExportOptions(model=model, lr_scales=scales))
+    options = ExportOptions(model=model, lr_scales=scales, blocks=blocks, quartiles=quartiles)
+    export_partition(partition, fmt, output, options)
     click.echo(f"wrote {output} ({fmt})")
 
 

@@ -247,3 +247,24 @@ def test_segments_compose_to_the_model():
             y = segment(y)
         assert len(segments) == partition.num_blocks
         assert torch.allclose(y, model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "size"), [("vit_tiny_patch16_224", 224), ("resnet18", 64)])
+def test_peft_adapts_only_the_chosen_blocks(tmp_path, name, size):
+    import peft
+
+    partition = graphblocks.analyze(name)
+    out = export_partition(partition, "peft", tmp_path / "lora.json", ExportOptions(quartiles=(4,)))
+    arguments = json.loads(out.read_text())
+    model = peft.get_peft_model(timm.create_model(name), peft.LoraConfig(r=4, **arguments))
+    adapted = {
+        n.split(".lora_A")[0].removeprefix("base_model.model.")
+        for n, _ in model.named_parameters()
+        if ".lora_A" in n
+    }
+    q4 = set(partition.quartiles["4"])
+    in_q4 = {layer.name for layer in partition.layers if layer.block in q4}
+    assert adapted and adapted <= in_q4 and adapted == set(arguments["target_modules"])
+    model(torch.randn(1, 3, size, size))
+    with pytest.raises(PartitionError, match="no block 99"):
+        export_partition(partition, "peft", tmp_path / "x.json", ExportOptions(blocks=(99,)))

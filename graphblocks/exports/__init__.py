@@ -5,6 +5,7 @@ format             what                                                        n
 =================  ==========================================================  =========
 ``param-groups``   optimizer groups JSON (``torch.optim``, timm's lr_scale)     partition
 ``timm``           ``group_matcher`` dict JSON for timm's ``group_parameters``  partition
+``peft``           ``LoraConfig`` keyword arguments JSON for the chosen blocks  partition
 ``csv``            one row per layer: name, op, role, block, quartile, params  partition
 ``keras``          Keras layer names per block (ONNX files from tf2onnx)        model
 ``onnx``           the ONNX model annotated with blocks and quartiles          model
@@ -40,6 +41,9 @@ class ExportOptions:
 
     model: str | None = None
     lr_scales: Mapping[str, float] | None = None
+    #: peft: the blocks and quartiles to adapt (all blocks when both are empty)
+    blocks: tuple[int, ...] = ()
+    quartiles: tuple[int, ...] = ()
 
 
 def reanalyze(partition: Partition, model: str | None = None) -> Analysis:
@@ -156,12 +160,20 @@ def _model_explorer(partition: Partition, out: Path, options: ExportOptions) -> 
     write_model_explorer(out, analysis.graph, partition, analysis.node_blocks)
 
 
+def _peft(partition: Partition, out: Path, options: ExportOptions) -> None:
+    from graphblocks.exports.peft import lora_arguments
+
+    arguments = lora_arguments(partition, options.blocks, options.quartiles)
+    write_atomic(out, json.dumps(arguments, indent=1) + "\n")
+
+
 Exporter = Callable[[Partition, Path, ExportOptions], None]
 
 #: format name -> writer
 EXPORTERS: dict[str, Exporter] = {
     "param-groups": _param_groups,
     "timm": _timm,
+    "peft": _peft,
     "onnx": _onnx,
     "keras": _keras,
     "csv": _csv,
