@@ -33,9 +33,13 @@ UNREACHABLE = "http://127.0.0.1:9"
 
 def tiny_resnet_config(**changes: object) -> object:
     return transformers.ResNetConfig(
-        embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
-        layer_type="basic", num_labels=3, **changes,
-    )  # fmt: skip
+        embedding_size=8,
+        hidden_sizes=[8, 16, 24, 32],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        num_labels=3,
+        **changes,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +238,51 @@ def test_vit_qkv_is_refused_in_one_line_naming_the_split(tmp_path: Path) -> None
     assert "q_proj.weight" in result.stderr and "qkv.weight" in result.stderr
     assert "does not split or fuse" in result.stderr
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_the_trainer_takes_the_block_optimizer_and_unfreezes_by_epoch(tiny, tmp_path):
+    """transformers' Trainer with graphblocks' optimizer (decayed rates, no decay on 1-D
+    tensors) and gradual unfreezing: only the named blocks move, each in its own group."""
+    from graphblocks.integrations.transformers import GradualUnfreezing, create_optimizer
+    from graphblocks.optim import levels, selected_levels
+
+    partition = graphblocks.analyze(f"hf:{tiny}")
+    model = transformers.ResNetForImageClassification.from_pretrained(tiny)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        weight_decay=0.05,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    unfreezing = GradualUnfreezing(model, partition, args, train=["head"], unfreeze={1: ["Q4"]})
+    optimizer = create_optimizer(model, args, partition, layer_decay=0.5)
+    assert all(g["lr"] == 1e-2 for g in optimizer.param_groups), "only the head trains"
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.05}
+    first = len(optimizer.param_groups)
+    data = [{"pixel_values": torch.randn(3, 32, 32), "labels": i % 3} for i in range(12)]
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        optimizers=(optimizer, None),
+        callbacks=[unfreezing],
+    )
+    trainer.train()
+    added = optimizer.param_groups[first:]
+    assert {g["name"] for g in added} >= {f"block{b}" for b in partition.quartiles["4"]}
+    assert {g["weight_decay"] for g in added} == {0.0, 0.05}, "the exemption holds for them"
+    schedule = trainer.lr_scheduler
+    assert len(schedule.base_lrs) == len(schedule.lr_lambdas) == len(optimizer.param_groups)
+    assert all(g["lr"] == optimizer.param_groups[0]["lr"] for g in added), "on the schedule"
+    level_of, moved = levels(partition), set()
+    for name, param in model.named_parameters():
+        if not torch.equal(param.detach(), before[name]):
+            moved.add(level_of[name])
+    assert moved == selected_levels(partition, ["Q4", "head"])
