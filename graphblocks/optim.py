@@ -74,6 +74,7 @@ def param_groups(
     block_lrs: Sequence[float] | Mapping[int | str, float] | None = None,
     weight_decay: float = 0.0,
     no_weight_decay_1d: bool = True,
+    frozen: Selection = (),
 ) -> list[dict[str, Any]]:
     """``torch.optim`` parameter groups of ``model``'s trainable parameters, one per level
     and weight-decay class (``block3``, ``block3/no_decay``, ``head``, …).
@@ -82,12 +83,19 @@ def param_groups(
     rate per block and optionally the head's, or a mapping keyed by block index or
     ``"head"``), else ``lr·layer_decay^k`` for the k-th trained level below the top one
     (``lr`` for all without ``layer_decay``). ``lr_scale`` (the rate over ``lr``) is set too,
-    for timm's schedulers, which read it. ``partition`` defaults to an analysis of ``model``.
+    for timm's schedulers, which read it. The levels ``frozen`` names are left out as if
+    their parameters did not require a gradient. ``partition`` defaults to an analysis of
+    ``model``.
     """
     partition = partition or _analyze(model)
     partition.check_model(model)
     level_of = levels(partition)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    skipped = selected_levels(partition, frozen)
+    named = [
+        (n, p)
+        for n, p in model.named_parameters()
+        if p.requires_grad and level_of[n] not in skipped
+    ]
     trained = sorted({level_of[n] for n, _ in named}, reverse=True)
     rates = _explicit_rates(partition, block_lrs)
     exempt = _no_weight_decay(model)

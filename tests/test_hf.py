@@ -261,6 +261,15 @@ def test_the_trainer_takes_the_block_optimizer_and_unfreezes_by_epoch(tiny, tmp_
         use_cpu=True,
         disable_tqdm=True,
     )
+    everything = create_optimizer(model, args, partition, layer_decay=0.5)
+    top, level_of = partition.num_blocks, levels(partition)
+    groups = everything.param_groups
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(name_of[id(p)] for g in groups for p in g["params"]) == sorted(name_of.values())
+    for group in groups:  # each level at the head's rate halved once per level below it
+        rates = {1e-2 * 0.5 ** (top - level_of[name_of[id(p)]]) for p in group["params"]}
+        assert rates == {group["lr"]}
+        assert (group["weight_decay"] == 0) == all(p.ndim <= 1 for p in group["params"])
     unfreezing = GradualUnfreezing(model, partition, args, train=["head"], unfreeze={1: ["Q4"]})
     optimizer = create_optimizer(model, args, partition, layer_decay=0.5)
     assert all(g["lr"] == 1e-2 for g in optimizer.param_groups), "only the head trains"

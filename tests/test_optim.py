@@ -51,6 +51,8 @@ def test_decay_counts_only_the_levels_that_train_and_frozen_batchnorms_keep_thei
     by_level = {levels(partition)[n]: g["lr"] for g, ns in pairs for n in ns}
     q4 = partition.quartiles["4"]
     assert sorted(by_level) == [*q4, top], "frozen parameters are left out"
+    told = graphblocks.param_groups(model, partition, lr=1.0, layer_decay=0.5, frozen=[q4[0]])
+    assert {levels(partition)[n] for ns in _names(model, told) for n in ns} == {*q4[1:], top}
     assert [by_level[level] for level in [top, *reversed(q4)]] == [
         0.5**k for k in range(len(q4) + 1)
     ]
