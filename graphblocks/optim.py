@@ -55,8 +55,12 @@ def selected_levels(partition: Partition, selection: Selection) -> set[int]:
             chosen.add(item)
         elif item == HEAD:
             chosen.add(partition.num_blocks)
-        elif isinstance(item, str) and item.upper().removeprefix("Q") in partition.quartiles:
-            chosen.update(partition.quartiles[item.upper().removeprefix("Q")])
+        elif (
+            isinstance(item, str)
+            and item.upper().startswith("Q")
+            and item[1:] in partition.quartiles
+        ):
+            chosen.update(partition.quartiles[item[1:]])
         else:
             raise PartitionError(
                 f"cannot train {item!r}: not a block, quartile or the head",
@@ -133,7 +137,7 @@ def freeze(
     for name, param in model.named_parameters():
         param.requires_grad_(level_of[name] in keep)
     frozen = set(range(partition.num_blocks + 1)) - keep
-    hold_batchnorms(model, partition, frozen if bn_eval else set())
+    hold_batchnorms(model, partition, frozen, hold=bn_eval)
     hold_batchnorms(model, partition, keep, hold=False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

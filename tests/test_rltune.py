@@ -207,15 +207,16 @@ def test_rltune_end_to_end_with_its_baseline(images, tmp_path):
 
 
 def test_rltune_resumes_after_the_last_finished_episode(images, tmp_path):
-    straight = run(settings(images, tmp_path / "straight", episodes=2))
+    # 2 epochs an episode: one episode of 1 is all warm-up, which is refused
+    straight = run(settings(images, tmp_path / "straight", episodes=2, epochs=2))
     out = tmp_path / "rl"
-    run(settings(images, out, episodes=1))
+    run(settings(images, out, episodes=1, epochs=2))
     first = (out / "rltune-lr.csv").read_text().splitlines()
     for name in ("rltune.json", "uniform.json"):  # as if killed during episode 2
         (out / "results" / name).unlink()
-    resumed = run(settings(images, out, episodes=2, resume=True))
+    resumed = run(settings(images, out, episodes=2, epochs=2, resume=True))
     again = (out / "rltune-lr.csv").read_text().splitlines()
-    assert len(again) == 3 and again[:2] == first, "episode 1 kept, episode 2 added"
+    assert len(again) == 5 and again[:3] == first, "episode 1 kept, episode 2 added"
     assert again == (tmp_path / "straight" / "rltune-lr.csv").read_text().splitlines()
     assert resumed.jobs[0].test_acc == straight.jobs[0].test_acc
 
@@ -229,18 +230,19 @@ def _trained_weights(run_dir, job: str) -> dict[str, torch.Tensor]:
 def test_practical_rltune_starts_as_uniform_fine_tuning(images, tmp_path):
     """Epoch 1 of the practical preset takes uniform fine-tuning's optimizer steps: the
     same weights after it, bit for bit, from the same seed."""
-    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=1))
+    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=2))
     rltune, uniform = ready.jobs
-    assert rltune.settings.rltune_settings().warmup_epochs == 1 and uniform.settings.epochs == 1
+    assert rltune.settings.rltune_settings().warmup_epochs == 1 and uniform.settings.epochs == 2
     model = ready.runner.model
     units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
     after: dict[str, torch.Tensor] = {}
 
     def keep(done: int, _total: int) -> None:
-        after.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if done == 1:
+            after.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
     RLTune(ready.runner, units, rltune).run(keep)
-    ready.runner.run(uniform)
+    ready.runner.run(uniform, until=1)
     plain = model.state_dict()
     assert after.keys() == plain.keys()
     different = [k for k in plain if not torch.equal(after[k], plain[k])]
@@ -248,7 +250,7 @@ def test_practical_rltune_starts_as_uniform_fine_tuning(images, tmp_path):
 
 
 def test_rltune_reports_its_best_validation_model(images, tmp_path):
-    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=1))
+    ready = prepare(settings(images, tmp_path / "run", episodes=1, epochs=2))
     model = ready.runner.model
     units = make_units(ready.partition, model, "layer", set(ready.runner.dropped))
     tuner = RLTune(ready.runner, units, ready.jobs[0])
@@ -276,11 +278,12 @@ def test_rltune_reports_its_best_validation_model(images, tmp_path):
     assert outcome.preset == "paper" and outcome.selected_episode is not None
 
 
-def test_a_warm_up_that_leaves_the_agent_no_epoch_to_learn_in_is_refused_or_cut():
+def test_a_warm_up_that_leaves_the_agent_no_epoch_to_act_in_is_refused():
     from trainers.settings import ConfigError
 
     with pytest.raises(ConfigError, match="--warmup-epochs 2 leaves RL-Tune's agent no epoch"):
         TrainConfig(strategy="rltune", episodes=1, epochs=2, warmup_epochs=2)
-    one = TrainConfig(strategy="rltune", episodes=1, epochs=1, preset="practical")
-    assert one.rltune_settings().warmup_epochs == 0, "the preset's 1 epoch, cut"
-    assert TrainConfig(strategy="rltune", preset="practical").rltune_settings().warmup_epochs == 1
+    with pytest.raises(ConfigError, match="the preset's warm-up of 1 leaves RL-Tune's agent"):
+        TrainConfig(strategy="rltune", episodes=1, epochs=1, preset="practical")
+    TrainConfig(strategy="rltune", episodes=1, epochs=1, preset="paper")  # no warm-up
+    TrainConfig(strategy="rltune", episodes=1, epochs=1, warmup_epochs=0)

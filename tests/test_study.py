@@ -326,14 +326,14 @@ per_class = 4
 epochs = 1
 batch_size = 16
 [train]
-epochs = 1
+epochs = 2
 batch_size = 16
 split = [0.5, 0.25, 0.25]
 head = "linear"
 extra_baselines = ["lp-ft", "l2-sp"]
 [rltune]
 episodes = 1
-epochs = 1
+epochs = 2
 [[models]]
 name = "tests.toy_models:tiny_resnet"
 label = "tiny"
@@ -404,7 +404,7 @@ def test_a_tiny_study_runs_end_to_end_resumes_and_reports(tmp_path: Path) -> Non
     third = CliRunner().invoke(cli, [*args, "--report-only"])
     assert third.exit_code == 0 and docs.exists()
 
-    config.write_text(config.read_text().replace("[train]\nepochs = 1", "[train]\nepochs = 2"))
+    config.write_text(config.read_text().replace("[train]\nepochs = 2", "[train]\nepochs = 3"))
     changed = CliRunner().invoke(cli, args)
     assert changed.exit_code == 2
     assert "was run with other settings (epochs)" in changed.output

@@ -41,7 +41,7 @@ from trainers.settings.groups import (
     StrategyOptions,
 )
 from trainers.settings.kinds import BASELINE_STRATEGIES, ExecutorKind, Selector, Strategy
-from trainers.settings.rltune import RLTuneOptions, RLTuneSettings, check_warmup
+from trainers.settings.rltune import RLTuneOptions, check_warmup
 from trainers.settings.scaling import ExecutionOptions, SelectionOptions, check_rungs
 
 __all__ = ["COMMANDS", "EVERY_COMMAND", "ConfigError", "TrainConfig", "resolve_config", "settings"]
@@ -93,16 +93,8 @@ class TrainConfig(
         if self.select in (Selector.HALVING, Selector.ASHA):
             check_rungs(self.epochs, self.min_epochs)
         if self.strategy is Strategy.RLTUNE:
-            check_warmup(self.episodes * self.epochs, self.warmup_epochs)
-
-    def rltune_settings(self) -> RLTuneSettings:
-        """RL-Tune's settings, the preset's where left at None; the preset's warm-up cut
-        to leave the agent at least one epoch to learn in."""
-        rl = super().rltune_settings()
-        if self.warmup_epochs is None:
-            warmup = min(rl.warmup_epochs, max(0, self.episodes * self.epochs - 1))
-            rl = dataclasses.replace(rl, warmup_epochs=warmup)
-        return rl
+            warmup = self.rltune_settings().warmup_epochs
+            check_warmup(self.episodes * self.epochs, warmup, self.warmup_epochs is None)
 
     def baselines_run(self) -> list[Strategy]:
         """The practitioner's baselines this run trains: its strategy, or a sweep's extras."""

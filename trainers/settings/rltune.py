@@ -118,7 +118,7 @@ class RLTuneOptions:
         None,
         "First epochs in which the agent takes its most likely action and does not learn "
         "(with base-prob > 0: plain fine-tuning at --lr); below --episodes × --epochs, so "
-        "the agent learns in at least one (the preset's value is cut to fit).",
+        "that the agent acts in at least one.",
         commands=RLTUNE_ONLY,
         shown_default=preset_default("warmup_epochs"),
     )
@@ -190,12 +190,15 @@ class RLTuneOptions:
             )
 
 
-def check_warmup(total_epochs: int, warmup_epochs: int | None) -> None:
-    """Refuse, in one line naming both values, a warm-up that leaves RL-Tune's agent no
-    epoch to learn in: every epoch greedy is plain fine-tuning at the first policy's rates."""
-    if warmup_epochs is not None and warmup_epochs >= total_epochs:
+def check_warmup(total_epochs: int, warmup_epochs: int, from_preset: bool) -> None:
+    """Refuse, in one line naming both values, a warm-up (given, or the preset's) that
+    leaves RL-Tune's agent no epoch to act in: every epoch greedy is plain fine-tuning at the
+    first policy's rates, and what the agent learns is never used."""
+    if warmup_epochs >= total_epochs:
+        source = "the preset's warm-up of" if from_preset else "--warmup-epochs"
         raise ConfigError(
-            f"--warmup-epochs {warmup_epochs} leaves RL-Tune's agent no epoch to learn in "
+            f"{source} {warmup_epochs} leaves RL-Tune's agent no epoch to act in "
             f"({total_epochs} epochs: --episodes × --epochs)",
-            f"give --warmup-epochs from 0 to {total_epochs - 1}, or more episodes or epochs",
+            f"give --episodes × --epochs above {warmup_epochs}, or --warmup-epochs from 0 to "
+            f"{total_epochs - 1}",
         )
