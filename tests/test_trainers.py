@@ -340,12 +340,21 @@ def test_two_tensors_cached_give_the_uncached_logits_and_the_same_training(image
     assert on.val_loss == pytest.approx(off.val_loss, abs=1e-4)
 
 
+#: a 1-epoch RL-Tune acts from its first epoch (a warm-up would cover it all, and is refused)
+RLTUNE_BLOCKS = {
+    "strategy": "rltune",
+    "granularity": "block",
+    "episodes": 1,
+    "epochs": 1,
+    "warmup_epochs": 0,
+}
+
+
 @pytest.mark.parametrize(
     "extra",
-    [{"strategy": "sweep", "select": "halving"}, {"strategy": "rltune", "granularity": "block",
-                                                    "episodes": 1, "epochs": 1}],
+    [{"strategy": "sweep", "select": "halving"}, RLTUNE_BLOCKS],
     ids=["halving-sweep", "rltune-blocks"],
-)  # fmt: skip
+)
 def test_selection_and_rltune_run_on_cells(images, tmp_path, extra):
     results = run(config(images, tmp_path / "run", model=CELLS, **extra))
     assert results.jobs and all(0 <= r.test_acc <= 1 for r in results.jobs)

@@ -199,6 +199,6 @@ def check_warmup(total_epochs: int, warmup_epochs: int, from_preset: bool) -> No
         raise ConfigError(
             f"{source} {warmup_epochs} leaves RL-Tune's agent no epoch to act in "
             f"({total_epochs} epochs: --episodes × --epochs)",
-            f"give --episodes × --epochs above {warmup_epochs}, or --warmup-epochs from 0 to "
-            f"{total_epochs - 1}",
+            f"give --episodes × --epochs above {warmup_epochs}, or --warmup-epochs below "
+            f"{total_epochs}",
         )
