@@ -95,3 +95,11 @@ def test_the_integration_examples_run():
     assert len(examples) >= 3
     for example in examples:
         exec(compile(example, "docs/integrations.md", "exec"), {})
+
+
+def test_without_a_partition_the_model_is_analyzed_in_place():
+    model = timm.create_model("resnet18", num_classes=5)
+    groups = graphblocks.param_groups(model, lr=1e-3, layer_decay=0.5)
+    names = [n for ns in _names(model, groups) for n in ns]
+    assert sorted(names) == sorted(n for n, _ in model.named_parameters())
+    assert groups[-1]["name"].startswith("head") and groups[0]["lr"] < groups[-1]["lr"]
