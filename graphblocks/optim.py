@@ -156,6 +156,29 @@ def unfreeze(model: nn.Module, partition: Partition, train: Selection) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def parameters_of(model: nn.Module, partition: Partition, chosen: set[int]) -> list[nn.Parameter]:
+    """``model``'s parameters in the levels ``chosen``, in the model's order."""
+    level_of = levels(partition)
+    return [p for n, p in model.named_parameters() if level_of[n] in chosen]
+
+
+def join_optimizer(
+    model: nn.Module, partition: Partition, selection: Selection, optimizer: Any
+) -> list[nn.Parameter]:
+    """Unfreeze the levels ``selection`` names into a running ``optimizer``: their parameters
+    that it does not hold yet become trainable with no gradient (what they gathered while
+    frozen or left out is not a step's), their BatchNorms follow ``model.train()`` again.
+    Returns those parameters, for the caller to add in groups of its own."""
+    chosen = selected_levels(partition, selection)
+    present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    joining = [p for p in parameters_of(model, partition, chosen) if id(p) not in present]
+    for param in joining:
+        param.requires_grad_(True)
+        param.grad = None
+    hold_batchnorms(model, partition, chosen, hold=False)
+    return joining
+
+
 def _analyze(model: nn.Module) -> Partition:
     from graphblocks import analyze
 

@@ -34,8 +34,9 @@ from graphblocks.optim import (
     Selection,
     freeze,
     hold_batchnorms,
-    levels,
+    join_optimizer,
     param_groups,
+    parameters_of,
     selected_levels,
 )
 from graphblocks.partition import Partition
@@ -110,31 +111,22 @@ class BlockwiseFinetuning(BaseFinetuning):
         optimizer in a group of their own."""
         if epoch not in self.unfreeze:
             return
-        net = self.net(pl_module)
-        chosen = selected_levels(self.partition, self.unfreeze[epoch])
-        level_of = levels(self.partition)
-        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        new = []
-        for name, param in net.named_parameters():
-            if level_of[name] in chosen and id(param) not in present:
-                param.requires_grad_(True)
-                param.grad = None  # what it gathered while pending is not a step's gradient
-                new.append(param)
-        hold_batchnorms(net, self.partition, chosen, hold=False)
-        if new:
+        joining = join_optimizer(
+            self.net(pl_module), self.partition, self.unfreeze[epoch], optimizer
+        )
+        if joining:
             rate = self.lr if self.lr is not None else optimizer.param_groups[0]["lr"]
-            optimizer.add_param_group({"params": new, "lr": rate, "name": f"epoch{epoch}"})
+            optimizer.add_param_group({"params": joining, "lr": rate, "name": f"epoch{epoch}"})
 
     def _pending(self, net: nn.Module, epoch: int) -> list[nn.Parameter]:
         """The parameters that ``unfreeze`` adds after ``epoch``, less those trained now."""
         later = [item for e, s in self.unfreeze.items() if e > epoch for item in s]
         if not later:
             return []
-        chosen = selected_levels(self.partition, later) - selected_levels(
-            self.partition, self.train
+        chosen = selected_levels(self.partition, later)
+        return parameters_of(
+            net, self.partition, chosen - selected_levels(self.partition, self.train)
         )
-        level_of = levels(self.partition)
-        return [p for n, p in net.named_parameters() if level_of[n] in chosen]
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "unfreeze": self.unfreeze}

@@ -28,8 +28,9 @@ from graphblocks.optim import (
     Selection,
     freeze,
     hold_batchnorms,
-    levels,
+    join_optimizer,
     param_groups,
+    parameters_of,
     selected_levels,
 )
 from graphblocks.partition import Partition
@@ -95,8 +96,7 @@ class GradualUnfreezing(TrainerCallback):
         """The parameters that later epochs add: leave them out of the optimizer."""
         later = [item for s in self.unfreeze.values() for item in s]
         chosen = selected_levels(self.partition, later) - self.trained
-        level_of = levels(self.partition)
-        return [p for n, p in self.model.named_parameters() if level_of[n] in chosen]
+        return parameters_of(self.model, self.partition, chosen)
 
     def on_epoch_begin(
         self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any
@@ -105,22 +105,14 @@ class GradualUnfreezing(TrainerCallback):
         if epoch not in self.unfreeze:
             return
         optimizer, schedule = kwargs["optimizer"], kwargs.get("lr_scheduler")
-        chosen = selected_levels(self.partition, self.unfreeze[epoch])
-        level_of = levels(self.partition)
-        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        new = set()
-        for name, param in self.model.named_parameters():
-            if level_of[name] in chosen and id(param) not in present:
-                param.requires_grad_(True)
-                param.grad = None
-                new.add(id(param))
-        hold_batchnorms(self.model, self.partition, chosen, hold=False)
-        self.trained |= chosen
+        selection = self.unfreeze[epoch]
+        joining = {id(p) for p in join_optimizer(self.model, self.partition, selection, optimizer)}
+        self.trained |= selected_levels(self.partition, selection)
         first = optimizer.param_groups[0]
         base = self.lr if self.lr is not None else first.get("initial_lr", first["lr"])
         groups = param_groups(self.model, self.partition, lr=base, weight_decay=args.weight_decay)
-        for group in groups:  # the new levels, with the weight-decay exemption
-            group["params"] = [p for p in group["params"] if id(p) in new]
+        for group in groups:  # the joining levels, with the weight-decay exemption
+            group["params"] = [p for p in group["params"] if id(p) in joining]
             if group["params"]:
                 optimizer.add_param_group({**group, "initial_lr": group["lr"]})
                 _follow(schedule, group["lr"])
