@@ -87,7 +87,7 @@ class TrainConfig(
     def check_budgets(self) -> None:
         """Refuse, in one line naming both values, a setting that leaves a phase of what
         this run trains empty within ``epochs``: LP-FT's probe or fine-tuning, halving's
-        later rungs, the epochs in which RL-Tune's agent learns."""
+        later rungs, the epochs in which RL-Tune's agent acts."""
         if Strategy.LP_FT in self.baselines_run():
             self.lp_ft_phases()
         if self.select in (Selector.HALVING, Selector.ASHA):
