@@ -331,9 +331,10 @@ batch_size = 16
 split = [0.5, 0.25, 0.25]
 head = "linear"
 extra_baselines = ["lp-ft", "l2-sp"]
+warmup_epochs = 0  # RL-Tune's one epoch acts (a warm-up would cover it, and is refused)
 [rltune]
 episodes = 1
-epochs = 2
+epochs = 1
 [[models]]
 name = "tests.toy_models:tiny_resnet"
 label = "tiny"
