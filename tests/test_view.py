@@ -109,8 +109,12 @@ def test_a_sweeps_run_folder_shows_accuracy_per_block_and_b_opt(images, tmp_path
 
 
 def test_an_rltune_run_shows_the_rate_of_each_layer(images, tmp_path):
-    run(TrainConfig(**SMALL, data=str(images), out=str(tmp_path / "rl"), strategy="rltune",
-                    episodes=1, warmup_epochs=0))  # fmt: skip
+    out = str(tmp_path / "rl")
+    run(
+        TrainConfig(
+            **SMALL, data=str(images), out=out, strategy="rltune", episodes=1, warmup_epochs=0
+        )
+    )
     files = prepare_view(str(tmp_path / "rl"), tmp_path / "view")
     rates = read(tmp_path / "view" / "rl-tune-learning-rate.json")
     [values] = rates.values()

@@ -63,6 +63,8 @@ class BlockwiseFinetuning(BaseFinetuning):
         self.partition, self.network, self.bn_eval = partition, network, bn_eval
         self.train = list(train)
         self.unfreeze = {int(e): list(s) for e, s in (unfreeze or {}).items()}
+        #: what ``unfreeze`` adds later, all epochs together
+        self.later = [item for selection in self.unfreeze.values() for item in selection]
         self.lr, self.layer_decay = lr, layer_decay
         self.distributed = False
 
@@ -77,21 +79,19 @@ class BlockwiseFinetuning(BaseFinetuning):
     def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
         """Freeze all but ``train``; under several processes, the levels unfrozen later
         stay trainable (see the module docstring) and leave the optimizer instead."""
-        later = [item for selection in self.unfreeze.values() for item in selection]
-        kept = self.train + (later if self.distributed else [])
+        kept = self.train + (self.later if self.distributed else [])
         freeze(self.net(pl_module), self.partition, train=kept, bn_eval=self.bn_eval)
-        if self.distributed and later:  # their BatchNorms stay frozen until their epoch
-            pending = selected_levels(self.partition, later) - selected_levels(
-                self.partition, self.train
+        if self.distributed:  # their BatchNorms stay frozen until their epoch
+            hold_batchnorms(
+                self.net(pl_module), self.partition, self._pending_levels(), self.bn_eval
             )
-            hold_batchnorms(self.net(pl_module), self.partition, pending, self.bn_eval)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_fit_start(trainer, pl_module)
         optimizer = trainer.optimizers[0]
         net = self.net(pl_module)
         if self.distributed:
-            pending = {id(p) for p in self._pending(net, epoch=-1)}
+            pending = {id(p) for p in self._pending(net)}
             for group in optimizer.param_groups:
                 group["params"] = [p for p in group["params"] if id(p) not in pending]
         if self.layer_decay is not None:
@@ -102,7 +102,7 @@ class BlockwiseFinetuning(BaseFinetuning):
                     "build the groups with graphblocks.param_groups(...) in "
                     "configure_optimizers, and leave layer_decay out",
                 )
-            _decay(optimizer, net, self.partition, self.layer_decay, self._pending(net, -1))
+            _decay(optimizer, net, self.partition, self.layer_decay, self._pending(net))
 
     def finetune_function(
         self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer
@@ -118,15 +118,15 @@ class BlockwiseFinetuning(BaseFinetuning):
             rate = self.lr if self.lr is not None else optimizer.param_groups[0]["lr"]
             optimizer.add_param_group({"params": joining, "lr": rate, "name": f"epoch{epoch}"})
 
-    def _pending(self, net: nn.Module, epoch: int) -> list[nn.Parameter]:
-        """The parameters that ``unfreeze`` adds after ``epoch``, less those trained now."""
-        later = [item for e, s in self.unfreeze.items() if e > epoch for item in s]
-        if not later:
-            return []
-        chosen = selected_levels(self.partition, later)
-        return parameters_of(
-            net, self.partition, chosen - selected_levels(self.partition, self.train)
+    def _pending_levels(self) -> set[int]:
+        """The levels ``unfreeze`` adds later that ``train`` does not hold from the start."""
+        return selected_levels(self.partition, self.later) - selected_levels(
+            self.partition, self.train
         )
+
+    def _pending(self, net: nn.Module) -> list[nn.Parameter]:
+        """The parameters of :meth:`_pending_levels`."""
+        return parameters_of(net, self.partition, self._pending_levels())
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "unfreeze": self.unfreeze}
