@@ -15,7 +15,7 @@ DELIMITER_CLASSES: tuple[str, ...] = ("pool", "norm", "act")
 ALL_BOUNDARY_CLASSES: tuple[str, ...] = ("pool", "norm", "act", "merge")
 #: how many tensors may cross a block boundary unless told (``--max-crossing``); the
 #: measurement behind it is in docs/partition-rule.md
-DEFAULT_MAX_CROSSING = 4
+DEFAULT_MAX_CROSSING = 8
 
 _MODULE_CLASS: dict[str, str] = {}
 _FUNCTION_CLASS: dict[str, str] = {}
@@ -178,8 +178,43 @@ WEIGHTED_FUNCTIONS: frozenset[str] = frozenset(
     }
 )
 
+#: Module classes (matched along the MRO) that resample their input's spatial axes:
+#: convolutions (``_ConvNd`` covers the transposed ones), upsampling and pixel shuffles.
+#: Pooling modules resample too (their delimiter class says so).
+RESAMPLING_MODULES: frozenset[str] = frozenset(
+    {"_ConvNd", "Upsample", "PixelShuffle", "PixelUnshuffle"}
+)
+#: Canonical functions that resample their input's spatial axes (pooling functions are
+#: known by their delimiter class).
+RESAMPLING_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "convolution",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "interpolate",
+        "upsample",
+        "upsample_nearest1d",
+        "upsample_nearest2d",
+        "upsample_nearest3d",
+        "upsample_linear1d",
+        "upsample_bilinear2d",
+        "upsample_bicubic2d",
+        "upsample_trilinear3d",
+        "_upsample_bilinear2d_aa",
+        "_upsample_bicubic2d_aa",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+    }
+)
+
+#: Operations that join activation paths by stacking them side by side.
+CONCAT_FUNCTIONS: frozenset[str] = frozenset({"cat", "stack"})
 #: Operations that join activation paths (a residual merge when two paths meet).
-MERGE_FUNCTIONS: frozenset[str] = frozenset({"add", "cat", "sum"})
+MERGE_FUNCTIONS: frozenset[str] = frozenset({"add", "sum"}) | CONCAT_FUNCTIONS
 
 #: ONNX operator type -> the canonical function name it computes. ONNX types are
 #: CamelCase and torch names lower case, so the two never collide.
@@ -244,6 +279,11 @@ for _onnx_type, _canonical in {
     "Div": "div",
     "Sub": "sub",
     "Erf": "erf",
+    # resampling
+    "Resize": "interpolate",
+    "Upsample": "interpolate",
+    "DepthToSpace": "pixel_shuffle",
+    "SpaceToDepth": "pixel_unshuffle",
 }.items():
     register_onnx_op(_onnx_type, _canonical)
 
@@ -293,5 +333,22 @@ def is_weighted_function(canonical_name: str) -> bool:
 
 
 def is_merge_function(canonical_name: str) -> bool:
-    """True for ops that can join two activation paths (add, cat, sum)."""
+    """True for ops that can join two activation paths (add, sum, cat, stack)."""
     return canonical_name in MERGE_FUNCTIONS
+
+
+def is_concat_function(canonical_name: str) -> bool:
+    """True for merges that stack their operands side by side (cat, stack) rather than
+    add them."""
+    return canonical_name in CONCAT_FUNCTIONS
+
+
+def resamples(kind: str, names: list[str], delimiter: str | None) -> bool:
+    """Whether an operation sets its output's spatial grid (channels-first, axes 2 on):
+    a convolution, pooling, upsampling or pixel shuffle. ``names`` are a module's class
+    MRO names (``kind == "module"``) or a function's canonical name."""
+    if delimiter == "pool":
+        return True
+    if kind == "module":
+        return any(name in RESAMPLING_MODULES for name in names)
+    return bool(names) and names[0] in RESAMPLING_FUNCTIONS

@@ -525,3 +525,119 @@ class FPNClassifier(nn.Module):
 
 def two_input_cells(num_classes: int = 5) -> TwoInputCellNet:
     return TwoInputCellNet(num_classes=num_classes)
+
+
+def double_conv(cin: int, cout: int) -> nn.Sequential:
+    """Two conv-bn-relu layers, the plain stage of Ronneberger's U-Net."""
+    return nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
+
+
+class PlainUNet(nn.Module):
+    """Ronneberger's U-Net in small: plain stages of two conv-bn-relu layers, max-pooling,
+    transposed convolutions and concatenated skips, with no residual unit anywhere."""
+
+    def __init__(self, c: int = 4, depth: int = 4, classes: int = 2) -> None:
+        super().__init__()
+        widths = [c * 2**k for k in range(depth + 1)]
+        self.down = nn.ModuleList(
+            [double_conv(3, c)] + [double_conv(widths[k - 1], widths[k]) for k in range(1, depth + 1)]
+        )
+        levels = list(reversed(range(depth)))
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[k + 1], widths[k], 2, 2) for k in levels])
+        self.dec = nn.ModuleList([double_conv(2 * widths[k], widths[k]) for k in levels])
+        self.head = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for k, stage in enumerate(self.down):
+            x = stage(F.max_pool2d(x, 2) if k else x)
+            skips.append(x)
+        skips.pop()
+        for up, dec in zip(self.up, self.dec, strict=True):
+            x = dec(torch.cat([skips.pop(), up(x)], 1))
+        return self.head(x)
+
+
+class PlainMultiScale(nn.Module):
+    """A classifier of plain stages (two conv-bn-relu layers, then max-pooling) whose head
+    pools every stage's output and classifies their concatenation."""
+
+    def __init__(self, widths: tuple[int, ...] = (8, 16, 24, 32), num_classes: int = 4) -> None:
+        super().__init__()
+        chans = (3, *widths)
+        self.stages = nn.ModuleList(double_conv(a, b) for a, b in zip(chans, widths, strict=False))
+        self.fc = nn.Linear(sum(widths), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = []
+        for k, stage in enumerate(self.stages):
+            x = stage(F.max_pool2d(x, 2) if k else x)
+            taps.append(x)
+        return self.fc(torch.cat([t.mean((2, 3)) for t in taps], 1))
+
+
+class SumCell(nn.Module):
+    """A NASNet-style cell that reads the two previous cells' outputs and **adds** its
+    branches: ``(left(x) + p) + (right(p) + x)`` over the adjusted inputs p and x."""
+
+    def __init__(self, c_prev: int, c_cur: int, c: int) -> None:
+        super().__init__()
+        self.adjust_prev = conv_bn_relu(c_prev, c)
+        self.adjust_cur = conv_bn_relu(c_cur, c)
+        self.left = conv_bn_relu(c, c)
+        self.right = conv_bn_relu(c, c)
+
+    def forward(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        p, x = self.adjust_prev(prev), self.adjust_cur(cur)
+        return (self.left(x) + p) + (self.right(p) + x)
+
+
+class SumCellNet(nn.Module):
+    """A classifier of two-input cells that sum their branches (:class:`SumCell`)."""
+
+    def __init__(self, width: int = 8, cells: int = 8, num_classes: int = 5) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(3, width)
+        self.cells = nn.ModuleList(SumCell(width, width, width) for _ in range(cells))
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prev = cur = self.stem(x)
+        for cell in self.cells:
+            prev, cur = cur, cell(prev, cur)
+        return self.fc(cur.mean((2, 3)))
+
+
+class DeepUNet(nn.Module):
+    """A U-Net of depth 5 shaped like segmentation-models-pytorch's default ``Unet``: a
+    residual encoder (a strided stem, max-pooling, four stages of residual units), four
+    concatenated skips at 1/2 to 1/16, five upsampling decoder stages."""
+
+    def __init__(self, c: int = 4, classes: int = 2) -> None:
+        super().__init__()
+        widths = [c, c, 2 * c, 4 * c, 8 * c]
+        self.stem = conv_bn_relu(3, c, stride=2)
+        self.stages = nn.ModuleList()
+        for k in range(1, 5):
+            down = [] if k == 1 else [conv_bn_relu(widths[k - 1], widths[k], stride=2)]
+            self.stages.append(nn.Sequential(*down, ResUnit(widths[k]), ResUnit(widths[k])))
+        skips = [widths[3], widths[2], widths[1], widths[0], 0]
+        outs = [8 * c, 4 * c, 2 * c, c, c]
+        ins = [widths[4], *outs[:-1]]
+        self.dec = nn.ModuleList(
+            double_conv(i + s, o) for i, s, o in zip(ins, skips, outs, strict=True)
+        )
+        self.head = nn.Conv2d(c, classes, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        skips = [x]
+        x = F.max_pool2d(x, 2)
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        skips = skips[:-1]
+        for dec in self.dec:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = dec(torch.cat([x, skips.pop()], 1) if skips else x)
+        return self.head(x)

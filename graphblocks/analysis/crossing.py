@@ -39,13 +39,18 @@ W ≤ ``scan_limit``.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import networkx as nx
 
+from graphblocks import ops
 from graphblocks.graph import output_of
 
+#: merges that add their operands, so nested ones flatten (:func:`operands`)
+SUMS = ops.MERGE_FUNCTIONS - ops.CONCAT_FUNCTIONS
 #: widths beyond this are not examined for :attr:`CutScan.refused`
 SCAN_LIMIT = 32
 #: a unit counts (condition 3) when some path through it holds this many weighted layers:
@@ -82,12 +87,19 @@ def _useful_order(graph: nx.DiGraph) -> list[str]:
     return [n for n in graph if n in reaching and graph.nodes[n]["activation"]]
 
 
-def _split_operands(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> list[bool]:
+def _split_operands(
+    graph: nx.DiGraph, order: list[str], position: dict[str, int], long: dict[str, set[str]]
+) -> list[bool]:
     """Positions i where a later node reads two tensors of X_i: for a node w whose
-    distinct activation inputs sit at q_1 < q_2 < …, every i with q_2 ≤ i < w."""
+    distinct activation inputs sit at q_1 < q_2 < …, every i with q_2 ≤ i < w. Inputs
+    carried across a stage (``long[w]``, :func:`long_operands`) are not counted: a cut
+    inside that stage separates them from nothing they are computed with."""
     change = [0] * (len(order) + 1)
     for node in order:
-        inputs = sorted({position[u] for u in graph.predecessors(node) if u in position})
+        exempt = long.get(node, set())
+        inputs = sorted(
+            {position[u] for u in graph.predecessors(node) if u in position and u not in exempt}
+        )
         if len(inputs) >= 2:
             change[inputs[1]] += 1
             change[position[node]] -= 1
@@ -123,7 +135,7 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
     ``x + γ·(x·N(x)) + β``, a Ghost module's ``cat(x, dw(x))``, MobileOne's and RepVGG's
     ``bn(x) + conv1(x) + conv3(x)``. Searches back from each later input only down
     to the earliest input's position, so the cost is the size of the unit."""
-    inputs = sorted((position[u], u) for u in graph.predecessors(node) if u in position)
+    inputs = sorted((position[u], u) for u in operands(graph, node, position))
     if len(inputs) < 2:
         return Join.PARALLEL, None
     floor, first = inputs[0]
@@ -137,7 +149,7 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
     if reaches_first:
         deep = weighted_depth(graph, region, position, first) >= UNIT_DEPTH
         return (Join.SKIP if deep else Join.PARALLEL), first
-    if graph.nodes[node]["canonical"] != "cat":
+    if not ops.is_concat_function(graph.nodes[node]["canonical"]):
         for _, u in inputs:
             fork = _shortcut_fork(graph, u, [v for _, v in inputs if v != u], position)
             if fork is not None:
@@ -146,6 +158,26 @@ def join_kind(graph: nx.DiGraph, node: str, position: dict[str, int]) -> tuple[J
     # one weighted layer in it is enough
     held = any(graph.nodes[n]["role"] == "weighted" for n in region)
     return (Join.CELL if reaches_any and held else Join.PARALLEL), None
+
+
+def operands(graph: nx.DiGraph, merge: str, position: dict[str, int]) -> list[str]:
+    """The activation operands of a merge, with sums flattened: an input that is a sum
+    read by this sum alone contributes its own operands, so ``(a + b) + (c + d)`` is one
+    merge of a, b, c and d however the program associates it (a cell that adds its
+    branches is classified like one that concatenates them)."""
+    canonical = graph.nodes[merge]["canonical"]
+    found: list[str] = []
+    for u in graph.predecessors(merge):
+        if u not in position:
+            continue
+        nested = (
+            canonical in SUMS
+            and graph.nodes[u]["merge"]
+            and graph.nodes[u]["canonical"] in SUMS
+            and sum(w in position for w in graph.successors(u)) == 1
+        )
+        found += operands(graph, u, position) if nested else [u]
+    return found
 
 
 def weighted_depth(
@@ -210,30 +242,160 @@ def _earlier_ancestors(
     return found, seen
 
 
+def spatial_levels(graph: nx.DiGraph, order: list[str]) -> dict[str, int | None]:
+    """The size of each node's spatial grid: |axes 2…| of its output where the node
+    resamples (:func:`graphblocks.ops.resamples`: a convolution, pooling, upsampling;
+    1 for a pooled vector), else the largest among its activation inputs' grids (a
+    broadcast gate such as ``x * se(x)`` keeps x's grid). The input's grid is read off its
+    shape when it has spatial axes; None where a shape is unknown."""
+    level: dict[str, int | None] = {}
+    for node in order:
+        data = graph.nodes[node]
+        if data["kind"] == "input" or _resamples(data):
+            level[node] = _grid(data["shape"], vector=data["kind"] != "input")
+            continue
+        inputs = [level[u] for u in graph.predecessors(node) if u in level]
+        known = [grid for grid in inputs if grid is not None]
+        level[node] = max(known) if known and len(known) == len(inputs) else None
+    return level
+
+
+def _grid(shape: list[int] | None, vector: bool) -> int | None:
+    """|axes 2…| of a channels-first shape; a pooled ``(B, C)`` is the 1-point grid."""
+    if shape is None:
+        return None
+    if len(shape) < 3:
+        return 1 if vector else None
+    return math.prod(shape[2:])
+
+
+def holds_stage(
+    graph: nx.DiGraph,
+    region: set[str],
+    position: dict[str, int],
+    level: dict[str, int | None],
+    ends: set[int | None],
+    merge: str,
+    arrive_on: int | None = None,
+    returning: bool = True,
+) -> bool:
+    """Whether some path through ``region`` into ``merge`` runs :data:`UNIT_DEPTH`
+    weighted layers on spatial grids outside ``ends`` and arrives on grid ``arrive_on``
+    (on any grid when not ``returning``: the model's output takes each tensor on its own).
+
+    A path's grid changes only where it passes a resampling node (a layer runs on the
+    grid it outputs); a path starts in the region on its first node's grid. Such a path
+    does a unit's depth of work away from both ends' scales and comes back by
+    resampling: a U-Net level's pool → convolutions → upsample, an FPN's later backbone
+    stages before the top-down upsampling, a pyramid level's own convolutions on its way
+    up to the finest grid, a multi-scale head's next stage before its global pooling, a
+    UNet++ node one level down. Not such a path: one that returns without resampling (the
+    key/value of spatial-reduction attention, PVT, rejoins its grid through a matmul),
+    one on the 1-point grid of a squeeze-excitation gate, a strided branch that ends on
+    the merge's grid (an Inception reduction). Each node keeps the (grid, layers so far up
+    to :data:`UNIT_DEPTH`) states of the paths reaching it, in order: O(|region| · grids)."""
+    states: dict[str, set[tuple[int | None, int]]] = {}
+    for node in sorted(region, key=position.__getitem__):
+        data = graph.nodes[node]
+        resampling = _resamples(data)
+        reaching = [states[u] for u in graph.predecessors(node) if u in states]
+        here: set[tuple[int | None, int]] = set()
+        for grid, count in set().union(*reaching) if reaching else {(level[node], 0)}:
+            grid = level[node] if resampling else grid
+            away = data["role"] == "weighted" and grid not in ends and (grid or 0) > 1
+            here.add((grid, min(count + away, UNIT_DEPTH)))
+        states[node] = here
+    return any(
+        count >= UNIT_DEPTH and (grid == arrive_on or not returning)
+        for source in graph.predecessors(merge)
+        for grid, count in states.get(source, ())
+    )
+
+
+def _resamples(data: dict[str, Any]) -> bool:
+    """Whether an annotated node sets its output's grid (:func:`graphblocks.ops.resamples`)."""
+    kind = data["kind"]
+    names = list(data["bases"] or [data["op"]]) if kind == "module" else [data["canonical"]]
+    return ops.resamples(kind, names, data["delimiter"])
+
+
+def long_operands(
+    graph: nx.DiGraph, merge: str, position: dict[str, int], level: dict[str, int | None]
+) -> dict[str, list[str]]:
+    """The operands of a merge that are carried across a stage, each with its side: the
+    one-input operations it runs back through to its fork (``[operand, …, fork]``).
+
+    An operand a runs back through one-input operations to a fork f (a itself when a has
+    other readers: a U-Net's encoder output; an FPN's lateral convolution, back to the
+    stage output it reads). a is carried across a stage when a path created after f into
+    another operand of the merge holds one (:func:`holds_stage`, on a grid that is
+    neither f's nor the merge's): while f waits, the stream visits another
+    grid, works there and returns by resampling, as in a U-Net's deeper levels, an FPN's
+    later stages, a multi-scale head's next stages, the node one level down between two
+    nodes of a UNet++ row. No unit of computation holds a stage on another grid, so a cut
+    inside that stage splits no unit around a. A side's one-input operations have one
+    reader each, so the other operands' ancestors never pass them: the stage lies off a's
+    side. The model's output counts as such a merge: a feature pyramid's backbone
+    returns its finer stages' outputs after its coarser stages (any grid is its own).
+    Walks each other operand's ancestors down to the earliest fork once."""
+    returning = merge in level
+    grid = level[merge] if returning else None
+    inputs = [u for u in graph.predecessors(merge) if u in position]
+    chains = {a: _chain_to_fork(graph, a, position) for a in inputs}
+    floor = min(position[chain[-1]] for chain in chains.values()) if chains else 0
+    walked = {b: _earlier_ancestors(graph, b, set(), floor, position)[1] for b in inputs}
+    carried: dict[str, list[str]] = {}
+    for a, chain in chains.items():
+        fork = chain[-1]
+        region = {
+            n for b in inputs if b not in chain for n in walked[b] if position[n] > position[fork]
+        }
+        ends = {level[fork], grid}
+        if region and holds_stage(graph, region, position, level, ends, merge, grid, returning):
+            carried[a] = chain
+    return carried
+
+
 @dataclass
 class _Joins:
     """The merges that close a unit (``kind``); for each tensor that starts additive
     skips, each sum's position and the position from which fewer than
     :data:`UNIT_DEPTH` weighted layers remain before it; for each concatenation that
-    closes a skip, the tensor it starts from."""
+    closes a skip, the tensor it starts from; for each tensor on the skip side of a long
+    skip (:func:`long_operands`), the positions of the nodes that read it there; for
+    each merge, its operands carried across a stage."""
 
     kind: dict[str, Join] = field(default_factory=dict)
     sums: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     concat_start: dict[str, str] = field(default_factory=dict)
+    skip_start: dict[str, str] = field(default_factory=dict)
+    long_reads: dict[str, set[int]] = field(default_factory=dict)
+    long_operands: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Joins:
-    """Classify every merge (:func:`join_kind`); an opaque unit is a whole skip unit."""
+    """Classify every merge (:func:`join_kind`, :func:`long_operands`); an opaque unit
+    is a whole skip unit."""
     joins = _Joins()
+    level = spatial_levels(graph, order)
+    out = output_of(graph)
+    for tensor, reader in _long_reads(graph, out, position, level):
+        joins.long_reads.setdefault(tensor, set()).add(len(order) if reader == out else position[reader])
     for node in order:
         data = graph.nodes[node]
         if data["unit"]:
             joins.kind[node] = Join.SKIP
         elif data["merge"]:
+            carried = long_operands(graph, node, position, level)
+            joins.long_operands[node] = set(carried)
+            for tensor, reader in _long_reads(graph, node, position, level, carried):
+                joins.long_reads.setdefault(tensor, set()).add(position[reader])
             kind, start = join_kind(graph, node, position)
             if kind is not Join.PARALLEL:
                 joins.kind[node] = kind
-            if start is not None and data["canonical"] == "cat":
+            if kind is Join.SKIP and start is not None:
+                joins.skip_start[node] = start
+            if start is not None and ops.is_concat_function(data["canonical"]):
                 joins.concat_start[node] = start
             elif start is not None:
                 tail = _shallow_tail(graph, node, position, order)
@@ -241,10 +403,29 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
     return joins
 
 
+def _long_reads(
+    graph: nx.DiGraph,
+    merge: str,
+    position: dict[str, int],
+    level: dict[str, int | None],
+    carried: dict[str, list[str]] | None = None,
+) -> list[tuple[str, str]]:
+    """Each tensor on the side of an operand carried across a stage, with the node that
+    reads it there: the operand with ``merge``, every other tensor of its side with the
+    next one along it."""
+    if carried is None:
+        carried = long_operands(graph, merge, position, level)
+    return [
+        (tensor, reader)
+        for chain in carried.values()
+        for tensor, reader in zip(chain, [merge, *chain], strict=False)
+    ]
+
+
 def _shallow_tail(graph: nx.DiGraph, merge: str, position: dict[str, int], order: list[str]) -> int:
     """The latest position p such that some path from a node after p into ``merge``
-    holds :data:`UNIT_DEPTH` weighted layers (-1 when none does): a cut at or after p
-    leaves less than a unit before the sum. Walks back from ``merge`` in decreasing
+    holds :data:`UNIT_DEPTH` weighted layers (-1 when none does): a cut after p still
+    leaves a unit's depth before the sum, a cut after any later position does not. Walks back from ``merge`` in decreasing
     position and stops at the first such node, so the cost is the tail's size."""
     below: dict[str, int] = {merge: 0}  # most weighted layers on a path from here to merge
     heap = [-position[u] for u in graph.predecessors(merge) if u in position]
@@ -292,25 +473,34 @@ class _Sweep:
             self.latest[self.joins.kind[node], width] = i
         return width
 
+    def on_long_skip(self, u: str) -> bool:
+        """Whether carried ``u`` is next read on the skip side of a long skip: carried
+        past a stage on another grid, not inside a unit (conditions 3 and 4 exempt it)."""
+        return self.reads[u][self.live[u]] in self.joins.long_reads.get(u, ())
+
     def inside_residual(self, u: str, i: int) -> bool:
         """Condition 4 for carried ``u``: it has been read and is due to be summed in an
         ``x + f(x)`` it starts, with less than a unit's depth of layers left before."""
         entered = self.since[u] > self.position[u]
         sums = self.joins.sums.get(u, ())
-        return entered and any(end > i >= tail for end, tail in sums)
+        return entered and any(end > i > tail for end, tail in sums)
 
-    def carried_over_a_unit(self, carried: list[str]) -> bool:
-        """Condition 3: since the last read of any carried tensor, a unit closed at which
-        only the carried tensors and its result were live; a skip about to close by
-        concatenation (a U-Net level) needs a skip unit, not only a cell."""
-        nexts = (self.reads[u][self.live[u]] for u in carried)
+    def carried_over_a_unit(self, held: list[str], width: int) -> bool:
+        """Condition 3 for the carried tensors ``held`` (those on no long skip): since the
+        last read of any of them (that read may close the skip unit the tensor started), a unit closed at
+        which only the carried tensors and its result were live (``width`` of them); a skip
+        about to close by concatenation (a U-Net level) needs a skip unit, not only a cell."""
+        nexts = (self.reads[u][self.live[u]] for u in held)
         closing = any(
             n < len(self.order) and self.joins.concat_start.get(self.order[n]) == u
-            for u, n in zip(carried, nexts, strict=True)
+            for u, n in zip(held, nexts, strict=True)
         )
         needed = Join.SKIP if closing else Join.CELL
-        unit = self.latest.get((needed, len(carried) + 1), -1)
-        return unit > max(self.since[u] for u in carried)
+        unit = self.latest.get((needed, width), -1)
+        last = max(self.since[u] for u in held)
+        # the unit may be the last read itself: x carried on past the x + f(x) it started
+        started = self.joins.skip_start.get(self.order[last]) if unit == last else None
+        return unit > last or all(u == started for u in held if self.since[u] == last)
 
 
 def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT) -> CutScan:
@@ -318,15 +508,15 @@ def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT
     scan = CutScan(max_crossing)
     order = scan.order = _useful_order(graph)
     sweep = _Sweep(graph, order)
-    split = _split_operands(graph, order, sweep.position)
+    split = _split_operands(graph, order, sweep.position, sweep.joins.long_operands)
     for i, node in enumerate(order):
         width = scan.width[node] = sweep.step(i, node)
         if width > scan_limit or split[i]:
             continue
-        carried = [u for u in sweep.live if u != node]
-        if carried and (
-            any(sweep.inside_residual(u, i) for u in carried)
-            or not sweep.carried_over_a_unit(carried)
+        held = [u for u in sweep.live if u != node and not sweep.on_long_skip(u)]
+        if held and (
+            any(sweep.inside_residual(u, i) for u in held)
+            or not sweep.carried_over_a_unit(held, width)
         ):
             continue
         if width <= max_crossing:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from graphblocks import ops
 from graphblocks.partition import Partition
 from graphblocks.tables import human_count, layer_span
 
@@ -102,7 +103,7 @@ def layer_view(
         kind = _kind(data)
         name = layer_name.get(node, node)
         label = (
-            "+" if kind == "merge" and data["canonical"] != "cat" else _short_op(str(data["op"]))
+            "+" if kind == "merge" and not ops.is_concat_function(data["canonical"]) else _short_op(str(data["op"]))
         )
         if kind == "layer":
             label = f"{name}\n{_short_op(str(data['op']))}"
