@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 #: public names imported on first use: name -> the module that defines it
 _LAZY = {
+    "DEFAULT_MAX_CROSSING": "graphblocks.ops",
     "Partition": "graphblocks.partition",
     "OneLineErrors": "graphblocks.commandline",
     "debug_option": "graphblocks.commandline",
@@ -80,6 +81,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "DEFAULT_MAX_CROSSING",
     "GraphblocksError",
     "OneLineErrors",
     "Partition",

@@ -64,10 +64,12 @@ def test_unet_residual_encoder_and_concatenating_decoder():
     p = result.partition
     units = [f"enc{s}.{u}" for s in (1, 2, 3) for u in (0, 1)] + ["enc3.2"]
     assert units_whole(result, units), "a cut never falls inside a residual unit"
-    assert p.num_blocks == 14 and max(len(b.inputs) for b in p.blocks) == 3
+    assert p.num_blocks == 16 and max(len(b.inputs) for b in p.blocks) == 3
     assert max(b.share for b in p.blocks) <= 0.35
     owner = block_of_layer(result)
     assert len({owner["dec2.0.0"], owner["dec2.1.0"], owner["dec1.0.0"], owner["up3"]}) == 4
+    # the strided convolutions open their stages: the skips are carried across them
+    assert [b.layers for b in p.blocks if "down2.0" in b.layers] == [["down2.0", "down2.1"]]
     assert p.head.layers == ["head"]
     assert composes_exactly(model, p)
     assert analyzed(toys.ResUNet(), max_crossing=1).partition.num_blocks == 6
@@ -79,8 +81,108 @@ def test_fpn_backbone_units_stay_whole_and_laterals_are_carried():
     p = result.partition
     units = ["stage1.0", "stage1.1"] + [f"stage{s}.{u}" for s in (2, 3) for u in (1, 2)]
     assert units_whole(result, units)
-    assert [len(b.inputs) for b in p.blocks] == [1, 1, 1, 1, 2, 2, 3, 3, 3]
+    assert [len(b.inputs) for b in p.blocks] == [1, 1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3]
+    # each lateral sum closes a block; the smoothing branches of the two coarser levels,
+    # parallel branches into the classifier's concatenation, stay together
+    owner = block_of_layer(result)
+    assert len({owner[f"lateral.{k}"] for k in range(3)}) == 3
+    assert owner["smooth.1.0"] == owner["smooth.2.0"] != owner["smooth.0.0"]
     assert composes_exactly(model, p)
+
+
+def largest_share(partition: Partition) -> float:
+    return max(b.share for b in partition.blocks)
+
+
+def test_plain_stage_unet_is_cut_between_its_convolutions():
+    """Ronneberger's U-Net has no residual unit: its skips are carried across the deeper
+    levels (a stage on another grid), so the encoder, the bottleneck and the decoder are
+    cut conv by conv; at the bottleneck four skips and the stream cross."""
+    model = toys.PlainUNet()
+    result = analyzed(model)
+    p = result.partition
+    owner = block_of_layer(result)
+    convs = [f"{part}.{k}.{i}.0" for part in ("down", "dec") for k in range(4) for i in (0, 1)]
+    assert len({owner[c] for c in convs}) == len(convs), "one block per convolution"
+    assert p.num_blocks == 22 and largest_share(p) <= 0.35
+    assert max(len(b.inputs) for b in p.blocks) == 5
+    assert analyzed(toys.PlainUNet(), max_crossing=4).partition.blocks[8].narrowest_refused_cut == 5
+    assert composes_exactly(model, p)
+
+
+def test_plain_multi_scale_classifier_is_cut_between_its_convolutions():
+    """Every stage's output is pooled by the head: it is carried across the later stages."""
+    model = toys.PlainMultiScale()
+    p = analyzed(model).partition
+    assert p.num_blocks == 8 and largest_share(p) <= 0.35
+    assert [len(b.inputs) for b in p.blocks] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert p.head.layers == ["fc"]
+    assert composes_exactly(model, p)
+
+
+def test_cells_that_add_their_branches_are_cut_like_cells_that_concatenate():
+    """``(left(x) + p) + (right(p) + x)`` is one merge of four operands, a cell: each cell
+    is a block of its own (with its earlier input's adjustment, as for concatenating
+    cells), and two tensors cross between cells."""
+    model = toys.SumCellNet()
+    result = analyzed(model)
+    p = result.partition
+    cells = [{n.split(".")[1] for n in b.layers if n.startswith("cells.")} for b in p.blocks]
+    assert all(len(c) <= 1 for c in cells), "no block mixes two cells"
+    assert p.num_blocks == 1 + 8 and largest_share(p) <= 0.35
+    assert units_whole(result, [f"cells.{k}.left" for k in range(8)])
+    concatenating = analyzed(toys.TwoInputCellNet()).partition
+    shape = [[n.split(".", 2)[-1] for n in b.layers] for b in p.blocks[1:4]]
+    assert shape == [[n.split(".", 2)[-1] for n in b.layers] for b in concatenating.blocks[1:4]]
+    assert composes_exactly(model, p)
+
+
+def test_depth_five_unet_with_residual_encoder_at_the_default_bound():
+    """segmentation-models-pytorch's default ``Unet`` in small: at the deepest stage four
+    skips and the stream cross, so the default bound must reach five tensors; every
+    residual unit stays whole."""
+    model = toys.DeepUNet()
+    size = (3, 64, 64)
+    result = analyze_model(model.eval(), Settings(input_size=size))
+    check_invariants(result)
+    p = result.partition
+    units = [f"stages.{s}.{u}" for s in range(4) for u in ((0, 1) if s == 0 else (1, 2))]
+    assert units_whole(result, units)
+    assert p.num_blocks == 22 and largest_share(p) <= 0.35
+    assert max(len(b.inputs) for b in p.blocks) == 5
+    assert composes_exactly(model, p, size)
+
+
+def test_a_stage_is_work_on_another_grid_that_returns_by_resampling():
+    """The measure that tells a long skip from a unit (:func:`holds_stage`): no merge of
+    Inception branches, of a residual unit with a squeeze-excitation gate (MobileNetV3)
+    or around spatial-reduction attention (PVTv2, whose keys and values come from a
+    strided convolution and rejoin through a matmul) carries an operand across a stage;
+    every level of a U-Net does."""
+    import timm
+
+    from graphblocks.analysis import crossing
+
+    models = [
+        (toys.TinyInception(), SIZE),
+        (timm.create_model("mobilenetv3_small_050"), (3, 96, 96)),
+        (timm.create_model("pvt_v2_b0"), (3, 64, 64)),
+    ]
+    for model, size in models:
+        graph = analyze_model(model.eval(), Settings(input_size=size)).graph
+        order = crossing._useful_order(graph)
+        position = {n: i for i, n in enumerate(order)}
+        level = crossing.spatial_levels(graph, order)
+        merges = [n for n in order if graph.nodes[n]["merge"]]
+        assert merges and not any(crossing.long_operands(graph, m, position, level) for m in merges)
+    graph = analyzed(toys.PlainUNet()).graph
+    order = crossing._useful_order(graph)
+    position = {n: i for i, n in enumerate(order)}
+    level = crossing.spatial_levels(graph, order)
+    cats = [n for n in order if graph.nodes[n]["canonical"] == "cat"]
+    assert [sorted(crossing.long_operands(graph, c, position, level)) for c in cats] == [
+        [f"down.{k}.1.2"] for k in (3, 2, 1, 0)
+    ]
 
 
 @pytest.mark.parametrize(

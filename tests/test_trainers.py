@@ -340,6 +340,22 @@ def test_two_tensors_cached_give_the_uncached_logits_and_the_same_training(image
     assert on.val_loss == pytest.approx(off.val_loss, abs=1e-4)
 
 
+def test_a_sweep_over_multi_tensor_blocks_trains_the_same_with_the_cache_on_and_off(
+    images, tmp_path
+):
+    """A plain multi-scale classifier (issue 35): up to four tensors cross into a block,
+    every one of them is cached, and every block's job trains as on the images."""
+    base = {"model": "tests/toy_models.py:plain_multi_scale", "strategy": "sweep", "epochs": 1}
+    on = run(config(images, tmp_path / "on", cache_dtype="float32", **base))
+    off = run(config(images, tmp_path / "off", cache="off", **base))
+    blocks = [r for r in on.jobs if r.name.startswith("block:")]
+    assert len(blocks) == 8 and all(r.cache == ("memory",) for r in blocks[1:])
+    assert all(r.cache == () for r in off.jobs)
+    assert [r.name for r in on.jobs] == [r.name for r in off.jobs]
+    for cached, direct in zip(on.jobs, off.jobs, strict=True):
+        assert cached.val_loss == pytest.approx(direct.val_loss, abs=1e-4), cached.name
+
+
 #: a 1-epoch RL-Tune acts from its first epoch (a warm-up would cover it all, and is refused)
 RLTUNE_BLOCKS = {
     "strategy": "rltune",

@@ -540,10 +540,13 @@ class PlainUNet(nn.Module):
         super().__init__()
         widths = [c * 2**k for k in range(depth + 1)]
         self.down = nn.ModuleList(
-            [double_conv(3, c)] + [double_conv(widths[k - 1], widths[k]) for k in range(1, depth + 1)]
+            [double_conv(3, c)]
+            + [double_conv(widths[k - 1], widths[k]) for k in range(1, depth + 1)]
         )
         levels = list(reversed(range(depth)))
-        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[k + 1], widths[k], 2, 2) for k in levels])
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[k + 1], widths[k], 2, 2) for k in levels]
+        )
         self.dec = nn.ModuleList([double_conv(2 * widths[k], widths[k]) for k in levels])
         self.head = nn.Conv2d(c, classes, 1)
 
@@ -641,3 +644,7 @@ class DeepUNet(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = dec(torch.cat([x, skips.pop()], 1) if skips else x)
         return self.head(x)
+
+
+def plain_multi_scale(num_classes: int = 4) -> PlainMultiScale:
+    return PlainMultiScale(num_classes=num_classes)

@@ -23,7 +23,6 @@ layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 

@@ -5,35 +5,40 @@ Let v_1 < … < v_n be the activation nodes that reach the output, in the graph'
 
     X_i = { u ≤ v_i : some reader w of u has w > v_i }      (the output node reads too)
 
-so a segment between two cuts is a function from one crossing set to the next. A cut is
-**admissible** when
+so a segment between two cuts is a function from one crossing set to the next. What a cut
+must never split is a unit of computation, local in scale; a tensor carried while the
+stream works on another grid and comes back by resampling (a U-Net's skip, an FPN's tap) is
+*carried across a stage* (:func:`long_operands`, :func:`holds_stage`) and is inside no unit.
+A cut is **admissible** when
 
 1. **narrow**: |X_i| ≤ K (``max_crossing``);
-2. **no operands split**: no later node reads two tensors of X_i directly. Such a node
-   joins two operands the cut separates: the branches of an Inception module before their
-   concatenation, the layers of a dense block, ``x`` and ``f(x)`` just before their sum;
-3. **carried over a whole unit**: every *carried* tensor u ∈ C_i = X_i - {v_i} has, since
-   its last read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m
-   with R_i < m ≤ v_i, R_i = max_{u ∈ C_i} r(u), at which only C_i and m itself were
-   live, X_m = C_i + {m}. Units are the merges that close a skip or a cell (:class:`Join`)
-   deeply enough (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor
-   about to close a concatenating skip it starts (a U-Net level) needs a skip unit;
-4. **not inside a residual unit**: no carried tensor has entered an ``x + f(x)`` it starts
+2. **no operands split**: no later node reads two tensors of X_i directly, operands
+   carried across a stage not counted. Such a node joins two operands the cut separates:
+   the branches of an Inception module before their concatenation, the layers of a dense
+   block, ``x`` and ``f(x)`` just before their sum;
+3. **carried over a whole unit, or across a stage**: every *carried* tensor
+   u ∈ C_i = X_i - {v_i} is carried across a stage, or is *held* and has, since its last
+   read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m with
+   R_i < m ≤ v_i, R_i = max r(u) over the held tensors (m = R_i when that read closed the
+   skip unit u started), at which only C_i and m itself were live, X_m = C_i + {m}. Units
+   are the merges that close a skip or a cell (:class:`Join`) deeply enough
+   (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor about to close a
+   concatenating skip it starts needs a skip unit;
+4. **not inside a residual unit**: no held tensor has entered an ``x + f(x)`` it starts
    that closes after the cut, unless a path of :data:`UNIT_DEPTH` weighted layers still
    lies between the cut and that sum (a skip over a stage, as an FPN lateral's).
 
-Every u ∈ C_i is live throughout (R_i, v_i] and m is read after m, so X_m ⊇ C_i + {m}, and
+Every held u is live throughout (R_i, v_i] and m is read after m, so X_m ⊇ C_i + {m}, and
 the test is |X_m| = |X_i| for the latest unit of that width: O(1) per cut. Inside a residual
 unit the skip x has been read by f's first layer and is due to be summed, so conditions 3
-and 4 fail whatever K. A U-Net skip is carried over the next stage's residual units, a
-NASNet cell's earlier input over the previous cell, an FPN lateral over the backbone's later
-units, a second transformer branch over the first branch's units. The math and the
-measurements are in docs/partition-rule.md.
+and 4 fail whatever K. A NASNet cell's earlier input is carried over the previous cell, a
+second transformer branch over the first branch's units. The math and the measurements
+are in docs/partition-rule.md.
 
 A single-tensor cut (|X_i| = 1, C_i = ∅) is admissible exactly when v_i dominates the
 output (:mod:`graphblocks.analysis.cuts`): with K = 1 this rule is the single-tensor one.
 The scan is one pass over the order and its edges, O(n + e) plus O(W) per cut of width
-W ≤ ``scan_limit``.
+W ≤ ``scan_limit``, after classifying each merge over the region its operands span.
 """
 
 from __future__ import annotations
@@ -380,7 +385,9 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
     level = spatial_levels(graph, order)
     out = output_of(graph)
     for tensor, reader in _long_reads(graph, out, position, level):
-        joins.long_reads.setdefault(tensor, set()).add(len(order) if reader == out else position[reader])
+        joins.long_reads.setdefault(tensor, set()).add(
+            len(order) if reader == out else position[reader]
+        )
     for node in order:
         data = graph.nodes[node]
         if data["unit"]:

@@ -103,7 +103,9 @@ def layer_view(
         kind = _kind(data)
         name = layer_name.get(node, node)
         label = (
-            "+" if kind == "merge" and not ops.is_concat_function(data["canonical"]) else _short_op(str(data["op"]))
+            "+"
+            if kind == "merge" and not ops.is_concat_function(data["canonical"])
+            else _short_op(str(data["op"]))
         )
         if kind == "layer":
             label = f"{name}\n{_short_op(str(data['op']))}"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from graphblocks import DEFAULT_MAX_CROSSING
 from trainers.settings.declare import (
     RUN_ONLY,
     ConfigError,
@@ -57,7 +58,7 @@ class SourceOptions:
         None,
         "The partition: cut only where at most K tensors cross (graphblocks inspect "
         "--max-crossing); with --partition it must match the partition's.",
-        shown_default="graphblocks' (4), or the partition's",
+        shown_default=f"graphblocks' ({DEFAULT_MAX_CROSSING}), or the partition's",
         metavar="K",
     )
     max_blocks: int | None = setting(
