@@ -1,5 +1,5 @@
 """Benchmark: how the crossing bound K (``--max-crossing``) divides networks whose stages
-carry several tensors forward (docs/partition-rule.md, §2.3).
+carry several tensors forward (docs/partition-rule.md, §2.4).
 
     python bench/crossing_bound.py                       # the models the rule was chosen on
     python bench/crossing_bound.py --onnx nasnet.onnx    # and ONNX files (e.g. from tf2onnx)

@@ -10,6 +10,7 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
+from graphblocks import DEFAULT_MAX_CROSSING
 from graphblocks.cli import cli
 from graphblocks.errors import CaptureError
 from graphblocks.partition import Partition
@@ -51,7 +52,7 @@ def test_settings_reach_the_partition(runner):
     assert data["settings"] == {
         "delimiters": ["pool", "merge"],
         "max_blocks": 1,
-        "max_crossing": 4,
+        "max_crossing": DEFAULT_MAX_CROSSING,
         "model_args": {"width": 6},
     }
     assert data["layers"][0]["num_params"] == 6 * 3 * 3 * 3  # conv without bias

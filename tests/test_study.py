@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from graphblocks import DEFAULT_MAX_CROSSING
 from graphblocks.errors import GraphblocksError
 from trainers.cli import cli
 from trainers.jobs.job import JobResult
@@ -450,7 +451,10 @@ def test_a_saved_partition_made_for_other_settings_is_refused(tmp_path: Path) ->
     Study(dataclasses.replace(config, models=(vgg,))).make_partitions()
     for change, message in (
         ({"max_blocks": 4}, "was made with max_blocks = None, not the study's 4"),
-        ({"max_crossing": 1}, "was made with max_crossing = 4, not the study's 1"),
+        (
+            {"max_crossing": 1},
+            f"was made with max_crossing = {DEFAULT_MAX_CROSSING}, not the study's 1",
+        ),
         ({"delimiters": ("pool",)}, "was made with delimiters = .*, not the study's \\('pool',\\)"),
     ):
         other = dataclasses.replace(vgg, **change)

@@ -367,7 +367,8 @@ class _Joins:
     skips, each sum's position and the position from which fewer than
     :data:`UNIT_DEPTH` weighted layers remain before it; for each concatenation that
     closes a skip, the tensor it starts from; for each tensor on the skip side of a long
-    skip (:func:`long_operands`), the positions of the nodes that read it there; for
+    skip (:func:`long_operands`), the positions of the nodes that read it there (each
+    tensor of a side is read by the next one along it, the operand by the merge); for
     each merge, its operands carried across a stage."""
 
     kind: dict[str, Join] = field(default_factory=dict)
@@ -379,24 +380,23 @@ class _Joins:
 
 
 def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Joins:
-    """Classify every merge (:func:`join_kind`, :func:`long_operands`); an opaque unit
-    is a whole skip unit."""
+    """Classify every merge (:func:`join_kind`, :func:`long_operands`; the model's output
+    is read like a merge); an opaque unit is a whole skip unit."""
     joins = _Joins()
     level = spatial_levels(graph, order)
     out = output_of(graph)
-    for tensor, reader in _long_reads(graph, out, position, level):
-        joins.long_reads.setdefault(tensor, set()).add(
-            len(order) if reader == out else position[reader]
-        )
+    at = {**position, out: len(order)}
+    for merge in [out, *(n for n in order if graph.nodes[n]["merge"])]:
+        carried = long_operands(graph, merge, position, level)
+        joins.long_operands[merge] = set(carried)
+        for chain in carried.values():
+            for tensor, reader in zip(chain, [merge, *chain], strict=False):
+                joins.long_reads.setdefault(tensor, set()).add(at[reader])
     for node in order:
         data = graph.nodes[node]
         if data["unit"]:
             joins.kind[node] = Join.SKIP
         elif data["merge"]:
-            carried = long_operands(graph, node, position, level)
-            joins.long_operands[node] = set(carried)
-            for tensor, reader in _long_reads(graph, node, position, level, carried):
-                joins.long_reads.setdefault(tensor, set()).add(position[reader])
             kind, start = join_kind(graph, node, position)
             if kind is not Join.PARALLEL:
                 joins.kind[node] = kind
@@ -408,25 +408,6 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
                 tail = _shallow_tail(graph, node, position, order)
                 joins.sums.setdefault(start, []).append((position[node], tail))
     return joins
-
-
-def _long_reads(
-    graph: nx.DiGraph,
-    merge: str,
-    position: dict[str, int],
-    level: dict[str, int | None],
-    carried: dict[str, list[str]] | None = None,
-) -> list[tuple[str, str]]:
-    """Each tensor on the side of an operand carried across a stage, with the node that
-    reads it there: the operand with ``merge``, every other tensor of its side with the
-    next one along it."""
-    if carried is None:
-        carried = long_operands(graph, merge, position, level)
-    return [
-        (tensor, reader)
-        for chain in carried.values()
-        for tensor, reader in zip(chain, [merge, *chain], strict=False)
-    ]
 
 
 def _shallow_tail(graph: nx.DiGraph, merge: str, position: dict[str, int], order: list[str]) -> int:
