@@ -23,6 +23,7 @@ layers belong to no block. Block i of N is in quartile ⌊4i/N⌋ + 1.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -115,23 +116,19 @@ def _merge_weightless(
     return blocks
 
 
-def residual_entries(graph: nx.DiGraph, cuts: list[str], classes: Collection[str]) -> set[str]:
+def residual_entries(graph: nx.DiGraph, cuts: list[str]) -> set[str]:
     """Cut nodes that open a residual unit: their output forks into two or more
-    activation paths and the next cut that is a boundary by its class (:func:`is_boundary`)
-    is the merge that joins them again; or that next boundary is an opaque unit (whose
-    fork is hidden inside it). ``cuts`` are the admissible cuts in topological order (the
-    output's dominators when only one tensor may cross); cuts of no boundary class in
-    between (a lateral convolution beside a carried tensor) do not hide the unit."""
-    entries: set[str] = set()
-    following: str | None = None
-    for node in reversed(cuts):
-        if following is not None:
-            after = graph.nodes[following]
+    activation paths and the next cut is the merge that joins them again; or the next
+    cut is an opaque unit (whose fork is hidden inside it). ``cuts`` are the admissible
+    cuts in topological order (the output's dominators when only one tensor may cross)."""
+    entries = set()
+    for node, following in itertools.pairwise(cuts):
+        if graph.nodes[following]["unit"]:
+            entries.add(node)
+        elif graph.nodes[following]["merge"]:
             forks = sum(graph.nodes[s]["activation"] for s in graph.successors(node))
-            if after["unit"] or (after["merge"] and forks >= 2):
+            if forks >= 2:
                 entries.add(node)
-        if is_boundary(graph.nodes[node], classes):
-            following = node
     return entries
 
 
@@ -143,7 +140,7 @@ def plan_blocks(
     in topological order."""
     boundaries = {n for n in cuts if is_boundary(graph.nodes[n], classes)}
     if "merge" in classes:
-        boundaries |= residual_entries(graph, cuts, classes)
+        boundaries |= residual_entries(graph, cuts)
     segments = _segments(graph, boundaries, set(head))
     return _merge_weightless(
         segments,

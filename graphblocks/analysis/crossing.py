@@ -251,18 +251,35 @@ def spatial_levels(graph: nx.DiGraph, order: list[str]) -> dict[str, int | None]
     """The size of each node's spatial grid: |axes 2…| of its output where the node
     resamples (:func:`graphblocks.ops.resamples`: a convolution, pooling, upsampling;
     1 for a pooled vector), else the largest among its activation inputs' grids (a
-    broadcast gate such as ``x * se(x)`` keeps x's grid). The input's grid is read off its
-    shape when it has spatial axes; None where a shape is unknown."""
+    broadcast gate such as ``x * se(x)`` keeps x's grid); a resampling node that keeps
+    its input's size keeps its grid too (:func:`_resized`). The input's grid is read off
+    its shape when it has spatial axes; None where a shape is unknown."""
     level: dict[str, int | None] = {}
     for node in order:
         data = graph.nodes[node]
-        if data["kind"] == "input" or _resamples(data):
-            level[node] = _grid(data["shape"], vector=data["kind"] != "input")
-            continue
         inputs = [level[u] for u in graph.predecessors(node) if u in level]
         known = [grid for grid in inputs if grid is not None]
-        level[node] = max(known) if known and len(known) == len(inputs) else None
+        inherited = max(known) if known and len(known) == len(inputs) else None
+        if data["kind"] == "input":
+            level[node] = _grid(data["shape"], vector=False)
+        elif _resamples(data) and _resized(graph, node, inherited):
+            level[node] = _grid(data["shape"], vector=True)
+        else:
+            level[node] = inherited
     return level
+
+
+def _resized(graph: nx.DiGraph, node: str, inherited: int | None) -> bool:
+    """Whether a resampling node changes the size of axes 2… of what it reads. One that
+    does not keeps its input's grid: a stride-1 convolution, and so a convolution over
+    attention maps (EfficientFormerV2's talking heads) or along a pooled vector's channels
+    (ECA), whose axes are no image grid."""
+    data = graph.nodes[node]
+    sources = [graph.nodes[u] for u in graph.predecessors(node)]
+    shapes = [u["shape"] for u in sources if u["activation"] and u["shape"] is not None]
+    if inherited is None or data["shape"] is None or not shapes:
+        return True
+    return all(list(shape[2:]) != list(data["shape"][2:]) for shape in shapes)
 
 
 def _grid(shape: list[int] | None, vector: bool) -> int | None:
@@ -297,24 +314,43 @@ def holds_stage(
     UNet++ node one level down. Not such a path: one that returns without resampling (the
     key/value of spatial-reduction attention, PVT, rejoins its grid through a matmul),
     one on the 1-point grid of a squeeze-excitation gate, a strided branch that ends on
-    the merge's grid (an Inception reduction). Each node keeps the (grid, layers so far up
-    to :data:`UNIT_DEPTH`) states of the paths reaching it, in order: O(|region| · grids)."""
-    states: dict[str, set[tuple[int | None, int]]] = {}
+    the merge's grid (an Inception reduction). An attention or a gate is a unit of its
+    own: a product of activations (:func:`_gates`: GhostNetV2's DFC attention pools,
+    convolves, upsamples and multiplies), and the merge that takes a product's result
+    (EfficientFormerV2's strided attention adds its local value convolution to
+    ``attn @ v`` before upsampling), start the count again. Each node keeps the (grid, layers so far up
+    to :data:`UNIT_DEPTH`, whether a product's result flows on it) states of the paths reaching it,
+    in order: O(|region| · grids)."""
+    states: dict[str, set[tuple[int | None, int, bool]]] = {}
     for node in sorted(region, key=position.__getitem__):
         data = graph.nodes[node]
         resampling = _resamples(data)
-        reaching = [states[u] for u in graph.predecessors(node) if u in states]
-        here: set[tuple[int | None, int]] = set()
-        for grid, count in set().union(*reaching) if reaching else {(level[node], 0)}:
+        reaching = set().union(*(states[u] for u in graph.predecessors(node) if u in states))
+        product = _gates(graph, node, level)
+        # a merge that takes a product's result closes that attention or gate, and the
+        # work on every path into it belongs to the attention's unit
+        closing = data["merge"] and any(gated for _, _, gated in reaching)
+        here: set[tuple[int | None, int, bool]] = set()
+        for grid, count, gated in reaching or {(level[node], 0, False)}:
             grid = level[node] if resampling else grid
+            count = 0 if product or closing else count
             away = data["role"] == "weighted" and grid not in ends and (grid or 0) > 1
-            here.add((grid, min(count + away, UNIT_DEPTH)))
+            gated = product or (gated and not data["merge"])
+            here.add((grid, min(count + away, UNIT_DEPTH), gated))
         states[node] = here
     return any(
         count >= UNIT_DEPTH and (grid == arrive_on or not returning)
         for source in graph.predecessors(merge)
-        for grid, count in states.get(source, ())
+        for grid, count, _ in states.get(source, ())
     )
+
+
+def _gates(graph: nx.DiGraph, node: str, level: dict[str, int | None]) -> bool:
+    """A product of activations that is no merge and no activation function: a gate
+    (squeeze-excitation's, GhostNetV2's upsampled DFC attention) or an attention matmul."""
+    data = graph.nodes[node]
+    sources = sum(u in level for u in graph.predecessors(node))
+    return sources >= 2 and not data["merge"] and data["delimiter"] is None
 
 
 def _resamples(data: dict[str, Any]) -> bool:
@@ -471,7 +507,7 @@ class _Sweep:
         ``x + f(x)`` it starts, with less than a unit's depth of layers left before."""
         entered = self.since[u] > self.position[u]
         sums = self.joins.sums.get(u, ())
-        return entered and any(end > i > tail for end, tail in sums)
+        return entered and any(end > i >= tail for end, tail in sums)
 
     def carried_over_a_unit(self, held: list[str], width: int) -> bool:
         """Condition 3 for the carried tensors ``held`` (those on no long skip): since the
@@ -485,10 +521,7 @@ class _Sweep:
         )
         needed = Join.SKIP if closing else Join.CELL
         unit = self.latest.get((needed, width), -1)
-        last = max(self.since[u] for u in held)
-        # the unit may be the last read itself: x carried on past the x + f(x) it started
-        started = self.joins.skip_start.get(self.order[last]) if unit == last else None
-        return unit > last or all(u == started for u in held if self.since[u] == last)
+        return unit > max(self.since[u] for u in held)
 
 
 def scan_cuts(graph: nx.DiGraph, max_crossing: int, scan_limit: int = SCAN_LIMIT) -> CutScan:
