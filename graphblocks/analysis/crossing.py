@@ -19,9 +19,8 @@ A cut is **admissible** when
 3. **carried over a whole unit, or across a stage**: every *carried* tensor
    u ∈ C_i = X_i - {v_i} is carried across a stage, or is *held* and has, since its last
    read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m with
-   R_i < m ≤ v_i, R_i = max r(u) over the held tensors (m = R_i when that read closed the
-   skip unit u started), at which only C_i and m itself were live, X_m = C_i + {m}. Units
-   are the merges that close a skip or a cell (:class:`Join`) deeply enough
+   R_i < m ≤ v_i, R_i = max r(u) over the held tensors, at which only C_i and m itself
+   were live, X_m = C_i + {m}. Units are the merges that close a skip or a cell (:class:`Join`) deeply enough
    (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor about to close a
    concatenating skip it starts needs a skip unit;
 4. **not inside a residual unit**: no held tensor has entered an ``x + f(x)`` it starts
@@ -410,7 +409,6 @@ class _Joins:
     kind: dict[str, Join] = field(default_factory=dict)
     sums: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     concat_start: dict[str, str] = field(default_factory=dict)
-    skip_start: dict[str, str] = field(default_factory=dict)
     long_reads: dict[str, set[int]] = field(default_factory=dict)
     long_operands: dict[str, set[str]] = field(default_factory=dict)
 
@@ -436,8 +434,6 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
             kind, start = join_kind(graph, node, position)
             if kind is not Join.PARALLEL:
                 joins.kind[node] = kind
-            if kind is Join.SKIP and start is not None:
-                joins.skip_start[node] = start
             if start is not None and ops.is_concat_function(data["canonical"]):
                 joins.concat_start[node] = start
             elif start is not None:
@@ -448,8 +444,8 @@ def _joins(graph: nx.DiGraph, order: list[str], position: dict[str, int]) -> _Jo
 
 def _shallow_tail(graph: nx.DiGraph, merge: str, position: dict[str, int], order: list[str]) -> int:
     """The latest position p such that some path from a node after p into ``merge``
-    holds :data:`UNIT_DEPTH` weighted layers (-1 when none does): a cut after p still
-    leaves a unit's depth before the sum, a cut after any later position does not. Walks back from ``merge`` in decreasing
+    holds :data:`UNIT_DEPTH` weighted layers (-1 when none does): a cut at or after p
+    leaves less than a unit before the sum. Walks back from ``merge`` in decreasing
     position and stops at the first such node, so the cost is the tail's size."""
     below: dict[str, int] = {merge: 0}  # most weighted layers on a path from here to merge
     heap = [-position[u] for u in graph.predecessors(merge) if u in position]
