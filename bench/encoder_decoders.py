@@ -11,8 +11,11 @@ builders and the feature networks (``.backbone``) of its detection builders, who
 detectors take lists of images and cannot be traced; the tests' small networks of each
 class the issue names. All at 256 px (the detection backbones at 320 px).
 
-For each model and K: the blocks, the largest block's share of the weights (and, when it
-exceeds 35%, its largest layer), the widest cut (the most tensors a segment takes), the
+For each model and K: the blocks, the largest block's share of the weights the forward
+uses (smp keeps the encoder stages an ``encoder_depth`` below 5 drops: PSPNet's default
+depth 3 leaves 93% of resnet34's weights unused, and those go with the last block that
+precedes them; the table says how much), and, when it exceeds 35%, its largest layer;
+the widest cut (the most tensors a segment takes), the
 activation cache's largest level per image (float32 MB: every tensor crossing into a
 block is cached) and the analysis time. Rows are appended to
 bench/results/encoder-decoders.json as they finish, so an interrupted run resumes; the
@@ -68,7 +71,10 @@ def smp_model(arch: str, encoder: str, depth: int) -> Callable[[], nn.Module]:
         import segmentation_models_pytorch as smp
 
         factory = getattr(smp, arch)
-        return factory(encoder_name=encoder, encoder_weights=None, encoder_depth=depth, classes=2)
+        options: dict[str, Any] = {"encoder_depth": depth, "classes": 2}
+        if arch in ("Unet", "UnetPlusPlus"):  # one decoder stage per encoder stage
+            options["decoder_channels"] = (256, 128, 64, 32, 16)[:depth]
+        return factory(encoder_name=encoder, encoder_weights=None, **options)
 
     return build
 
@@ -145,15 +151,23 @@ def measure(name: str, bound: int) -> dict[str, Any]:
         result = analyze_model(model, Settings(input_size=size, max_crossing=bound))
     seconds = time.perf_counter() - start
     p = result.partition
-    largest = max(p.blocks, key=lambda b: b.share)
+    sizes = {name: tensor.numel() for name, tensor in model.named_parameters()}
+    unused = {name for name in p.unused if name in sizes}
+    used = sum(sizes.values()) - sum(sizes[name] for name in unused)
+
+    def used_share(block: Any) -> float:
+        return sum(sizes.get(n, 0) for n in block.params if n not in unused) / used
+
+    largest = max(p.blocks, key=used_share)
     params = {layer.name: layer.num_params for layer in p.layers}
     heaviest = max(largest.layers, key=lambda n: params.get(n, 0))
     return {
         **row,
         "blocks": p.num_blocks,
-        "largest_share": largest.share,
+        "largest_share": used_share(largest),
+        "unused_share": 1 - used / sum(sizes.values()),
         "largest_layer": heaviest,
-        "largest_layer_share": params.get(heaviest, 0) / p.model.num_params,
+        "largest_layer_share": params.get(heaviest, 0) / used,
         "widest_cut": max(len(b.inputs) for b in p.blocks),
         "cache_mb": max(cache_mb(result.graph, b.inputs) for b in p.blocks),
         "seconds": round(seconds, 3),
@@ -179,6 +193,8 @@ def cell(row: dict[str, Any]) -> str:
     )
     if row["largest_share"] > LARGEST_GOAL:
         text += f" · `{row['largest_layer']}` {100 * row['largest_layer_share']:.0f}%"
+    if row["unused_share"] > 0.01:
+        text += f" · {100 * row['unused_share']:.0f}% unused"
     return text
 
 
