@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCES := graphblocks trainers tests tests_keras bench fixtures
 
-.PHONY: bench-golden test-kernels view-image setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer study study-imagenet zoo clean
+.PHONY: bench-golden test-kernels view-image setup setup-keras setup-paddle bench-onnx inspect test lint docs golden golden-results fixtures-keras fixtures-study images bench-startup bench-trainer bench-encoders bench-crossing study study-imagenet zoo clean
 
 setup: $(STAMP)
 
@@ -99,6 +99,19 @@ fixtures-study: $(STAMP)
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
+
+# docs/partition-rule.md §2.4: the rule on segmentation-models-pytorch's and torchvision's
+# encoder-decoders at each crossing bound (about 10 minutes on 2 cores, resumable)
+bench-encoders: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[segmentation]' -c constraints.txt
+	$(PY) bench/encoder_decoders.py
+
+# docs/partition-rule.md §2.4: the bound on the networks it was first chosen on and the zoo's
+# multi-tensor models (NASNetMobile through tf2onnx comes from the Keras environment)
+bench-crossing: $(STAMP) $(TF_STAMP)
+	$(TF_VENV)/bin/python tests_keras/keras_side.py convert keras3 runs/nasnet --app NASNetMobile --size 224 --weights none
+	cp runs/nasnet/model.onnx runs/nasnet/NASNetMobile-tf2onnx.onnx
+	$(PY) bench/crossing_bound.py --onnx runs/nasnet/NASNetMobile-tf2onnx.onnx --zoo bench/results/zoo.csv
 
 zoo: $(STAMP)
 	$(VENV)/bin/graphblocks zoo --source all --jobs 2 --resume -o bench/results/zoo.csv
