@@ -171,13 +171,13 @@ def test_a_stage_is_work_on_another_grid_that_returns_by_resampling():
     ]
     for model, size in models:
         graph = analyze_model(model.eval(), Settings(input_size=size)).graph
-        order = crossing._useful_order(graph)
+        order = scan_cuts(graph, 1).order
         position = {n: i for i, n in enumerate(order)}
         level = crossing.spatial_levels(graph, order)
         merges = [n for n in order if graph.nodes[n]["merge"]]
         assert merges and not any(crossing.long_operands(graph, m, position, level) for m in merges)
     graph = analyzed(toys.PlainUNet()).graph
-    order = crossing._useful_order(graph)
+    order = scan_cuts(graph, 1).order
     position = {n: i for i, n in enumerate(order)}
     level = crossing.spatial_levels(graph, order)
     cats = [n for n in order if graph.nodes[n]["canonical"] == "cat"]

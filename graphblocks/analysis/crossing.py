@@ -323,7 +323,7 @@ def holds_stage(
     states: dict[str, set[tuple[int | None, int, bool]]] = {}
     for node in sorted(region, key=position.__getitem__):
         data = graph.nodes[node]
-        resampling = _resamples(data)
+        resampling = _resamples(data) and _resized(graph, node, level[node])
         reaching = set().union(*(states[u] for u in graph.predecessors(node) if u in states))
         product = _gates(graph, node, level)
         # a merge that takes a product's result closes that attention or gate, and the
