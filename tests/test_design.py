@@ -7,7 +7,9 @@
 * no module reads another module's private names;
 * no function in graphblocks/ or trainers/ is over 60 lines;
 * the settings table in docs/trainers.md is the one generated from the declarations,
-  and every declared setting is a flag of the commands that offer it.
+  and every declared setting is a flag of the commands that offer it;
+* every job kind has one row in ``trainers.settings.kinds.JOB_KIND_TABLE``, and no other
+  module spells a list of the practitioner's baselines (issue 36).
 """
 
 from __future__ import annotations
@@ -197,6 +199,42 @@ def test_no_function_is_over_sixty_lines() -> None:
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, long
+
+
+def _kind_literals(node: ast.AST, names: set[str]) -> int:
+    """How many of a literal's elements name one of the job kinds ``names``: a
+    ``JobKind.X``/``Strategy.X`` member or the kind's string."""
+    found = 0
+    for element in getattr(node, "elts", ()):
+        if isinstance(element, ast.Attribute) and element.attr in names:
+            found += 1
+        elif isinstance(element, ast.Constant) and element.value in names:
+            found += 1
+    return found
+
+
+def test_kinds_are_listed_once_in_the_kind_table() -> None:
+    """Issue 36: every job kind has one row, every per-kind dispatch covers the kinds the
+    table says, and no other module spells a list of the practitioner's baselines."""
+    from trainers.jobs.strategies import STRATEGY_JOBS, TRAINABLE
+    from trainers.settings.kinds import JOB_KIND_TABLE, JobKind, Strategy, kinds_where
+    from trainers.training.recipes import RECIPES
+
+    assert set(JOB_KIND_TABLE) == set(JobKind) and set(TRAINABLE) == set(JobKind)
+    practitioner = kinds_where(practitioner=True)
+    assert set(RECIPES) == set(practitioner)
+    assert {row.strategy for row in JOB_KIND_TABLE.values() if row.strategy} | {
+        Strategy.SWEEP
+    } == set(STRATEGY_JOBS)
+    members = {kind.name for kind in practitioner} | {str(kind) for kind in practitioner}
+    spelled = [
+        f"{path}:{node.lineno}"
+        for path, tree in _modules("trainers")
+        if path != Path("trainers/settings/kinds.py")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Tuple | ast.List | ast.Set) and _kind_literals(node, members) >= 2
+    ]
+    assert not spelled, f"lists of baselines outside the kind table: {spelled}"
 
 
 def test_the_settings_table_in_the_docs_is_the_generated_one() -> None:

@@ -29,26 +29,10 @@ from enum import StrEnum
 from typing import Any
 
 from trainers.settings import BlockSeeds, ConfigError, TrainConfig
-
-
-class JobKind(StrEnum):
-    """What a job trains (see the module docstring's table)."""
-
-    HEAD = "head"
-    FULL = "full"
-    BLOCK = "block"
-    QUARTILE = "quartile"
-    LAYERS = "layers"
-    RLTUNE = "rltune"
-    UNIFORM = "uniform"
-    LP_FT = "lp-ft"
-    LAYER_DECAY = "layer-decay"
-    L2_SP = "l2-sp"
-    AUTO_RGN = "auto-rgn"
-
+from trainers.settings.kinds import JobKind, kinds_where
 
 #: job kinds whose name carries an index (the block, the quartile)
-INDEXED = (JobKind.BLOCK, JobKind.QUARTILE)
+INDEXED = kinds_where(indexed=True)
 JOB_KINDS = tuple(JobKind)
 #: jobs seeded like another job (see :attr:`Job.seed_name`)
 PAIRED_SEEDS = {JobKind.UNIFORM: JobKind.RLTUNE}

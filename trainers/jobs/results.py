@@ -28,12 +28,10 @@ from graphblocks import GraphblocksError, Partition, write_atomic
 from trainers.jobs.confidence import Confidence, choice_confidence
 from trainers.jobs.job import JobKind, JobResult, job_name
 from trainers.jobs.run_folder import RunFolder
+from trainers.settings.kinds import kinds_where
 
 #: the jobs a sweep compares its blocks with: BL1, BL2, and the practitioner's baselines
-BASELINE_KINDS = (
-    JobKind.HEAD, JobKind.FULL, JobKind.LP_FT, JobKind.LAYER_DECAY, JobKind.L2_SP,
-    JobKind.AUTO_RGN,
-)  # fmt: skip
+BASELINE_KINDS = kinds_where(baseline=True)
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "results-v1.schema.json"
 

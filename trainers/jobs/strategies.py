@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from graphblocks import Partition
 from trainers.jobs.job import Job, JobKind
 from trainers.settings import ConfigError, Strategy, TrainConfig
-from trainers.settings.kinds import BASELINE_STRATEGIES
+from trainers.settings.kinds import BASELINE_STRATEGIES, kind_of
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def _rltune(config: TrainConfig, _partition: Partition) -> list[Job]:
 
 
 def _baseline_job(config: TrainConfig, _partition: Partition) -> list[Job]:
-    """One of the practitioner's baselines: its job kind is the strategy's name."""
-    return [Job(JobKind(str(config.strategy)), config)]
+    """One of the practitioner's baselines: the job kind its row in the kind table runs."""
+    return [Job(kind_of(config.strategy), config)]
 
 
 def _block_job(config: TrainConfig, _partition: Partition) -> list[Job]:

@@ -11,6 +11,7 @@ from typing import Any
 from graphblocks import atomic_target
 from trainers.jobs.results import RunResults
 from trainers.jobs.run_folder import RunFolder
+from trainers.settings.kinds import JOB_KIND_TABLE, kinds_where
 
 
 def pyplot() -> Any:
@@ -25,12 +26,8 @@ def pyplot() -> Any:
 
 #: each baseline's colour and legend label
 BASELINE_STYLE = {
-    "head": ("#d62728", "BL1: head only"),
-    "full": ("#2ca02c", "BL2: all layers"),
-    "lp-ft": ("#9467bd", "LP-FT"),
-    "layer-decay": ("#8c564b", "layer decay"),
-    "l2-sp": ("#e377c2", "L2-SP"),
-    "auto-rgn": ("#17becf", "Auto-RGN"),
+    str(kind): (JOB_KIND_TABLE[kind].color, JOB_KIND_TABLE[kind].label)
+    for kind in kinds_where(baseline=True)
 }
 
 

@@ -7,6 +7,7 @@ enums existed read the same.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -26,10 +27,83 @@ class Strategy(StrEnum):
     AUTO_RGN = "auto-rgn"  #: every layer at rates ∝ relative gradient norm (Lee et al. 2023)
 
 
+class JobKind(StrEnum):
+    """What a job trains (:data:`JOB_KIND_TABLE`; names in :mod:`trainers.jobs.job`)."""
+
+    HEAD = "head"
+    FULL = "full"
+    BLOCK = "block"
+    QUARTILE = "quartile"
+    LAYERS = "layers"
+    RLTUNE = "rltune"
+    UNIFORM = "uniform"
+    LP_FT = "lp-ft"
+    LAYER_DECAY = "layer-decay"
+    L2_SP = "l2-sp"
+    AUTO_RGN = "auto-rgn"
+
+
+@dataclass(frozen=True)
+class KindRow:
+    """What is fixed about one job kind."""
+
+    #: how tables, plots and the console name it
+    label: str
+    #: the ``--strategy`` that runs this kind alone (None: it runs only inside another)
+    strategy: Strategy | None = None
+    #: a sweep compares its blocks with it: BL1, BL2 and the practitioner's baselines
+    baseline: bool = False
+    #: one of the practitioner's baselines (a strategy of ``run`` and a sweep's extra job)
+    practitioner: bool = False
+    #: its job name carries an index (the block, the quartile)
+    indexed: bool = False
+    #: its colour in plots (baselines)
+    color: str | None = None
+
+
+#: every job kind, once; the lists of kinds elsewhere are read off this table
+JOB_KIND_TABLE: dict[JobKind, KindRow] = {
+    JobKind.HEAD: KindRow("BL1: head only", Strategy.HEAD, baseline=True, color="#d62728"),
+    JobKind.FULL: KindRow("BL2: all layers", Strategy.FULL, baseline=True, color="#2ca02c"),
+    JobKind.BLOCK: KindRow("block", Strategy.BLOCK, indexed=True),
+    JobKind.QUARTILE: KindRow("quartile", Strategy.QUARTILE, indexed=True),
+    JobKind.LAYERS: KindRow("layers", Strategy.LAYERS),
+    JobKind.RLTUNE: KindRow("RL-Tune", Strategy.RLTUNE),
+    JobKind.UNIFORM: KindRow("uniform"),
+    JobKind.LP_FT: KindRow(
+        "LP-FT", Strategy.LP_FT, baseline=True, practitioner=True, color="#9467bd"
+    ),
+    JobKind.LAYER_DECAY: KindRow(
+        "layer decay", Strategy.LAYER_DECAY, baseline=True, practitioner=True, color="#8c564b"
+    ),
+    JobKind.L2_SP: KindRow(
+        "L2-SP", Strategy.L2_SP, baseline=True, practitioner=True, color="#e377c2"
+    ),
+    JobKind.AUTO_RGN: KindRow(
+        "Auto-RGN", Strategy.AUTO_RGN, baseline=True, practitioner=True, color="#17becf"
+    ),
+}
+
+
+def kinds_where(**flags: bool) -> tuple[JobKind, ...]:
+    """The job kinds whose rows have every given flag (``baseline=True``, ...), in the
+    table's order."""
+    return tuple(
+        kind
+        for kind, row in JOB_KIND_TABLE.items()
+        if all(getattr(row, name) == value for name, value in flags.items())
+    )
+
+
+def kind_of(strategy: Strategy) -> JobKind:
+    """The job kind a strategy runs alone (a one-job strategy: not sweep)."""
+    return next(kind for kind, row in JOB_KIND_TABLE.items() if row.strategy is strategy)
+
+
 #: the practitioner's baselines: a strategy of ``run`` each, and a sweep's extra baselines
-BASELINE_STRATEGIES = (
-    Strategy.LP_FT, Strategy.LAYER_DECAY, Strategy.L2_SP, Strategy.AUTO_RGN,
-)  # fmt: skip
+BASELINE_STRATEGIES: tuple[Strategy, ...] = tuple(
+    row.strategy for row in JOB_KIND_TABLE.values() if row.practitioner and row.strategy
+)
 
 
 class Selector(StrEnum):

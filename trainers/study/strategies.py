@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from trainers.settings.kinds import JOB_KIND_TABLE, kinds_where
 from trainers.study.intervals import Hits, Interval, accuracy_interval, compare
 from trainers.study.results import PairResults
 
 #: the practitioner's baselines: job name → label
-PRACTITIONER = {"lp-ft": "LP-FT", "layer-decay": "layer decay", "l2-sp": "L2-SP",
-                "auto-rgn": "Auto-RGN"}  # fmt: skip
+PRACTITIONER = {str(kind): JOB_KIND_TABLE[kind].label for kind in kinds_where(practitioner=True)}
 #: block-wise fine-tuning's two answers: label → how a pair gives their hits
 BLOCKWISE: dict[str, Callable[[PairResults], Hits]] = {
     "B_opt": PairResults.b_opt_hits,
