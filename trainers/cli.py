@@ -45,9 +45,11 @@ def _setting_options(command: str) -> Callable[[F], F]:
         for spec in reversed(specs):
             fn = _option(spec, command, hints)(fn)
         fn = click.option(
-            "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+            "--config",
+            "config_file",
+            type=click.Path(exists=True, dir_okay=False),
             help="TOML or YAML file of settings; flags override it.",
-        )(fn)  # fmt: skip
+        )(fn)
         return debug_option(fn)
 
     return decorate
@@ -129,7 +131,7 @@ def rltune(ctx: click.Context, config_file: str | None, **values: Any) -> None:
     \b
     Example:
       graphblocks-train rltune --model resnet50 --data cub/ --out runs/rl --sample-rate 0.15
-    """  # fmt: skip
+    """
     _execute(ctx, config_file, values, strategy="rltune")
 
 
@@ -215,7 +217,7 @@ def study(config_file: str, report_only: bool, data: tuple[str, ...], **override
     Examples:
       graphblocks-train study configs/study.toml
       graphblocks-train study configs/paper-flowers102.toml --data flowers102=data/flowers102
-    """  # fmt: skip
+    """
     from rich.console import Console
 
     from trainers.study import load_study, run_study

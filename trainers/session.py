@@ -144,18 +144,25 @@ def prepare(config: TrainConfig) -> Prepared:
         partition, pretrained=config.pretrained, weights=config.weights
     )
     config = config.replace(
-        model=partition.model.name, input_size=list(config.input_size or partition.model.input_size),
+        model=partition.model.name,
+        input_size=list(config.input_size or partition.model.input_size),
         min_epochs=config.first_rung(transferred, config.epochs),
-    )  # fmt: skip
+    )
     jobs = jobs_for(config, partition)
     write_atomic(folder.config, config.to_toml())
     partition.save(folder.partition)
     input_size = tuple(config.input_size or ())
     data = load_data(config, folder, input_size)
     model, dropped, weights_note = build_finetune_model(
-        partition, len(data.classes), input_size, pretrained=config.pretrained, weights=config.weights,
-        head=config.head, hidden=config.head_hidden, dropout=config.head_dropout,
-    )  # fmt: skip
+        partition,
+        len(data.classes),
+        input_size,
+        pretrained=config.pretrained,
+        weights=config.weights,
+        head=config.head,
+        hidden=config.head_hidden,
+        dropout=config.head_dropout,
+    )
     preprocess = _preprocess(config, partition)
     runner = Runner(config, partition, model, data, preprocess, folder, dropped)
     return Prepared(runner, jobs, weights_note)
@@ -269,12 +276,17 @@ def _write_results(
     results = [finished[job.name] for job in ready.jobs if job.name in finished]
     sweep = config.strategy is Strategy.SWEEP
     document = RunResults(
-        model=partition.model.name, strategy=config.strategy, num_blocks=partition.num_blocks,
-        classes=tuple(data.classes), split_sizes={k: len(v) for k, v in data.labels.items()},
-        jobs=tuple(results), skipped_images=tuple(data.skipped),
-        cache_note=ready.runner.inputs.note, weights_note=ready.weights_note,
+        model=partition.model.name,
+        strategy=config.strategy,
+        num_blocks=partition.num_blocks,
+        classes=tuple(data.classes),
+        split_sizes={k: len(v) for k, v in data.labels.items()},
+        jobs=tuple(results),
+        skipped_images=tuple(data.skipped),
+        cache_note=ready.runner.inputs.note,
+        weights_note=ready.weights_note,
         sweep=summarize_sweep(partition, results, selection) if sweep else None,
         selection=selection,
-    )  # fmt: skip
+    )
     document.save(ready.folder.results)
     return document

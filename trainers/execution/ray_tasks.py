@@ -66,13 +66,27 @@ class Shipped:
         runner = ready.runner
         model = copy.deepcopy(runner.model).cpu()
         model.trunk.load_state_dict(runner.source_trunk)
-        return cls(ready.config, ready.partition, model, runner.data, runner.preprocess,
-                   runner.dropped, ready.weights_note)  # fmt: skip
+        return cls(
+            ready.config,
+            ready.partition,
+            model,
+            runner.data,
+            runner.preprocess,
+            runner.dropped,
+            ready.weights_note,
+        )
 
     def prepared(self, folder: Path) -> Prepared:
         """The run, on a worker, writing into ``folder``."""
-        runner = Runner(self.config, self.partition, self.model, self.data, self.preprocess,
-                        RunFolder(folder), self.dropped)  # fmt: skip
+        runner = Runner(
+            self.config,
+            self.partition,
+            self.model,
+            self.data,
+            self.preprocess,
+            RunFolder(folder),
+            self.dropped,
+        )
         return Prepared(runner, [], self.weights_note)
 
 

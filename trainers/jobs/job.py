@@ -136,10 +136,27 @@ class TrainedPhase:
 
 
 #: a job row's keys in the order results files write them
-_ORDER = ("name", "val_acc", "test_acc", "val_loss", "best_epoch", "last_target_val_acc",
-          "trainable_params", "phases", "seconds", "train_seconds", "steps", "cache", "units",
-          "granularity", "preset", "selected", "selected_episode", "val_hits",
-          "test_hits")  # fmt: skip
+_ORDER = (
+    "name",
+    "val_acc",
+    "test_acc",
+    "val_loss",
+    "best_epoch",
+    "last_target_val_acc",
+    "trainable_params",
+    "phases",
+    "seconds",
+    "train_seconds",
+    "steps",
+    "cache",
+    "units",
+    "granularity",
+    "preset",
+    "selected",
+    "selected_episode",
+    "val_hits",
+    "test_hits",
+)
 _RLTUNE_FIELDS = frozenset(f.name for f in dataclasses.fields(RLTuneOutcome))
 
 

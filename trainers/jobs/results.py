@@ -208,9 +208,14 @@ class Selection:
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, ())}
         if self.rungs:
-            data["rungs"] = [{k: list(v) if isinstance(v, tuple) else v
-                              for k, v in vars(r).items() if not (k in _OPTIONAL_RUNG and not v)}
-                             for r in self.rungs]  # fmt: skip
+            data["rungs"] = [
+                {
+                    k: list(v) if isinstance(v, tuple) else v
+                    for k, v in vars(r).items()
+                    if not (k in _OPTIONAL_RUNG and not v)
+                }
+                for r in self.rungs
+            ]
         if self.scores is not None:
             data["scores"] = list(self.scores)
         return data
@@ -229,9 +234,15 @@ _OPTIONAL_RUNG = frozenset({"val_loss", "val_hits"})
 
 
 def _rung(data: Mapping[str, Any]) -> Rung:
-    return Rung(data["epochs"], tuple(data["blocks"]), tuple(data["val_acc"]),
-                tuple(data["kept"]), data["epochs_run"], tuple(data.get("val_loss", ())),
-                tuple(data.get("val_hits", ())))  # fmt: skip
+    return Rung(
+        data["epochs"],
+        tuple(data["blocks"]),
+        tuple(data["val_acc"]),
+        tuple(data["kept"]),
+        data["epochs_run"],
+        tuple(data.get("val_loss", ())),
+        tuple(data.get("val_hits", ())),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,11 +274,15 @@ class RunResults:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document as plain data, keys in the documented order."""
         data: dict[str, Any] = {
-            "schema_version": self.schema_version, "model": self.model, "strategy": self.strategy,
-            "num_blocks": self.num_blocks, "classes": list(self.classes),
-            "split_sizes": dict(self.split_sizes), "strategies": [r.to_dict() for r in self.jobs],
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "strategy": self.strategy,
+            "num_blocks": self.num_blocks,
+            "classes": list(self.classes),
+            "split_sizes": dict(self.split_sizes),
+            "strategies": [r.to_dict() for r in self.jobs],
             "skipped_images": list(self.skipped_images),
-        }  # fmt: skip
+        }
         if self.cache_note:
             data["cache_note"] = self.cache_note
         if self.weights_note:
@@ -292,13 +307,18 @@ class RunResults:
         validate_results(data)
         jobs = tuple(JobResult.from_dict(r) for r in data["strategies"])
         return cls(
-            model=data["model"], strategy=data["strategy"], num_blocks=data["num_blocks"],
-            classes=tuple(data["classes"]), split_sizes=dict(data["split_sizes"]), jobs=jobs,
-            skipped_images=tuple(data["skipped_images"]), cache_note=data.get("cache_note", ""),
+            model=data["model"],
+            strategy=data["strategy"],
+            num_blocks=data["num_blocks"],
+            classes=tuple(data["classes"]),
+            split_sizes=dict(data["split_sizes"]),
+            jobs=jobs,
+            skipped_images=tuple(data["skipped_images"]),
+            cache_note=data.get("cache_note", ""),
             weights_note=data.get("weights_note", ""),
             sweep=_sweep_from(data) if "quartiles" in data else None,
             selection=Selection.from_dict(data["selection"]) if "selection" in data else None,
-        )  # fmt: skip
+        )
 
     def save(self, path: str | Path) -> None:
         """Write atomically."""

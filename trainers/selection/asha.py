@@ -4,7 +4,7 @@ Each block is a Tune trial that trains its block job epoch by epoch and reports
 ``val_acc`` (its best validation accuracy so far) after every epoch; Ray Tune's
 ``ASHAScheduler`` (Li et al. 2018) stops the trials that fall below the top 1/η of
 those recorded at a rung. Its milestones are those of ``--select halving``
-(:func:`trainers.selection.rung_epochs`: grace period ``min_epochs``, reduction factor
+(:func:`trainers.selection.rungs.rung_epochs`: grace period ``min_epochs``, reduction factor
 ``eta``, maximum ``epochs``). Promotions are made as results arrive, without waiting
 for the rung to fill: no worker idles at a rung, but a block that reports early is
 judged against fewer others, so ASHA may keep a block that synchronous halving would
@@ -96,10 +96,13 @@ def asha_select(
     shutil.rmtree(storage, ignore_errors=True)  # the trials' folders and checkpoints
     result = read_job_result(ready.folder.job_result(winner_job(ready, best).name))
     selection = Selection(
-        method=Selector.ASHA, epochs_run=sum(max(h) for h in histories.values()),
-        epochs_full_sweep=blocks * cfg.epochs, seconds=round(time.perf_counter() - began, 3),
-        eta=cfg.eta, rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, ready.first_rung)),
-    )  # fmt: skip
+        method=Selector.ASHA,
+        epochs_run=sum(max(h) for h in histories.values()),
+        epochs_full_sweep=blocks * cfg.epochs,
+        seconds=round(time.perf_counter() - began, 3),
+        eta=cfg.eta,
+        rungs=_rungs(histories, rung_epochs(cfg.epochs, cfg.eta, ready.first_rung)),
+    )
     return [result], selection
 
 

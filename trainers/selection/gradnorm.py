@@ -98,9 +98,11 @@ def gradnorm_select(
         [(_, result)] = list(executor.run(ready, [Task(job)], progress, started))
     share = min(1.0, (cfg.gradnorm_batches or math.inf) * cfg.batch_size / ready.runner.train_size)
     selection = Selection(
-        method=Selector.GRADNORM, epochs_run=epochs_done(ready, result) + share,
+        method=Selector.GRADNORM,
+        epochs_run=epochs_done(ready, result) + share,
         epochs_full_sweep=blocks * cfg.epochs,
-        seconds=round(ranking_seconds + result.seconds, 3), scores=tuple(scores),
+        seconds=round(ranking_seconds + result.seconds, 3),
+        scores=tuple(scores),
         ranking_seconds=round(ranking_seconds, 3),
-    )  # fmt: skip
+    )
     return [result], selection

@@ -59,8 +59,11 @@ class HalvingRecord:
     def add(self, block: int, epochs: int, result: JobResult, epochs_done: int) -> None:
         loss = result.val_loss if result.val_loss is not None else float("nan")
         self.done[self.key(block, epochs)] = [
-            result.val_acc, epochs_done, loss, result.val_hits or ""
-        ]  # fmt: skip
+            result.val_acc,
+            epochs_done,
+            loss,
+            result.val_hits or "",
+        ]
 
     def score(self, block: int, epochs: int) -> tuple[float, float]:
         """``(val_acc, val_loss)`` of ``block`` at the rung of ``epochs`` (loss NaN when
@@ -108,10 +111,13 @@ def successive_halving(
     record.seconds += time.perf_counter() - began
     record.save()
     selection = Selection(
-        method=Selector.HALVING, epochs_run=sum(r.epochs_run for r in rungs),
-        epochs_full_sweep=blocks * cfg.epochs, seconds=round(record.seconds, 3), eta=cfg.eta,
+        method=Selector.HALVING,
+        epochs_run=sum(r.epochs_run for r in rungs),
+        epochs_full_sweep=blocks * cfg.epochs,
+        seconds=round(record.seconds, 3),
+        eta=cfg.eta,
         rungs=tuple(rungs),
-    )  # fmt: skip
+    )
     return final, selection
 
 

@@ -78,8 +78,12 @@ class Claim:
 
     def record(self) -> dict[str, str]:
         """What study.json keeps of it."""
-        return {"text": self.text, "source": self.source, "verdict": self.verdict,
-                "evidence": self.evidence}  # fmt: skip
+        return {
+            "text": self.text,
+            "source": self.source,
+            "verdict": self.verdict,
+            "evidence": self.evidence,
+        }
 
 
 def verdict(share: float) -> str:
@@ -120,8 +124,9 @@ def _count_claim(
     if false and len(false) <= 6:
         evidence += f"; not in {', '.join(false)}"
     share = 1 - len(false) / len(outcomes)
-    return Claim(text, source, verdict(share), evidence + "." + _resolved_note(cases) + details,
-                 cases)  # fmt: skip
+    return Claim(
+        text, source, verdict(share), evidence + "." + _resolved_note(cases) + details, cases
+    )
 
 
 def _case_claim(text: str, source: str, cases: list[Case]) -> Claim:
@@ -158,15 +163,21 @@ def _b_opt(pair: PairResults) -> Side:
 
 #: the block-wise paper's claims: text → the two sides it compares on a pair
 BLOCKWISE_CLAIMS: dict[str, Callable[[PairResults], tuple[Side, Side]]] = {
-    "Fine-tuning a block of the fourth quartile beats both baselines (mean over Q4's blocks)":
-        lambda p: (_quartile(p, "4"), _baselines(p)),
-    "Blocks near the classifier beat blocks near the input (Q4 mean > Q1 mean)":
-        lambda p: (_quartile(p, "4"), _quartile(p, "1")),
+    "Fine-tuning a block of the fourth quartile beats both baselines (mean over Q4's blocks)": lambda p: (
+        _quartile(p, "4"),
+        _baselines(p),
+    ),
+    "Blocks near the classifier beat blocks near the input (Q4 mean > Q1 mean)": lambda p: (
+        _quartile(p, "4"),
+        _quartile(p, "1"),
+    ),
     "The last block beats the first block": lambda p: (_last(p), _blocks(p, "first block", [0])),
     "The last block beats both baselines": lambda p: (_last(p), _baselines(p)),
-    "B_opt (chosen on validation) beats both baselines on test":
-        lambda p: (_b_opt(p), _baselines(p)),
-}  # fmt: skip
+    "B_opt (chosen on validation) beats both baselines on test": lambda p: (
+        _b_opt(p),
+        _baselines(p),
+    ),
+}
 
 
 def evaluate_claims(pairs: list[PairResults], rates: tuple[float, ...]) -> list[Claim]:
@@ -227,10 +238,15 @@ def _rl_claims(pairs: list[PairResults], rates: tuple[float, ...]) -> list[Claim
         ]
     ran = [p for p in pairs if p.rltune]
     versus = tuple(
-        Case(f"{p.model}/{p.target} at {r:.0%}", _rl_side(p, r, "RL-Tune", ("rltune",)),
-             _rl_side(p, r, "uniform", ("uniform",)))
-        for p in ran for r in rates if p.rl_test(r, "rltune")
-    )  # fmt: skip
+        Case(
+            f"{p.model}/{p.target} at {r:.0%}",
+            _rl_side(p, r, "RL-Tune", ("rltune",)),
+            _rl_side(p, r, "uniform", ("uniform",)),
+        )
+        for p in ran
+        for r in rates
+        if p.rl_test(r, "rltune")
+    )
     wins = sum(g > 0 for g in runs)
     overall = Claim(
         "RL-Tune beats uniform fine-tuning",
@@ -245,10 +261,13 @@ def _rl_claims(pairs: list[PairResults], rates: tuple[float, ...]) -> list[Claim
     low, high = min(rates), max(rates)
     gain = ("rltune", "uniform")
     by_rate = tuple(
-        Case(f"{p.model}/{p.target}", _rl_side(p, low, f"gain at {low:.0%}", gain),
-             _rl_side(p, high, f"gain at {high:.0%}", gain))
+        Case(
+            f"{p.model}/{p.target}",
+            _rl_side(p, low, f"gain at {low:.0%}", gain),
+            _rl_side(p, high, f"gain at {high:.0%}", gain),
+        )
         for p in ran
-    )  # fmt: skip
+    )
     low_gain, high_gain = _mean(gains.get(low, [])), _mean(gains.get(high, []))
     most = low_gain > high_gain and low_gain > 0
     partly = low_gain > high_gain

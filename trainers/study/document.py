@@ -105,12 +105,25 @@ def _models_table(config: StudyConfig, pairs: list[PairResults]) -> list[str]:
         source = f"{100 * record['source_val_acc']:.1f}%" if "source_val_acc" in record else "–"
         args = ", ".join(f"{k}={v}" for k, v in model.model_args.items()) or "–"
         rows.append(
-            [f"`{model.key}`", model.family or "–", f"`{model.name}` ({args})",
-             human_count(partition.model.num_params), str(partition.num_blocks), source,
-             f"{record.get('seconds', '–')}"]
-        )  # fmt: skip
-    header = ["model", "family", "timm / factory (arguments)", "params", "blocks",
-              "source val. acc.", "pre-train s"]  # fmt: skip
+            [
+                f"`{model.key}`",
+                model.family or "–",
+                f"`{model.name}` ({args})",
+                human_count(partition.model.num_params),
+                str(partition.num_blocks),
+                source,
+                f"{record.get('seconds', '–')}",
+            ]
+        )
+    header = [
+        "model",
+        "family",
+        "timm / factory (arguments)",
+        "params",
+        "blocks",
+        "source val. acc.",
+        "pre-train s",
+    ]
     return _table(header, rows)
 
 
@@ -126,9 +139,14 @@ def _targets_table(config: StudyConfig) -> list[str]:
             else f"generated, {target.per_class} per class"
         )
         rows.append(
-            [target.name, target.kind, where, str(s.get("classes", "–")),
-             f"{s.get('train', '–')} / {s.get('val', '–')} / {s.get('test', '–')}"]
-        )  # fmt: skip
+            [
+                target.name,
+                target.kind,
+                where,
+                str(s.get("classes", "–")),
+                f"{s.get('train', '–')} / {s.get('val', '–')} / {s.get('test', '–')}",
+            ]
+        )
     return _table(["target", "kind", "images", "classes", "train / val / test"], rows)
 
 
@@ -163,10 +181,20 @@ def _settings_lines(config: StudyConfig, meta: dict[str, Any]) -> list[str]:
 
 def _setup(config: StudyConfig, pairs: list[PairResults], meta: dict[str, Any]) -> list[str]:
     return [
-        "## Setup", "", "### Models", "", *_models_table(config, pairs),
-        "", "### Targets", "", *_targets_table(config),
-        "", "### Settings", "", *_settings_lines(config, meta),
-    ]  # fmt: skip
+        "## Setup",
+        "",
+        "### Models",
+        "",
+        *_models_table(config, pairs),
+        "",
+        "### Targets",
+        "",
+        *_targets_table(config),
+        "",
+        "### Settings",
+        "",
+        *_settings_lines(config, meta),
+    ]
 
 
 def _blockwise_table(pairs: list[PairResults]) -> list[str]:
@@ -179,14 +207,29 @@ def _blockwise_table(pairs: list[PairResults]) -> list[str]:
         q4 = pair.best_q4_block()
         last = pair.partition.num_blocks - 1
         rows.append(
-            [f"`{pair.model}`", pair.target, cell(pair.test("head")), cell(pair.test("full")),
-             cell(b_opt) + f" ({', '.join(map(str, chosen))})",
-             (cell(pair.block_test(q4)) + f" ({q4})") if q4 is not None else "–",
-             cell(pair.block_test(0)), cell(pair.block_test(last)) + f" ({last})",
-             cell(pair.quartile_test("4"))]
-        )  # fmt: skip
-    header = ["model", "target", "BL1 (head)", "BL2 (all)", "B_opt (blocks)", "best Q4 block",
-              "first block", "last block", "Q4 mean"]  # fmt: skip
+            [
+                f"`{pair.model}`",
+                pair.target,
+                cell(pair.test("head")),
+                cell(pair.test("full")),
+                cell(b_opt) + f" ({', '.join(map(str, chosen))})",
+                (cell(pair.block_test(q4)) + f" ({q4})") if q4 is not None else "–",
+                cell(pair.block_test(0)),
+                cell(pair.block_test(last)) + f" ({last})",
+                cell(pair.quartile_test("4")),
+            ]
+        )
+    header = [
+        "model",
+        "target",
+        "BL1 (head)",
+        "BL2 (all)",
+        "B_opt (blocks)",
+        "best Q4 block",
+        "first block",
+        "last block",
+        "Q4 mean",
+    ]
     return _table(header, rows)
 
 
@@ -311,8 +354,10 @@ def _model_costs(pairs: list[PairResults], full_rate: float) -> list[Cost]:
     first = pairs[0]
     blocks = [job_name("block", b.index) for b in first.partition.blocks]
     block_params = [first.trainable(job) or 0 for job in blocks]
-    whole = {kind: [s for p in pairs for s in p.run_seconds.get(kind, {}).values()]
-             for kind in ("sweep", "halving")}  # fmt: skip
+    whole = {
+        kind: [s for p in pairs for s in p.run_seconds.get(kind, {}).values()]
+        for kind in ("sweep", "halving")
+    }
     return [
         ("BL1 (head)", first.trainable("head"), _seconds(pairs, "head")),
         ("BL2 (all layers)", first.trainable("full"), _seconds(pairs, "full")),

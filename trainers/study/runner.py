@@ -320,11 +320,15 @@ class Study:
         tasks = [
             (
                 m,
-                (str(self.partition_path(m)), str(self.out / "data" / "source"),
-                 str(self.checkpoint(m)), self.pretrain_settings(m)),
+                (
+                    str(self.partition_path(m)),
+                    str(self.out / "data" / "source"),
+                    str(self.checkpoint(m)),
+                    self.pretrain_settings(m),
+                ),
             )
             for m in todo
-        ]  # fmt: skip
+        ]
         for done, (model, record) in enumerate(parallel(_pretrain_job, tasks, cfg.workers), 1):
             if progress:
                 progress(
@@ -381,8 +385,13 @@ class Study:
         if kind == "sweep":
             settings.update(strategy="sweep", sample_rate=1.0)
         elif kind == "halving":  # only the selection: the sweep runs the baselines
-            settings.update(strategy="sweep", sample_rate=1.0, select="halving",
-                            baselines=False, extra_baselines=[])  # fmt: skip
+            settings.update(
+                strategy="sweep",
+                sample_rate=1.0,
+                select="halving",
+                baselines=False,
+                extra_baselines=[],
+            )
         else:
             settings.update(
                 strategy="rltune",

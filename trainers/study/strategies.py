@@ -39,8 +39,10 @@ def strategy_hits(pair: PairResults, rates: tuple[float, ...]) -> dict[str, Hits
 def _model_table(pairs: list[PairResults], rates: tuple[float, ...]) -> list[str]:
     """Strategies down, targets across; the best mean of each column in bold; then per
     target, which strategies are apart from the best (intervals that do not overlap)."""
-    intervals = {p.target: {k: accuracy_interval(v) for k, v in strategy_hits(p, rates).items()}
-                 for p in pairs}  # fmt: skip
+    intervals = {
+        p.target: {k: accuracy_interval(v) for k, v in strategy_hits(p, rates).items()}
+        for p in pairs
+    }
     labels = list(dict.fromkeys(k for by in intervals.values() for k in by))
     best = {t: _best(by) for t, by in intervals.items()}
     lines = ["| strategy | " + " | ".join(intervals) + " |", "|---|" + "---:|" * len(intervals)]

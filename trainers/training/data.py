@@ -41,11 +41,18 @@ class DataSplit:
     skipped: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"root": self.root, "classes": self.classes, "skipped": self.skipped,
-             **{k: [list(x) for x in v] for k, v in self.parts.items()}},
-            indent=1,
-        ) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "root": self.root,
+                    "classes": self.classes,
+                    "skipped": self.skipped,
+                    **{k: [list(x) for x in v] for k, v in self.parts.items()},
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str) -> DataSplit:

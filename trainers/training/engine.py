@@ -132,8 +132,15 @@ class Runner:
 
     def recipe_context(self, job: Job) -> Context:
         """What ``job``'s recipe may use: this runner's model, inputs and loop."""
-        return Context(self.model, self.partition, job.settings, self.inputs, self.loop,
-                       self.labels("train"), self.dropped)  # fmt: skip
+        return Context(
+            self.model,
+            self.partition,
+            job.settings,
+            self.inputs,
+            self.loop,
+            self.labels("train"),
+            self.dropped,
+        )
 
     def _result(
         self,
@@ -146,14 +153,20 @@ class Runner:
     ) -> JobResult:
         trained = [phase.trainable_params for phase in training.phases if phase.epochs]
         return JobResult(
-            name=job.name, val_acc=training.best.val_acc, test_acc=test.accuracy,
-            val_loss=training.best.val_loss, val_hits=training.best.val_hits or None,
-            test_hits=test.hits or None, best_epoch=training.best.epoch,
-            trainable_params=max(trained, default=count), phases=training.phases,
+            name=job.name,
+            val_acc=training.best.val_acc,
+            test_acc=test.accuracy,
+            val_loss=training.best.val_loss,
+            val_hits=training.best.val_hits or None,
+            test_hits=test.hits or None,
+            best_epoch=training.best.epoch,
+            trainable_params=max(trained, default=count),
+            phases=training.phases,
             seconds=round(time.perf_counter() - start, 3),
-            train_seconds=round(training.train_seconds, 3), steps=training.steps,
+            train_seconds=round(training.train_seconds, 3),
+            steps=training.steps,
             cache=tuple(inputs.cache_kinds),
-        )  # fmt: skip
+        )
 
     def reset(self, job: Job) -> int:
         """The trunk back to the source weights, the head re-initialised from the job's

@@ -6,7 +6,7 @@ end), continuing from ``paused/<job>.pt`` when the job was paused
 budget. Each epoch is one shuffled pass over the training split (Adam, the schedule
 stepped per batch), then the validation score; the best epoch's trained state is kept
 (the higher accuracy, then the lower loss, the earlier epoch on an exact tie:
-:class:`~trainers.training.evaluation.Score`), and ``patience`` epochs without a better
+:class:`~trainers.jobs.results.Score`), and ``patience`` epochs without a better
 one stop the job.
 """
 
@@ -167,8 +167,12 @@ class EpochLoop:
                 penalty = recipe.penalty if recipe else None
                 self.epoch(cfg, inputs, optimizer, schedule, generator, training, penalty)
                 epoch, val_acc = training.epoch, training.history[-1]
-                record = {"epoch": epoch, "train_loss": training.last_loss, "val_acc": val_acc,
-                          "val_loss": training.last_val_loss}  # fmt: skip
+                record = {
+                    "epoch": epoch,
+                    "train_loss": training.last_loss,
+                    "val_acc": val_acc,
+                    "val_loss": training.last_val_loss,
+                }
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 if progress:

@@ -136,10 +136,15 @@ class LayerDecay(FullFineTune):
             return None
         ctx, cfg = self.context, self.context.config
         trunk, count = ctx.model.trunk, ctx.partition.num_blocks
-        return ctx.by_tensor([
-            ([trunk.get_parameter(n) for n in block.params], cfg.lr * cfg.layer_decay ** (count - b))
-            for b, block in enumerate(ctx.partition.blocks)
-        ])  # fmt: skip
+        return ctx.by_tensor(
+            [
+                (
+                    [trunk.get_parameter(n) for n in block.params],
+                    cfg.lr * cfg.layer_decay ** (count - b),
+                )
+                for b, block in enumerate(ctx.partition.blocks)
+            ]
+        )
 
 
 class L2SP(FullFineTune):

@@ -1,5 +1,6 @@
-"""A job stopped and continued later exactly as if it had not stopped: one mechanism for
-every job.
+"""A job stopped and continued later exactly as if it had not stopped: one file and one
+format for every job, saved at two cadences (a plain job between epochs, RL-Tune after
+each episode).
 
 A job's state goes to ``paused/<job>.pt`` (:meth:`RunFolder.paused
 <trainers.jobs.run_folder.RunFolder.paused>`) through :func:`save_state`, atomically, and
@@ -90,10 +91,14 @@ def save_paused(
     """Write the state after ``training.epoch`` epochs, atomically."""
     record = {k: v for k, v in vars(training).items() if k not in ("best", "phases")}
     state = {
-        "training": record, "best": vars(training.best), "model": model_state,
-        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-        "generator": generator.get_state(), "rng": torch.get_rng_state(),
-    }  # fmt: skip
+        "training": record,
+        "best": vars(training.best),
+        "model": model_state,
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "generator": generator.get_state(),
+        "rng": torch.get_rng_state(),
+    }
     save_state(path, state)
 
 

@@ -312,11 +312,20 @@ class RLTune:
         generator: torch.Generator,
     ) -> None:
         best = vars(self.best)
-        state = {"episode": episode, "source": source, "optimizer": optimizer.state_dict(),
-                 "generator": generator.get_state(), "rng": torch.get_rng_state(),
-                 "agent": self.agent.state_dict(), "ppo": self.ppo.optimizer.state_dict(),
-                 "rewards": vars(self.ppo.rewards), "buffer": vars(self.buffer),
-                 "lr_log": [vars(e) for e in self.lr_log], "best": best, "step": self.step}  # fmt: skip
+        state = {
+            "episode": episode,
+            "source": source,
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "rng": torch.get_rng_state(),
+            "agent": self.agent.state_dict(),
+            "ppo": self.ppo.optimizer.state_dict(),
+            "rewards": vars(self.ppo.rewards),
+            "buffer": vars(self.buffer),
+            "lr_log": [vars(e) for e in self.lr_log],
+            "best": best,
+            "step": self.step,
+        }
         save_state(self.state_file, state)
 
     def _load(
@@ -351,18 +360,26 @@ class RLTune:
             torch.save(self.agent.state_dict(), tmp)
         write_lr_log(self.folder.rltune_rates, self.lr_log, [u.name for u in self.units])
         outcome = RLTuneOutcome(
-            last_target_val_acc=target_val, units=tuple(u.name for u in self.units),
-            granularity=self.cfg.granularity, preset=self.cfg.preset,
-            selected=best.model, selected_episode=best.episode,
-        )  # fmt: skip
+            last_target_val_acc=target_val,
+            units=tuple(u.name for u in self.units),
+            granularity=self.cfg.granularity,
+            preset=self.cfg.preset,
+            selected=best.model,
+            selected_episode=best.episode,
+        )
         test = runner.score("test")
         result = JobResult(
-            name=name, val_acc=best.val_acc, test_acc=test.accuracy, test_hits=test.hits or None,
+            name=name,
+            val_acc=best.val_acc,
+            test_acc=test.accuracy,
+            test_hits=test.hits or None,
             best_epoch=best.epoch,
             trainable_params=sum(p.numel() for p in runner.model.parameters()),
-            seconds=round(seconds, 3), train_seconds=round(self.train_seconds, 3),
-            steps=self.step, rltune=outcome,
-        )  # fmt: skip
+            seconds=round(seconds, 3),
+            train_seconds=round(self.train_seconds, 3),
+            steps=self.step,
+            rltune=outcome,
+        )
         write_job_result(self.folder.job_result(name), result)
         self.state_file.unlink(missing_ok=True)
         return result
