@@ -107,6 +107,6 @@ def run_task(ready: Prepared, task: Task, progress: Progress | None = None) -> J
 
             runner = ready.runner
             units = make_units(ready.partition, runner.model, cfg.granularity, set(runner.dropped))
-            report = epoch_reporter(progress, job, cfg.episodes * cfg.epochs)
+            report = epoch_reporter(progress, job, cfg.rltune_epochs)
             return RLTune(runner, units, job).run(report)
         return ready.runner.run(job, epoch_reporter(progress, job, cfg.epochs), task.until)

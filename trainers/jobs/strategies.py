@@ -56,7 +56,7 @@ def _sweep(config: TrainConfig, partition: Partition) -> list[Job]:
 
 def _rltune(config: TrainConfig, _partition: Partition) -> list[Job]:
     """RL-Tune, then its baseline with as many epochs as RL-Tune trains in all."""
-    uniform = config.replace(epochs=config.episodes * config.epochs)
+    uniform = config.replace(epochs=config.rltune_epochs)
     return [Job(JobKind.RLTUNE, config), Job(JobKind.UNIFORM, uniform)]
 
 

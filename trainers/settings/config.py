@@ -41,7 +41,7 @@ from trainers.settings.groups import (
     StrategyOptions,
 )
 from trainers.settings.kinds import BASELINE_STRATEGIES, ExecutorKind, Selector, Strategy
-from trainers.settings.rltune import RLTuneOptions, check_warmup
+from trainers.settings.rltune import RLTuneOptions, check_warmup, rltune_epochs
 from trainers.settings.scaling import ExecutionOptions, SelectionOptions, check_rungs
 
 __all__ = ["COMMANDS", "EVERY_COMMAND", "ConfigError", "TrainConfig", "resolve_config", "settings"]
@@ -94,7 +94,12 @@ class TrainConfig(
             check_rungs(self.epochs, self.min_epochs)
         if self.strategy is Strategy.RLTUNE:
             warmup = self.rltune_settings().warmup_epochs
-            check_warmup(self.episodes * self.epochs, warmup, self.warmup_epochs is None)
+            check_warmup(self.rltune_epochs, warmup, self.warmup_epochs is None)
+
+    @property
+    def rltune_epochs(self) -> int:
+        """The epochs RL-Tune trains in all (:func:`~trainers.settings.rltune.rltune_epochs`)."""
+        return rltune_epochs(self.episodes, self.epochs)
 
     def baselines_run(self) -> list[Strategy]:
         """The practitioner's baselines this run trains: its strategy, or a sweep's extras."""

@@ -190,6 +190,12 @@ class RLTuneOptions:
             )
 
 
+def rltune_epochs(episodes: int, epochs: int) -> int:
+    """The epochs RL-Tune trains in all, ``episodes`` of ``epochs`` each: the budget its
+    uniform baseline gets, the span of its warm-up check, the scale of its progress."""
+    return episodes * epochs
+
+
 def check_warmup(total_epochs: int, warmup_epochs: int, from_preset: bool) -> None:
     """Refuse, in one line naming both values, a warm-up (given, or the preset's) that
     leaves RL-Tune's agent no epoch to act in: every epoch greedy is plain fine-tuning at the

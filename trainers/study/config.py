@@ -21,6 +21,7 @@ import tomllib
 
 from trainers.settings.config import FIELDS as TRAIN_FIELDS
 from trainers.settings.config import ConfigError, default_of
+from trainers.settings.rltune import rltune_epochs
 
 TARGET_KINDS = ("digits", "photos", "shifted", "faces", "folder")
 SOURCE_KINDS = ("generated", "pretrained", "weights")
@@ -115,6 +116,11 @@ class RLTuneSpec:
     episodes: int = default_of("episodes")
     epochs: int = default_of("epochs")
     granularity: str = default_of("granularity")
+
+    @property
+    def total_epochs(self) -> int:
+        """The epochs RL-Tune trains in all (:func:`~trainers.settings.rltune.rltune_epochs`)."""
+        return rltune_epochs(self.episodes, self.epochs)
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def _settings_lines(config: StudyConfig, meta: dict[str, Any]) -> list[str]:
         " cells are mean ± sample standard deviation over seeds, test accuracy in %.",
         f"- RL-Tune: {config.rltune.episodes} episodes × {config.rltune.epochs} epochs, one rate per "
         f"{config.rltune.granularity}; its uniform baseline trains the same "
-        f"{config.rltune.episodes * config.rltune.epochs} epochs. Sampling rates "
+        f"{config.rltune.total_epochs} epochs. Sampling rates "
         + ", ".join(f"{r:.0%}" for r in config.sample_rates)
         + " of the training split (validation and test unchanged).",
         f"- Machine: {meta.get('machine', '?')}, {config.workers} worker process(es). Wall time "

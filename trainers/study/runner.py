@@ -356,7 +356,7 @@ class Study:
                         cost = {
                             "sweep": (blocks + 2) * epochs * 0.7,
                             "halving": blocks * epochs * 0.25,
-                        }.get(kind, rate * 2.3 * cfg.rltune.episodes * cfg.rltune.epochs)
+                        }.get(kind, rate * 2.3 * cfg.rltune.total_epochs)
                         runs.append(
                             StudyRun(model.key, target.name, seed, kind, rate, settings, cost)
                         )

@@ -132,7 +132,7 @@ class RLTune:
         self.step = 0
         self.train_seconds = 0.0  # this invocation's training: steps, agent, moving average
         self.per_epoch = steps_per_epoch(self.cfg, runner.train_size)
-        total = self.cfg.episodes * self.cfg.epochs * self.per_epoch
+        total = self.cfg.rltune_epochs * self.per_epoch
         self.factor = lr_factor(self.cfg, total)
         self.state_file = self.folder.paused(job.name)
         self.params = {n for n, _ in runner.model.named_parameters()}
