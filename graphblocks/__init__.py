@@ -11,8 +11,8 @@ The public API is small and imported lazily, so that ``graphblocks --help`` star
 Tools built on graphblocks (its fine-tuning trainers among them) use only the names in
 ``__all__``:
 
-* analysis: :func:`analyze` (its defaults: :func:`default_settings`), :class:`Partition`,
-  :func:`export`, :func:`draw`;
+* analysis: :func:`analyze` (its defaults: :func:`default_settings`; the crossing bound
+  :data:`DEFAULT_MAX_CROSSING`), :class:`Partition`, :func:`export`, :func:`draw`;
 * models: :func:`resolve_model` (a specification to a buildable
   :class:`~graphblocks.sources.ModelSource`), :func:`parse_model_args` and
   :func:`parse_input_size` (the ``--model-arg`` and ``--input-size`` syntaxes);

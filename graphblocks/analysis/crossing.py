@@ -20,9 +20,9 @@ A cut is **admissible** when
    u ∈ C_i = X_i - {v_i} is carried across a stage, or is *held* and has, since its last
    read r(u) ≤ i (or its creation), been carried over a complete unit: a merge m with
    R_i < m ≤ v_i, R_i = max r(u) over the held tensors, at which only C_i and m itself
-   were live, X_m = C_i + {m}. Units are the merges that close a skip or a cell (:class:`Join`) deeply enough
-   (:data:`UNIT_DEPTH`); a join of parallel branches never is one. A tensor about to close a
-   concatenating skip it starts needs a skip unit;
+   were live, X_m = C_i + {m}. Units are the merges that close a skip or a cell
+   (:class:`Join`) deeply enough (:data:`UNIT_DEPTH`); a join of parallel branches never
+   is one. A tensor about to close a concatenating skip it starts needs a skip unit;
 4. **not inside a residual unit**: no held tensor has entered an ``x + f(x)`` it starts
    that closes after the cut, unless a path of :data:`UNIT_DEPTH` weighted layers still
    lies between the cut and that sum (a skip over a stage, as an FPN lateral's).
@@ -317,9 +317,9 @@ def holds_stage(
     own: a product of activations (:func:`_gates`: GhostNetV2's DFC attention pools,
     convolves, upsamples and multiplies), and the merge that takes a product's result
     (EfficientFormerV2's strided attention adds its local value convolution to
-    ``attn @ v`` before upsampling), start the count again. Each node keeps the (grid, layers so far up
-    to :data:`UNIT_DEPTH`, whether a product's result flows on it) states of the paths reaching it,
-    in order: O(|region| · grids)."""
+    ``attn @ v`` before upsampling), start the count again. Each node keeps the states
+    (grid, layers so far up to :data:`UNIT_DEPTH`, whether a product's result flows on
+    it) of the paths reaching it, in order: O(|region| · grids)."""
     states: dict[str, set[tuple[int | None, int, bool]]] = {}
     for node in sorted(region, key=position.__getitem__):
         data = graph.nodes[node]
@@ -507,9 +507,9 @@ class _Sweep:
 
     def carried_over_a_unit(self, held: list[str], width: int) -> bool:
         """Condition 3 for the carried tensors ``held`` (those on no long skip): since the
-        last read of any of them (that read may close the skip unit the tensor started), a unit closed at
-        which only the carried tensors and its result were live (``width`` of them); a skip
-        about to close by concatenation (a U-Net level) needs a skip unit, not only a cell."""
+        last read of any of them, a unit closed at which only the carried tensors and its
+        result were live (``width`` of them); a skip about to close by concatenation (a
+        short ``cat(x, f(x))``) needs a skip unit, not only a cell."""
         nexts = (self.reads[u][self.live[u]] for u in held)
         closing = any(
             n < len(self.order) and self.joins.concat_start.get(self.order[n]) == u
