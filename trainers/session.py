@@ -20,7 +20,7 @@ from graphblocks import GraphblocksError, Partition, PartitionError, write_atomi
 from trainers.execution.local import Executor, LocalExecutor
 from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task, run_task
 from trainers.jobs.job import Job, JobKind, JobResult
-from trainers.jobs.results import RunResults, Selection, read_job_result, summarize_sweep
+from trainers.jobs.results import RunResults, Selection, finished_result, summarize_sweep
 from trainers.jobs.run_folder import RunFolder
 from trainers.jobs.strategies import jobs_for
 from trainers.settings import ConfigError, ExecutorKind, Selector, Strategy, TrainConfig
@@ -255,9 +255,8 @@ def _finished(ready: Prepared, progress: Progress | None) -> dict[str, JobResult
     """With ``resume``, the results of the jobs that finished before, read back."""
     results: dict[str, JobResult] = {}
     for job in ready.jobs if ready.config.resume else []:
-        saved = ready.folder.job_result(job.name)
-        if saved.exists():
-            results[job.name] = read_job_result(saved)
+        if (result := finished_result(ready.folder, job.name)) is not None:
+            results[job.name] = result
             if progress:
                 progress(ProgressEvent.SKIPPED, job, len(results), len(ready.jobs))
     return results

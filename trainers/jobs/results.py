@@ -413,6 +413,13 @@ def read_job_result(path: Path) -> JobResult:
     return JobResult.from_dict(data)
 
 
+def finished_result(folder: RunFolder, job: str) -> JobResult | None:
+    """The result of job ``job`` when it finished in ``folder`` before, read back rather
+    than run again; None when it has no result yet."""
+    saved = folder.job_result(job)
+    return read_job_result(saved) if saved.exists() else None
+
+
 def _read_json(path: Path, fix: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

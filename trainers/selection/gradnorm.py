@@ -31,7 +31,7 @@ import torch
 from trainers.execution.local import Executor
 from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task
 from trainers.jobs.job import Job, JobKind, JobResult
-from trainers.jobs.results import Selection, read_job_result
+from trainers.jobs.results import Selection, finished_result
 from trainers.jobs.strategies import trainable
 from trainers.selection.rungs import epochs_done, promoted
 from trainers.settings import Selector
@@ -90,10 +90,8 @@ def gradnorm_select(
     ranking_seconds = time.perf_counter() - began
     top = promoted(list(range(blocks)), scores, 1)[0]
     job = Job(JobKind.BLOCK, cfg, block=top)
-    saved = ready.folder.job_result(job.name)
-    if saved.exists():
-        result = read_job_result(saved)
-    else:
+    result = finished_result(ready.folder, job.name)
+    if result is None:
         started = (lambda task: progress(ProgressEvent.START, task.job, 0, 1)) if progress else None
         [(_, result)] = list(executor.run(ready, [Task(job)], progress, started))
     share = min(1.0, (cfg.gradnorm_batches or math.inf) * cfg.batch_size / ready.runner.train_size)

@@ -32,7 +32,7 @@ from graphblocks import write_atomic
 from trainers.execution.local import Executor
 from trainers.execution.tasks import Prepared, Progress, ProgressEvent, Task
 from trainers.jobs.job import Job, JobKind, JobResult
-from trainers.jobs.results import Rung, Selection, read_job_result
+from trainers.jobs.results import Rung, Selection, finished_result
 from trainers.selection.rungs import epochs_done, kept_count, promoted, rung_epochs
 from trainers.settings import Selector
 
@@ -143,9 +143,8 @@ def _run_rung(
     todo = []
     for block in survivors:
         job = Job(JobKind.BLOCK, cfg, block=block)
-        saved = ready.folder.job_result(job.name)
-        if until is None and saved.exists():
-            result = read_job_result(saved)
+        result = finished_result(ready.folder, job.name) if until is None else None
+        if result is not None:
             finished.append(result)
             record.add(block, epochs, result, epochs_done(ready, result))
         elif not record.has(block, epochs):
