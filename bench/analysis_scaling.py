@@ -20,6 +20,7 @@ grow near-linearly with the number of nodes.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import sys
@@ -44,10 +45,12 @@ class Unit(nn.Module):
 
 
 class DeepNet(nn.Module):
-    def __init__(self, units: int, channels: int = 4) -> None:
+    """A stem, ``units`` one-input units of class ``unit`` in a row, a classifier."""
+
+    def __init__(self, units: int, channels: int = 4, unit: type[nn.Module] = Unit) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        self.units = nn.Sequential(*(Unit(channels) for _ in range(units)))
+        self.units = nn.Sequential(*(unit(channels) for _ in range(units)))
         self.fc = nn.Linear(channels, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,19 +102,12 @@ class Level(nn.Module):
         return torch.relu(self.merge(torch.cat([x, up], 1)))
 
 
-class LevelNet(nn.Module):
-    def __init__(self, levels: int, channels: int = 4) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        self.levels = nn.Sequential(*(Level(channels) for _ in range(levels)))
-        self.fc = nn.Linear(channels, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.levels(self.stem(x)).mean((2, 3)))
-
-
 #: family → (model of about N nodes, nodes per unit)
-FAMILIES = {"residual": (DeepNet, 4), "cells": (CellNet, 10), "levels": (LevelNet, 10)}
+FAMILIES = {
+    "residual": (DeepNet, 4),
+    "cells": (CellNet, 10),
+    "levels": (functools.partial(DeepNet, unit=Level), 10),
+}
 #: blocks each family's partition must have for ``units`` units
 EXPECTED_BLOCKS = {
     "residual": lambda units: units + 1,

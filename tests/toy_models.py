@@ -437,15 +437,19 @@ class TwoInputCell(nn.Module):
 class TwoInputCellNet(nn.Module):
     """A classifier of six two-input cells: two tensors cross between any two cells."""
 
+    #: the cell, and how many times its width it outputs
+    cell: type[TwoInputCell] = TwoInputCell
+    widening = 3
+
     def __init__(self, width: int = 8, cells: int = 6, num_classes: int = 5) -> None:
         super().__init__()
         self.stem = conv_bn_relu(3, width)
         chans = [width, width]
         self.cells = nn.ModuleList()
         for _ in range(cells):
-            self.cells.append(TwoInputCell(chans[-2], chans[-1], width))
-            chans.append(3 * width)
-        self.fc = nn.Linear(3 * width, num_classes)
+            self.cells.append(self.cell(chans[-2], chans[-1], width))
+            chans.append(self.widening * width)
+        self.fc = nn.Linear(self.widening * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         prev = cur = self.stem(x)
@@ -579,36 +583,23 @@ class PlainMultiScale(nn.Module):
         return self.fc(torch.cat([t.mean((2, 3)) for t in taps], 1))
 
 
-class SumCell(nn.Module):
+class SumCell(TwoInputCell):
     """A NASNet-style cell that reads the two previous cells' outputs and **adds** its
     branches: ``(left(x) + p) + (right(p) + x)`` over the adjusted inputs p and x."""
-
-    def __init__(self, c_prev: int, c_cur: int, c: int) -> None:
-        super().__init__()
-        self.adjust_prev = conv_bn_relu(c_prev, c)
-        self.adjust_cur = conv_bn_relu(c_cur, c)
-        self.left = conv_bn_relu(c, c)
-        self.right = conv_bn_relu(c, c)
 
     def forward(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         p, x = self.adjust_prev(prev), self.adjust_cur(cur)
         return (self.left(x) + p) + (self.right(p) + x)
 
 
-class SumCellNet(nn.Module):
-    """A classifier of two-input cells that sum their branches (:class:`SumCell`)."""
+class SumCellNet(TwoInputCellNet):
+    """A classifier of eight two-input cells that sum their branches (:class:`SumCell`)."""
+
+    cell = SumCell
+    widening = 1
 
     def __init__(self, width: int = 8, cells: int = 8, num_classes: int = 5) -> None:
-        super().__init__()
-        self.stem = conv_bn_relu(3, width)
-        self.cells = nn.ModuleList(SumCell(width, width, width) for _ in range(cells))
-        self.fc = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        prev = cur = self.stem(x)
-        for cell in self.cells:
-            prev, cur = cur, cell(prev, cur)
-        return self.fc(cur.mean((2, 3)))
+        super().__init__(width, cells, num_classes)
 
 
 class DeepUNet(nn.Module):

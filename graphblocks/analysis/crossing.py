@@ -295,14 +295,13 @@ def holds_stage(
     region: set[str],
     position: dict[str, int],
     level: dict[str, int | None],
-    ends: set[int | None],
+    fork: str,
     merge: str,
-    arrive_on: int | None = None,
-    returning: bool = True,
 ) -> bool:
     """Whether some path through ``region`` into ``merge`` runs :data:`UNIT_DEPTH`
-    weighted layers on spatial grids outside ``ends`` and arrives on grid ``arrive_on``
-    (on any grid when not ``returning``: the model's output takes each tensor on its own).
+    weighted layers on spatial grids that are neither ``fork``'s nor ``merge``'s, and
+    arrives on ``merge``'s grid (on any grid when ``merge`` is the model's output, which
+    has no grid of its own and takes each tensor on its own).
 
     A path's grid changes only where it passes a resampling node (a layer runs on the
     grid it outputs); a path starts in the region on its first node's grid. Such a path
@@ -320,6 +319,8 @@ def holds_stage(
     ``attn @ v`` before upsampling), start the count again. Each node keeps the states
     (grid, layers so far up to :data:`UNIT_DEPTH`, whether a product's result flows on
     it) of the paths reaching it, in order: O(|region| · grids)."""
+    returning = merge in level
+    ends = {level[fork], level.get(merge)}
     states: dict[str, set[tuple[int | None, int, bool]]] = {}
     for node in sorted(region, key=position.__getitem__):
         data = graph.nodes[node]
@@ -338,7 +339,7 @@ def holds_stage(
             here.add((grid, min(count + away, UNIT_DEPTH), gated))
         states[node] = here
     return any(
-        count >= UNIT_DEPTH and (grid == arrive_on or not returning)
+        count >= UNIT_DEPTH and (not returning or grid == level[merge])
         for source in graph.predecessors(merge)
         for grid, count, _ in states.get(source, ())
     )
@@ -378,8 +379,6 @@ def long_operands(
     side. The model's output counts as such a merge: a feature pyramid's backbone
     returns its finer stages' outputs after its coarser stages (any grid is its own).
     Walks each other operand's ancestors down to the earliest fork once."""
-    returning = merge in level
-    grid = level[merge] if returning else None
     inputs = [u for u in graph.predecessors(merge) if u in position]
     chains = {a: _chain_to_fork(graph, a, position) for a in inputs}
     floor = min(position[chain[-1]] for chain in chains.values()) if chains else 0
@@ -390,8 +389,7 @@ def long_operands(
         region = {
             n for b in inputs if b not in chain for n in walked[b] if position[n] > position[fork]
         }
-        ends = {level[fork], grid}
-        if region and holds_stage(graph, region, position, level, ends, merge, grid, returning):
+        if region and holds_stage(graph, region, position, level, fork, merge):
             carried[a] = chain
     return carried
 
